@@ -1,0 +1,80 @@
+"""`formsvc criteria list|show`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from formsvc.criteria import CriteriaSet, default_registry
+from formsvc.criteria.model import PROVISIONAL_NOTE
+
+
+def set_summary(cset: CriteriaSet) -> dict[str, Any]:
+    return {
+        "id": cset.id,
+        "title": cset.title,
+        "kind": cset.kind,
+        "version": cset.version,
+        "verified": cset.fully_verified,
+        "source": cset.source.model_dump(mode="json"),
+        "audience_groups": cset.audience_groups,
+        "years": {"from": cset.years.first, "to": cset.years.last},
+        "extends": cset.extends,
+    }
+
+
+def set_detail(cset: CriteriaSet) -> dict[str, Any]:
+    out = set_summary(cset)
+    out["total_max"] = cset.total_max
+    out["outcome"] = cset.outcome.model_dump(mode="json")
+    out["criteria"] = [
+        {"id": c.id, "number": c.number, "title": c.title, "max_points": c.max_points,
+         "indicators": [i.id for i in c.indicators]}
+        for c in cset.criteria
+    ]
+    out["indicators"] = [
+        {"id": i.id, "number": i.number, "title": i.title, "max_points": i.max_points, "step": i.step,
+         "min_points": i.min_points, "evidence_required": i.evidence_required, "verified": i.verified,
+         "origin": i.origin}
+        for i in cset.indicators
+    ]
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    criteria = typer.Typer(help="Criteria sets (bộ tiêu chí).", no_args_is_help=True)
+    app.add_typer(criteria, name="criteria")
+
+    @criteria.command("list")
+    def list_sets(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+        """List loaded criteria sets."""
+        registry = default_registry()
+        if as_json:
+            typer.echo(json.dumps([set_summary(s) for s in registry], ensure_ascii=False, indent=2))
+            return
+        for s in registry:
+            flag = "" if s.fully_verified else "  [tạm thời, chưa đối chiếu]"
+            typer.echo(f"{s.id:<24} {s.kind:<5} {s.source.document} {s.source.appendix or ''}{flag}")
+            typer.echo(f"{'':<24} {s.title}")
+
+    @criteria.command("show")
+    def show_set(set_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+        """Show one criteria set with its indicators."""
+        cset = default_registry().get(set_id)
+        if as_json:
+            typer.echo(json.dumps(set_detail(cset), ensure_ascii=False, indent=2))
+            return
+        typer.echo(f"{cset.title}  [{cset.id} v{cset.version}]")
+        src = cset.source
+        typer.echo(f"Nguồn: {src.document}, {src.issuer}, ngày {src.date:%d/%m/%Y} {src.appendix or ''}")
+        if not cset.fully_verified:
+            typer.echo(f"Lưu ý: {PROVISIONAL_NOTE}.")
+        for c in cset.criteria:
+            typer.echo(f"\nTiêu chí {c.number}. {c.title} (tối đa {c.max_points:g} điểm)")
+            for i in c.indicators:
+                mark = "" if i.verified else " *"
+                typer.echo(f"  {i.number:>2}. {i.title}{mark}  — tối đa {i.max_points:g}, bước {i.step:g}")
+        if not cset.fully_verified:
+            typer.echo("\n* Nội dung diễn đạt tạm thời.")
