@@ -1,0 +1,1 @@
+"""Ingestion: input -> pages -> identify -> align -> fields -> record -> validation."""
