@@ -3,8 +3,8 @@
 from formsvc.criteria.groups import AudienceGroup, load_groups, resolve_group
 from formsvc.criteria.loader import CriteriaRegistry, default_registry, load_registry
 from formsvc.criteria.model import (
-    Criterion,
     CriteriaSet,
+    Criterion,
     Indicator,
     OutcomeRule,
     RankingBand,

@@ -107,11 +107,15 @@ def _check_structure(record: Record, cset: CriteriaSet, reasons: list[Reason]) -
         allowed = ", ".join(cset.audience_groups)
         group = resolve_group(record.subject.group)
         if record.subject.group is None:
-            reasons.append(Reason(code="group_missing", field="subject.group", severity="review",
-                                  message=f"Chưa ghi đối tượng của người tự đánh giá (bộ tiêu chí dùng cho: {allowed})."))
+            reasons.append(Reason(
+                code="group_missing", field="subject.group", severity="review",
+                message=f"Chưa ghi đối tượng của người tự đánh giá (bộ tiêu chí dùng cho: {allowed}).",
+            ))
         elif group is None:
-            reasons.append(Reason(code="group_unknown", field="subject.group",
-                                  message=f"Đối tượng «{record.subject.group}» không thuộc nhóm đối tượng nào đã biết."))
+            reasons.append(Reason(
+                code="group_unknown", field="subject.group",
+                message=f"Đối tượng «{record.subject.group}» không thuộc nhóm đối tượng nào đã biết.",
+            ))
         elif group.code not in cset.audience_groups:
             reasons.append(Reason(
                 code="wrong_group", field="subject.group",
@@ -199,8 +203,10 @@ def validate(record: Record, cset: CriteriaSet, *, review_confidence: float = DE
     """Return a copy of `record` with `result` and `status` filled in. Never raises on bad scores."""
     reasons: list[Reason] = list(extra_reasons or [])
     if record.criteria_set != cset.id:
-        reasons.append(Reason(code="criteria_set_mismatch", field="criteria_set",
-                              message=f"Phiếu ghi bộ tiêu chí «{record.criteria_set}» nhưng được kiểm tra theo «{cset.id}»."))
+        reasons.append(Reason(
+            code="criteria_set_mismatch", field="criteria_set",
+            message=f"Phiếu ghi bộ tiêu chí «{record.criteria_set}» nhưng được kiểm tra theo «{cset.id}».",
+        ))
     _check_structure(record, cset, reasons)
     scored = _score_indicators(record, cset, reasons)
     _check_total(record, scored, reasons)
