@@ -18,6 +18,7 @@ class AudienceGroup:
     code: str
     number: int
     label: str
+    short_label: str
     aliases: tuple[str, ...]
 
 
@@ -26,6 +27,7 @@ def load_groups() -> tuple[AudienceGroup, ...]:
     data = yaml.safe_load(GROUPS_FILE.read_text(encoding="utf-8"))
     return tuple(
         AudienceGroup(code=g["code"], number=int(g["number"]), label=g["label"],
+                      short_label=g.get("short_label", g["label"]),
                       aliases=tuple(fold(a) for a in g.get("aliases", ())))
         for g in data["groups"]
     )
@@ -39,6 +41,6 @@ def resolve_group(value: str | int | None) -> AudienceGroup | None:
     if not key:
         return None
     for group in load_groups():
-        if key in (group.code, str(group.number), fold(group.label), *group.aliases):
+        if key in (group.code, str(group.number), fold(group.label), fold(group.short_label), *group.aliases):
             return group
     return None

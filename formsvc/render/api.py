@@ -1,0 +1,57 @@
+"""Public rendering API: one form as DOCX or print-ready PDF (with return-trip marks where the form has them)."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any, Literal
+
+from pypdf import PdfReader
+
+from formsvc.criteria import CriteriaRegistry, default_registry
+from formsvc.errors import InputError
+from formsvc.payload import PagePayload, new_doc_id
+from formsvc.render.context import build_context
+from formsvc.render.converter import get_converter
+from formsvc.render.docx import render_docx
+from formsvc.render.registry import FormInfo, get_form
+from formsvc.render.stamp import stamp_pages
+
+_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def page_count(pdf: bytes) -> int:
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+def payloads_for(form: FormInfo, data: dict[str, Any] | None, pages: int, doc_id: str | None = None
+                 ) -> list[PagePayload]:
+    data = data or {}
+    subject_id = (data.get("subject") or {}).get("id")
+    if subject_id is not None:
+        subject_id = str(subject_id)
+        if not _ID.match(subject_id):
+            raise InputError("Mã người/đơn vị (subject.id) chỉ được gồm chữ không dấu, số, '.', '_' hoặc '-'.",
+                             code="bad_subject_id")
+    year = data.get("year")
+    doc = doc_id or new_doc_id()
+    cset = data.get("criteria_set") or form.default_criteria_set
+    return [PagePayload(form=form.id, template_version=form.template_version, criteria_set=cset,
+                        subject_id=subject_id, year=int(year) if year else None, page=n, pages=pages, doc=doc)
+            for n in range(1, pages + 1)]
+
+
+def render_document(form_id: str, data: dict[str, Any] | None, fmt: Literal["pdf", "docx"] = "pdf", *,
+                    registry: CriteriaRegistry | None = None) -> bytes:
+    """Render one form; `data` is record-shaped (subject, year, scores, …) plus form fields; None = blank."""
+    if fmt not in ("pdf", "docx"):
+        raise InputError(f"Định dạng «{fmt}» không được hỗ trợ (chỉ pdf hoặc docx).", code="bad_format")
+    form = get_form(form_id)
+    context = build_context(form, data, registry or default_registry())
+    docx = render_docx(form, context)
+    if fmt == "docx":
+        return docx
+    pdf = get_converter().docx_to_pdf(docx)
+    if form.return_trip:
+        pdf = stamp_pages(pdf, payloads_for(form, data, page_count(pdf)))
+    return pdf

@@ -1,0 +1,79 @@
+"""Stamp the return-trip marks (QR payload + four ArUco markers) onto every page of a rendered PDF.
+
+Drawn as vector squares at the exact formsvc.layout positions, so they are crisp at any scan resolution
+and the extractor knows where to look.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import segno
+from pypdf import PdfReader, PdfWriter
+from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
+
+from formsvc import layout
+from formsvc.payload import PagePayload
+
+A4 = (layout.PAGE_W_MM * mm, layout.PAGE_H_MM * mm)
+
+
+@lru_cache(maxsize=8)
+def marker_bits(marker_id: int) -> np.ndarray:
+    """The marker as a boolean matrix (True = black), border included (6x6 for 4x4 markers)."""
+    dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, layout.MARKER_DICT))
+    img = cv2.aruco.generateImageMarker(dictionary, marker_id, 6)
+    return np.asarray(img == 0)
+
+
+def _squares(c: Canvas, bits: np.ndarray, box: layout.Box) -> None:
+    n_rows, n_cols = bits.shape
+    cell_w, cell_h = box.width / n_cols, box.height / n_rows
+    for r in range(n_rows):
+        for col in range(n_cols):
+            if bits[r, col]:
+                x = (box.left + col * cell_w) * mm
+                y = (layout.PAGE_H_MM - box.top - (r + 1) * cell_h) * mm
+                # A hair of overlap so adjacent cells print as one solid area.
+                c.rect(x, y, cell_w * mm + 0.05, cell_h * mm + 0.05, stroke=0, fill=1)
+
+
+def draw_marks(c: Canvas, payload: PagePayload) -> None:
+    c.setFillColorRGB(0, 0, 0)
+    for marker_id, box in layout.marker_boxes().items():
+        _squares(c, marker_bits(marker_id), box)
+    qr = segno.make(payload.encode(), error="m", micro=False)
+    matrix = np.array([[bool(v) for v in row] for row in qr.matrix], dtype=bool)
+    _squares(c, matrix, layout.qr_box())
+
+
+def overlay_pdf(payloads: Sequence[PagePayload]) -> bytes:
+    buf = io.BytesIO()
+    c = Canvas(buf, pagesize=A4)
+    for payload in payloads:
+        draw_marks(c, payload)
+        c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+def stamp_pages(pdf: bytes, payloads: Sequence[PagePayload | None]) -> bytes:
+    """Merge marks onto each page; a None payload leaves that page (e.g. a duplex filler page) untouched."""
+    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    if len(writer.pages) != len(payloads):
+        raise ValueError(f"{len(writer.pages)} pages but {len(payloads)} payloads")
+    marks = [p for p in payloads if p is not None]
+    overlay = PdfReader(io.BytesIO(overlay_pdf(marks))) if marks else None
+    k = 0
+    for page, payload in zip(writer.pages, payloads, strict=True):
+        if payload is not None and overlay is not None:
+            page.merge_page(overlay.pages[k])
+            k += 1
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -1,0 +1,157 @@
+"""Compute where machine-read fields sit on a form, from the form's own rendered blank PDF.
+
+The indicator table's cells come from pdfplumber's table finder; rows are matched to indicators by the
+number printed in the first column. Results are cached in memory and on disk, keyed by the template's
+content hash, so a changed template can never reuse stale zones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pdfplumber
+
+from formsvc.criteria import default_registry
+from formsvc.layout import Box
+from formsvc.render.registry import get_form
+from formsvc.settings import get_settings
+from formsvc.zones import FormZones, Zone
+
+PT_TO_MM = 25.4 / 72
+SCORE_COL, EVIDENCE_COL, COMMITTEE_COL = 3, 4, 5
+BOX_INSET_MM = 0.8
+TEXT_LABELS = {"Họ và tên:": "subject.full_name", "Năm sinh:": "subject.birth_year", "Đơn vị:": "subject.unit",
+               "Đối tượng:": "subject.group",
+               "Tên đơn vị:": "subject.full_name"}
+SIGNATURE_TITLES = ("NGƯỜI TỰ ĐÁNH GIÁ", "THỦ TRƯỞNG ĐƠN VỊ")
+
+_memory: dict[str, FormZones] = {}
+_lock = threading.Lock()
+
+
+def _box(x0: float, top: float, x1: float, bottom: float, inset: float = 0.0) -> Box:
+    return Box(left=x0 * PT_TO_MM + inset, top=top * PT_TO_MM + inset,
+               width=(x1 - x0) * PT_TO_MM - 2 * inset, height=(bottom - top) * PT_TO_MM - 2 * inset)
+
+
+def _cell_text(page: Any, bbox: tuple[float, float, float, float] | None) -> str:
+    if bbox is None:
+        return ""
+    x0, top, x1, bottom = bbox
+
+    def centred(obj: dict[str, Any]) -> bool:
+        # Glyph boxes overhang cell borders; a character belongs to the cell its centre is in.
+        if obj.get("object_type") != "char":
+            return False
+        cx, cy = (obj["x0"] + obj["x1"]) / 2, (obj["top"] + obj["bottom"]) / 2
+        return bool(x0 <= cx <= x1 and top <= cy <= bottom)
+
+    return (page.filter(centred).extract_text() or "").strip()
+
+
+def _table_zones(page: Any, page_no: int, number_to_id: dict[int, str]) -> list[Zone]:
+    zones: list[Zone] = []
+    for table in page.find_tables():
+        for row in table.rows:
+            cells = row.cells
+            if len(cells) < 6 or any(c is None for c in (cells[0], cells[SCORE_COL])):
+                continue
+            first = _cell_text(page, cells[0])
+            label = _cell_text(page, cells[1]) if cells[1] else ""
+            if first.isdigit() and int(first) in number_to_id:
+                ind = number_to_id[int(first)]
+                zones.append(Zone(f"scores.{ind}", "score", page_no, _box(*cells[SCORE_COL], inset=BOX_INSET_MM)))
+                if cells[EVIDENCE_COL]:
+                    zones.append(Zone(f"evidence.{ind}", "text", page_no, _box(*cells[EVIDENCE_COL], inset=0.5)))
+                if cells[COMMITTEE_COL]:
+                    zones.append(Zone(f"committee.{ind}", "score", page_no,
+                                      _box(*cells[COMMITTEE_COL], inset=BOX_INSET_MM)))
+            elif label.startswith("TỔNG ĐIỂM"):
+                zones.append(Zone("total_declared", "score", page_no, _box(*cells[SCORE_COL], inset=BOX_INSET_MM)))
+    return zones
+
+
+def _text_zones(page: Any, page_no: int) -> list[Zone]:
+    zones: list[Zone] = []
+    lines = page.extract_text_lines(return_chars=False)
+    right = page.width - 15 / PT_TO_MM
+    for line in lines:
+        text = line["text"]
+        for label, name in TEXT_LABELS.items():
+            if text.startswith(label):
+                # The value follows the label on the same line; find where the label's words end.
+                words = [w for w in page.crop((line["x0"], line["top"] - 1, line["x1"], line["bottom"] + 1))
+                         .extract_words() if w["top"] >= line["top"] - 1]
+                n_label = len(label.split())
+                start = words[n_label - 1]["x1"] + 2 if len(words) >= n_label else line["x0"]
+                zones.append(Zone(name, "text", page_no, _box(start, line["top"] - 2, right, line["bottom"] + 2)))
+        if any(text.strip().endswith(t) or t in text for t in SIGNATURE_TITLES):
+            for t in SIGNATURE_TITLES:
+                hits = page.search(t)
+                for hit in hits:
+                    zones.append(Zone("signature.self", "signature", page_no,
+                                      _box(hit["x0"] - 20, hit["bottom"] + 14, hit["x1"] + 20, hit["bottom"] + 80)))
+    return zones
+
+
+def zones_from_pdf(pdf: bytes, form_id: str, criteria_set_id: str | None) -> FormZones:
+    form = get_form(form_id)
+    number_to_id: dict[int, str] = {}
+    if criteria_set_id:
+        number_to_id = {i.number: i.id for i in default_registry().get(criteria_set_id).indicators}
+    zones: list[Zone] = []
+    with pdfplumber.open(io.BytesIO(pdf)) as doc:
+        for page_no, page in enumerate(doc.pages, start=1):
+            zones.extend(_table_zones(page, page_no, number_to_id))
+            zones.extend(_text_zones(page, page_no))
+        pages = len(doc.pages)
+    unique = list({(z.name, z.page): z for z in zones}.values())
+    return FormZones(form=form.id, template_version=form.template_version, criteria_set=criteria_set_id,
+                     pages=pages, zones=unique)
+
+
+def _cache_key(form_id: str, criteria_set_id: str | None) -> str:
+    form = get_form(form_id)
+    digest = hashlib.sha256(form.template_path.read_bytes())
+    if criteria_set_id:
+        digest.update(default_registry().get(criteria_set_id).model_dump_json().encode())
+    return f"{form_id}-v{form.template_version}-{criteria_set_id or 'none'}-{digest.hexdigest()[:16]}"
+
+
+def _to_json(z: FormZones) -> dict[str, Any]:
+    return asdict(z)
+
+
+def _from_json(d: dict[str, Any]) -> FormZones:
+    return FormZones(form=d["form"], template_version=d["template_version"], criteria_set=d["criteria_set"],
+                     pages=d["pages"], zones=[Zone(z["name"], z["kind"], z["page"], Box(**z["box"]))
+                                              for z in d["zones"]])
+
+
+def form_zones(form_id: str, criteria_set_id: str | None) -> FormZones:
+    """Zones of a form for a criteria set, rendered and measured once, then cached."""
+    from formsvc.render.api import render_document
+
+    key = _cache_key(form_id, criteria_set_id or get_form(form_id).default_criteria_set)
+    with _lock:
+        if key in _memory:
+            return _memory[key]
+        path = Path(get_settings().data_dir) / "cache" / "zones" / f"{key}.json"
+        if path.exists():
+            result = _from_json(json.loads(path.read_text(encoding="utf-8")))
+        else:
+            set_id = criteria_set_id or get_form(form_id).default_criteria_set
+            pdf = render_document(form_id, {"criteria_set": set_id} if set_id else None, "pdf")
+            result = zones_from_pdf(pdf, form_id, set_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(_to_json(result), ensure_ascii=False), encoding="utf-8")
+            tmp.replace(path)
+        _memory[key] = result
+        return result
