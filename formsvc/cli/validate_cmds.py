@@ -17,7 +17,7 @@ from formsvc.settings import get_settings
 from formsvc.validation import validate_with_registry
 
 
-def _read_json(path: Path) -> Any:
+def read_json_file(path: Path) -> Any:
     limit = get_settings().max_json_bytes
     try:
         raw = sys.stdin.buffer.read(limit + 1) if str(path) == "-" else path.open("rb").read(limit + 1)
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path, typer.Argument(help="JSON file with one record or a list ('-' = stdin)")],
     ) -> None:
         """Validate records against their criteria sets and print them as JSON."""
-        data = _read_json(file)
+        data = read_json_file(file)
         records = parse_records(data, str(file))
         registry = default_registry()
         threshold = get_settings().review_confidence
