@@ -7,6 +7,7 @@ which soffice is killed and restarted, so a hung document never blocks the next 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -56,7 +57,8 @@ class Converter:
         first = self._read(60.0)
         if not json.loads(first).get("ready"):
             self._kill()
-            raise ExternalToolError("Không khởi động được LibreOffice để chuyển sang PDF.", code="converter_start_failed")
+            raise ExternalToolError("Không khởi động được LibreOffice để chuyển sang PDF.",
+                                    code="converter_start_failed")
         self._done = 0
 
     @staticmethod
@@ -83,10 +85,8 @@ class Converter:
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
             self.restarts += 1
         if self._profile:

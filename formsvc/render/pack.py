@@ -12,7 +12,6 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from pypdf.generic import (
 )
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from formsvc import layout
@@ -41,11 +39,9 @@ from formsvc.render.converter import get_converter
 from formsvc.render.docx import render_docx
 from formsvc.render.registry import FormInfo, get_form
 from formsvc.render.roster import Person, RowError, read_roster
-from formsvc.render.stamp import A4, draw_marks
+from formsvc.render.stamp import A4, draw_marks, new_canvas
 
 PACK_FORMS = ("cdht-self-assessment", "cdht-evidence-checklist")
-FONT_FILES = {"LiberationSerif": "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
-              "LiberationSerif-Bold": "/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf"}
 # Personal fields: context key -> probe token. Tokens are plain ASCII so they never wrap or get shaped.
 TOKENS = {"full_name": "QQAQQ", "birth_year": "QQBQQ", "unit": "QQCQQ", "group_label": "QQDQQ",
           "full_name_signature": "QQEQQ"}
@@ -78,12 +74,6 @@ class PackReport:
     pages: int = 0
     errors: list[RowError] = field(default_factory=list)
     seconds: float = 0.0
-
-
-@lru_cache(maxsize=1)
-def _fonts() -> None:
-    for name, path in FONT_FILES.items():
-        pdfmetrics.registerFont(TTFont(name, path))
 
 
 def _slots(probe_pdf: bytes) -> dict[str, Slot]:
@@ -146,7 +136,7 @@ def _as_xobject(writer: PdfWriter, page: PageObject) -> IndirectObject:
         NameObject("/Type"): NameObject("/XObject"),
         NameObject("/Subtype"): NameObject("/Form"),
         NameObject("/BBox"): ArrayObject([FloatObject(v) for v in page.mediabox]),
-        NameObject("/Resources"): page["/Resources"].clone(writer),  # type: ignore[union-attr]
+        NameObject("/Resources"): page["/Resources"].clone(writer),
     })
     form = form.flate_encode()
     return writer._add_object(form)
@@ -154,8 +144,8 @@ def _as_xobject(writer: PdfWriter, page: PageObject) -> IndirectObject:
 
 def _draw_under(writer: PdfWriter, page: PageObject, xobject: IndirectObject) -> None:
     resources = page.setdefault(NameObject("/Resources"), DictionaryObject())
-    xobjects = resources.setdefault(NameObject("/XObject"), DictionaryObject())  # type: ignore[union-attr]
-    xobjects[NameObject("/FsvBase")] = xobject  # type: ignore[index]
+    xobjects = resources.setdefault(NameObject("/XObject"), DictionaryObject())
+    xobjects[NameObject("/FsvBase")] = xobject
     contents = page.get_contents()
     data = b"q /FsvBase Do Q\n" + (contents.get_data() if contents is not None else b"")
     stream = StreamObject()
@@ -205,13 +195,12 @@ def print_pack(form_id: str, roster_path: Path, out_path: Path, year: int | None
     if not plan:
         raise InputError("Không có dòng hợp lệ nào trong danh sách để in.", code="roster_no_valid_rows",
                          detail={"errors": [e.message for e in report.errors]})
-    _fonts()
     bases: dict[str, Base] = {}
     for _, cset in plan:
         if cset.id not in bases:
             bases[cset.id] = build_base(form, cset, year, issuer, registry)
     overlay_buf = io.BytesIO()
-    canvas = Canvas(overlay_buf, pagesize=A4)
+    canvas = new_canvas(overlay_buf)
     layout_pages: list[tuple[str, int]] = []  # (criteria set id, base page index) per output page
     for person, cset in plan:
         base = bases[cset.id]

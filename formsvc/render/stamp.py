@@ -15,12 +15,30 @@ import numpy as np
 import segno
 from pypdf import PdfReader, PdfWriter
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from formsvc import layout
 from formsvc.payload import PagePayload
 
 A4 = (layout.PAGE_W_MM * mm, layout.PAGE_H_MM * mm)
+# Liberation 2 has the Vietnamese glyphs (1.x lacks the stacked diacritics) and is metric-compatible with
+# Times New Roman, the font Nghị định 30/2020 prescribes.
+FONT_FILES = {"LiberationSerif": "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
+              "LiberationSerif-Bold": "/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf"}
+
+
+@lru_cache(maxsize=1)
+def register_fonts() -> None:
+    for name, path in FONT_FILES.items():
+        pdfmetrics.registerFont(TTFont(name, path))
+
+
+def new_canvas(buf: io.BytesIO) -> Canvas:
+    """A canvas whose only font is an embedded one (reportlab otherwise references unembedded Helvetica)."""
+    register_fonts()
+    return Canvas(buf, pagesize=A4, initialFontName="LiberationSerif", initialFontSize=12)
 
 
 @lru_cache(maxsize=8)
@@ -54,7 +72,7 @@ def draw_marks(c: Canvas, payload: PagePayload) -> None:
 
 def overlay_pdf(payloads: Sequence[PagePayload]) -> bytes:
     buf = io.BytesIO()
-    c = Canvas(buf, pagesize=A4)
+    c = new_canvas(buf)
     for payload in payloads:
         draw_marks(c, payload)
         c.showPage()

@@ -35,7 +35,8 @@ _memory: dict[str, FormZones] = {}
 _lock = threading.Lock()
 
 
-def _box(x0: float, top: float, x1: float, bottom: float, inset: float = 0.0) -> Box:
+def _box(bbox: tuple[float, float, float, float], inset: float = 0.0) -> Box:
+    x0, top, x1, bottom = bbox
     return Box(left=x0 * PT_TO_MM + inset, top=top * PT_TO_MM + inset,
                width=(x1 - x0) * PT_TO_MM - 2 * inset, height=(bottom - top) * PT_TO_MM - 2 * inset)
 
@@ -66,14 +67,14 @@ def _table_zones(page: Any, page_no: int, number_to_id: dict[int, str]) -> list[
             label = _cell_text(page, cells[1]) if cells[1] else ""
             if first.isdigit() and int(first) in number_to_id:
                 ind = number_to_id[int(first)]
-                zones.append(Zone(f"scores.{ind}", "score", page_no, _box(*cells[SCORE_COL], inset=BOX_INSET_MM)))
+                zones.append(Zone(f"scores.{ind}", "score", page_no, _box(cells[SCORE_COL], inset=BOX_INSET_MM)))
                 if cells[EVIDENCE_COL]:
-                    zones.append(Zone(f"evidence.{ind}", "text", page_no, _box(*cells[EVIDENCE_COL], inset=0.5)))
+                    zones.append(Zone(f"evidence.{ind}", "text", page_no, _box(cells[EVIDENCE_COL], inset=0.5)))
                 if cells[COMMITTEE_COL]:
                     zones.append(Zone(f"committee.{ind}", "score", page_no,
-                                      _box(*cells[COMMITTEE_COL], inset=BOX_INSET_MM)))
+                                      _box(cells[COMMITTEE_COL], inset=BOX_INSET_MM)))
             elif label.startswith("TỔNG ĐIỂM"):
-                zones.append(Zone("total_declared", "score", page_no, _box(*cells[SCORE_COL], inset=BOX_INSET_MM)))
+                zones.append(Zone("total_declared", "score", page_no, _box(cells[SCORE_COL], inset=BOX_INSET_MM)))
     return zones
 
 
@@ -90,13 +91,13 @@ def _text_zones(page: Any, page_no: int) -> list[Zone]:
                          .extract_words() if w["top"] >= line["top"] - 1]
                 n_label = len(label.split())
                 start = words[n_label - 1]["x1"] + 2 if len(words) >= n_label else line["x0"]
-                zones.append(Zone(name, "text", page_no, _box(start, line["top"] - 2, right, line["bottom"] + 2)))
+                zones.append(Zone(name, "text", page_no, _box((start, line["top"] - 2, right, line["bottom"] + 2))))
         if any(text.strip().endswith(t) or t in text for t in SIGNATURE_TITLES):
             for t in SIGNATURE_TITLES:
                 hits = page.search(t)
                 for hit in hits:
                     zones.append(Zone("signature.self", "signature", page_no,
-                                      _box(hit["x0"] - 20, hit["bottom"] + 14, hit["x1"] + 20, hit["bottom"] + 80)))
+                                      _box((hit["x0"] - 20, hit["bottom"] + 14, hit["x1"] + 20, hit["bottom"] + 80))))
     return zones
 
 
