@@ -42,6 +42,7 @@ class Converter:
         self._profile: str | None = None
         self._done = 0
         self.restarts = 0
+        self.office_pid: int | None = None
 
     # -- process management -------------------------------------------------------------------
     def _start(self) -> None:
@@ -54,8 +55,9 @@ class Converter:
         )
         self._lines = queue.Queue()
         threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
-        first = self._read(60.0)
-        if not json.loads(first).get("ready"):
+        first = json.loads(self._read(60.0))
+        self.office_pid = first.get("pid")
+        if not first.get("ready"):
             self._kill()
             raise ExternalToolError("Không khởi động được LibreOffice để chuyển sang PDF.",
                                     code="converter_start_failed")
@@ -103,9 +105,23 @@ class Converter:
                     pass
             self._kill()
 
-    @property
-    def soffice_pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+    def office_processes(self) -> list[int]:
+        """Pids of the running soffice.bin in this converter's process group (for health checks and fault tests)."""
+        if self._proc is None:
+            return []
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                comm = stat[stat.index("(") + 1: stat.rindex(")")]
+                pgid = int(stat[stat.rindex(")") + 2:].split()[2])
+            except (OSError, ValueError):
+                continue
+            if pgid == self._proc.pid and comm.startswith("soffice"):
+                pids.append(int(entry.name))
+        return pids
 
     # -- conversion ----------------------------------------------------------------------------
     def convert_file(self, src: Path, dst: Path) -> None:
@@ -126,6 +142,7 @@ class Converter:
                 if self._done >= self.restart_after:
                     self._kill()  # LibreOffice grows over time; a fresh one starts on the next request
                 if not reply.get("ok"):
+                    self._kill()  # a failed conversion may leave soffice broken: start clean next time
                     raise ExternalToolError(f"LibreOffice không chuyển được tài liệu: {reply.get('error')}",
                                             code="conversion_failed")
         finally:
