@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from formsvc.criteria import load_registry
 from formsvc.errors import BusyError, ExternalToolError
 from formsvc.render.context import build_context
 from formsvc.render.converter import Converter
 from formsvc.render.docx import render_docx
 from formsvc.render.registry import get_form
-from formsvc.criteria import load_registry
 
 DOCX = render_docx(get_form("cdht-registration-progress"),
                    build_context(get_form("cdht-registration-progress"), None, load_registry()))

@@ -1,0 +1,3 @@
+from formsvc.cli import main
+
+main()

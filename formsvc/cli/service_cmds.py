@@ -1,0 +1,87 @@
+"""`formsvc serve` (the API) and `formsvc up` (Redis + API on embedded defaults)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlparse
+
+import typer
+
+from formsvc.errors import ConfigError
+from formsvc.settings import get_settings
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def start_redis(url: str, data_dir: Path) -> subprocess.Popen[bytes] | None:
+    """Start a local redis-server for `url` unless one already listens there."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
+    if _listening(host, port):
+        return None
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise ConfigError("Không tìm thấy redis-server; hãy chạy scripts/dev.sh setup.", code="redis_missing")
+    folder = data_dir / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([exe, "--bind", host, "--port", str(port), "--dir", str(folder.resolve()),
+                             "--save", "60 1", "--appendonly", "yes", "--protected-mode", "yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not _listening(host, port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise ConfigError(f"Không khởi động được Redis ở cổng {port}.", code="redis_start_failed")
+        time.sleep(0.05)
+    return proc
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+              port: Annotated[int, typer.Option(help="Port")] = 8000) -> None:
+        """Run the HTTP API."""
+        import uvicorn
+
+        uvicorn.run("formsvc.api.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+    @app.command("up")
+    def up(host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+           port: Annotated[int, typer.Option(help="Port")] = 8000) -> None:
+        """Start everything on embedded defaults: Redis (if not running) and the API."""
+        settings = get_settings()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        redis = start_redis(settings.redis_url, settings.data_dir)
+        api = subprocess.Popen([sys.executable, "-m", "formsvc.cli", "serve", "--host", host, "--port", str(port)])
+        deadline = time.monotonic() + 60
+        while not _listening(host, port) and time.monotonic() < deadline and api.poll() is None:
+            time.sleep(0.1)
+        typer.echo(f"formsvc đang chạy: http://{host}:{port}  (API: http://{host}:{port}/docs)")
+        typer.echo(f"Dữ liệu: {settings.data_dir.resolve()}   Redis: {settings.redis_url}")
+        children = [p for p in (api, redis) if p is not None]
+
+        def stop(*_: object) -> None:
+            for p in children:
+                if p.poll() is None:
+                    p.terminate()
+            for p in children:
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        api.wait()
+        stop()

@@ -1,0 +1,97 @@
+"""The HTTP API serves criteria, forms, rendering and validation; errors are Vietnamese JSON with codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from formsvc.api.app import create_app
+from formsvc.criteria import load_registry
+from tests.factories import full_record
+
+client = TestClient(create_app())
+
+
+def test_health_and_criteria() -> None:
+    assert client.get("/v1/health").json()["status"] == "ok"
+    ids = [s["id"] for s in client.get("/v1/criteria").json()]
+    assert "cdht-324-pl4-school" in ids
+    detail = client.get("/v1/criteria/cdht-324-pl4-school").json()
+    assert [i["number"] for i in detail["indicators"]] == list(range(1, 11))
+    missing = client.get("/v1/criteria/nope")
+    assert missing.status_code == 404 and missing.json()["code"] == "criteria_set_not_found"
+
+
+def test_render_pdf_and_docx() -> None:
+    pdf = client.post("/v1/render/cdht-self-assessment", json={"year": 2024, "subject": {"full_name": "Lê Thị Mai"}})
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    docx = client.post("/v1/render/cdht-minutes?format=docx")
+    assert docx.status_code == 200 and docx.content.startswith(b"PK")
+
+
+@pytest.mark.parametrize(("path", "body", "status", "code"), [
+    ("/v1/render/nope", b"", 404, "form_not_found"),
+    ("/v1/render/cdht-self-assessment", b"{not json", 422, "json_invalid"),
+    ("/v1/render/cdht-self-assessment", b"[1, 2]", 422, "json_shape"),
+    ("/v1/render/cdht-self-assessment?format=odt", b"", 422, "request_invalid"),
+    ("/v1/validate", b"", 422, "json_shape"),
+    ("/v1/validate", b'{"form": "x"}', 422, "record_invalid"),
+])
+def test_bad_requests_are_clear_4xx(path: str, body: bytes, status: int, code: str) -> None:
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert r.json()["code"] == code and r.json()["message"]
+
+
+def test_oversized_json_is_413() -> None:
+    big = b'{"notes": "' + b"x" * (6 * 1024 * 1024) + b'"}'
+    r = client.post("/v1/render/cdht-unit-report", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "body_too_large"
+
+
+def test_validate_over_http() -> None:
+    cset = load_registry().get("cdht-324-pl4")
+    r = client.post("/v1/validate", json=full_record(cset, score=8).model_dump(mode="json"))
+    assert r.status_code == 200 and r.json()["result"]["recognised"] is True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
+    api_port, redis_port = _free_port(), _free_port()
+    env = {**os.environ, "FORMSVC_DATA_DIR": str(tmp_path), "FORMSVC_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    exe = Path(sys.executable).with_name("formsvc")
+    proc = subprocess.Popen([str(exe), "up", "--port", str(api_port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{api_port}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("API did not come up")
+        ping = subprocess.run(["redis-cli", "-p", str(redis_port), "ping"], capture_output=True, text=True, check=False)
+        assert ping.stdout.strip() == "PONG"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{api_port}" in out
+    time.sleep(0.5)
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", redis_port)) != 0, "redis left running"
