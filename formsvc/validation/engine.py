@@ -228,12 +228,15 @@ def validate(record: Record, cset: CriteriaSet, *, review_confidence: float = DE
     return record.model_copy(update={"result": result, "status": status_for(reasons)})
 
 
-def validate_with_registry(record: Record, registry: CriteriaRegistry, **kwargs: float) -> Record:
+def validate_with_registry(record: Record, registry: CriteriaRegistry, *,
+                           review_confidence: float = DEFAULT_REVIEW_CONFIDENCE,
+                           extra_reasons: list[Reason] | None = None) -> Record:
     """Validate against the set the record names; an unknown set is a rejection, not a crash."""
     if record.criteria_set not in registry:
         reason = Reason(code="criteria_set_unknown", field="criteria_set",
                         message=f"Không tìm thấy bộ tiêu chí «{record.criteria_set}».")
         return record.model_copy(update={
-            "result": Result(total=0, max_total=0, reasons=[reason]), "status": "rejected",
+            "result": Result(total=0, max_total=0, reasons=[*(extra_reasons or []), reason]), "status": "rejected",
         })
-    return validate(record, registry.get(record.criteria_set), **kwargs)  # type: ignore[arg-type]
+    return validate(record, registry.get(record.criteria_set), review_confidence=review_confidence,
+                    extra_reasons=extra_reasons)

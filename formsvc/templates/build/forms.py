@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from docx.document import Document as DocxDocument
+from docx.enum.table import WD_ALIGN_VERTICAL
 from docx.enum.text import WD_BREAK
 
 from formsvc.templates.build.blocks import (
@@ -41,6 +42,7 @@ def _data_row(table, tags: list[str], height: float, *, bold: bool = False,  # t
     for n, (cell, tag) in enumerate(zip(row.cells, tags, strict=True)):
         align = aligns[n] if aligns else ("left" if n == 1 else "center")
         cell_text(cell, tag, bold=bold, size=TABLE_PT, align=align)
+        cell.vertical_alignment = WD_ALIGN_VERTICAL.CENTER
     fixed_row(row, height)
 
 

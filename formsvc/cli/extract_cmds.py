@@ -1,0 +1,35 @@
+"""`formsvc extract FILE... [--out FILE.json]`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("extract")
+    def extract_cmd(
+        files: Annotated[list[Path], typer.Argument(help="PDF, JPEG, PNG or TIFF files, in any mix")],
+        out: Annotated[Path | None, typer.Option("--out", help="Write JSON here instead of stdout")] = None,
+        jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for page work")] = 1,
+    ) -> None:
+        """Read filled-in forms into validated records: {"documents": [...], "errors": [...]}."""
+        from formsvc.extract.pipeline import extract_files
+        from formsvc.render.converter import get_converter
+
+        try:
+            result = extract_files(files, jobs=jobs)
+        finally:
+            get_converter().close()
+        payload = {"documents": [d.model_dump(mode="json") for d in result.documents],
+                   "errors": [asdict(e) for e in result.errors]}
+        text = json.dumps(payload, ensure_ascii=False, indent=2)
+        if out:
+            out.write_text(text, encoding="utf-8")
+            typer.echo(f"{len(result.documents)} phiếu, {len(result.errors)} lỗi -> {out}", err=True)
+        else:
+            typer.echo(text)

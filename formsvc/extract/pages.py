@@ -1,0 +1,152 @@
+"""Stage 1, pages: open PDFs and images, split them into pages, rasterise at a fixed dpi, one page at a time.
+
+A page with a real text layer is "digital" and keeps its words (read without OCR); every page is also
+rasterised, because the QR code and markers are read from pixels.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pdfplumber
+import pypdfium2 as pdfium
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from formsvc.extract.types import PageError, Word
+
+MIN_DIGITAL_CHARS = 20
+
+
+@dataclass
+class Page:
+    file: str
+    number: int  # 1-based within its file
+    image: np.ndarray  # grayscale uint8 at `dpi`
+    dpi: float
+    digital: bool
+    words: list[Word] = field(default_factory=list)  # text-layer words, pixel coordinates at `dpi`
+
+
+def sniff(head: bytes) -> str | None:
+    if head.startswith(b"%PDF"):
+        return "pdf"
+    if head.startswith(b"\x89PNG") or head[:3] == b"\xff\xd8\xff" or head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image"
+    return None
+
+
+def _err(file: str, page: int | None, code: str, message: str) -> PageError:
+    return PageError(file=file, page=page, code=code, message=message)
+
+
+def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Iterator[Page | PageError]:
+    name = path.name
+    try:
+        doc = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        text = str(exc).lower()
+        if "password" in text:
+            yield _err(name, None, "pdf_encrypted", f"{name}: tệp PDF có mật khẩu, không đọc được.")
+        else:
+            yield _err(name, None, "pdf_unreadable", f"{name}: tệp PDF bị hỏng hoặc không đọc được.")
+        return
+    try:
+        count = len(doc)
+        if count == 0:
+            yield _err(name, None, "pdf_empty", f"{name}: tệp PDF không có trang nào.")
+            return
+        if count > max_pages:
+            yield _err(name, None, "too_many_pages",
+                       f"{name}: {count} trang, vượt giới hạn {max_pages} trang mỗi tệp.")
+            return
+        plumber = pdfplumber.open(str(path))
+        try:
+            for index in range(count):
+                try:
+                    page = doc[index]
+                    w_pt, h_pt = page.get_size()
+                    if w_pt * h_pt * (dpi / 72) ** 2 > max_pixels:
+                        yield _err(name, index + 1, "page_too_large", f"{name}, trang {index + 1}: trang quá lớn.")
+                        continue
+                    textpage = page.get_textpage()
+                    n_chars = textpage.count_chars()
+                    textpage.close()
+                    image = np.asarray(page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L"))
+                    page.close()
+                    words: list[Word] = []
+                    if n_chars >= MIN_DIGITAL_CHARS:
+                        s = dpi / 72
+                        words = [Word(w["text"], (w["x0"] * s, w["top"] * s, w["x1"] * s, w["bottom"] * s), 1.0)
+                                 for w in plumber.pages[index].extract_words(keep_blank_chars=False)]
+                    yield Page(name, index + 1, image, dpi, digital=bool(words), words=words)
+                except (pdfium.PdfiumError, ValueError, KeyError) as exc:
+                    yield _err(name, index + 1, "page_unreadable", f"{name}, trang {index + 1}: không đọc được ({exc}).")
+        finally:
+            plumber.close()
+    finally:
+        doc.close()
+
+
+def _image_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Iterator[Page | PageError]:
+    name = path.name
+    Image.MAX_IMAGE_PIXELS = max_pixels  # PIL raises DecompressionBombError above twice this
+    try:
+        img = Image.open(path)
+    except (UnidentifiedImageError, OSError) as exc:
+        yield _err(name, None, "image_unreadable", f"{name}: ảnh bị hỏng hoặc không đọc được ({exc}).")
+        return
+    except Image.DecompressionBombError:
+        yield _err(name, None, "image_too_large", f"{name}: ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
+        return
+    with img:
+        frames = getattr(img, "n_frames", 1)
+        if frames > max_pages:
+            yield _err(name, None, "too_many_pages", f"{name}: {frames} trang, vượt giới hạn {max_pages}.")
+            return
+        for index in range(frames):
+            try:
+                img.seek(index)
+                if img.width * img.height > max_pixels:
+                    yield _err(name, index + 1, "image_too_large",
+                               f"{name}, trang {index + 1}: ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
+                    continue
+                frame = ImageOps.exif_transpose(img.convert("L")) or img.convert("L")
+                src_dpi = float((img.info.get("dpi") or (0, 0))[0] or 0)
+                # Images come at any resolution; scale A4-sized pages to the pipeline's dpi.
+                scale = dpi / src_dpi if src_dpi > 50 else (dpi * 11.69) / max(frame.size)
+                if abs(scale - 1) > 0.05:
+                    frame = frame.resize((round(frame.width * scale), round(frame.height * scale)),
+                                         Image.Resampling.LANCZOS)
+                yield Page(name, index + 1, np.asarray(frame), dpi, digital=False)
+            except (OSError, ValueError, EOFError) as exc:
+                yield _err(name, index + 1, "image_unreadable", f"{name}, trang {index + 1}: không đọc được ({exc}).")
+
+
+def iter_pages(path: Path, *, dpi: float, max_pages: int, max_pixels: int) -> Iterator[Page | PageError]:
+    """Pages of one file, streamed; errors are yielded as PageError so the rest of a batch goes on."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        yield _err(path.name, None, "file_unreadable", f"{path.name}: không mở được tệp ({exc.strerror}).")
+        return
+    kind = sniff(head)
+    if kind == "pdf":
+        yield from _pdf_pages(path, dpi, max_pages, max_pixels)
+    elif kind == "image":
+        yield from _image_pages(path, dpi, max_pages, max_pixels)
+    elif not head:
+        yield _err(path.name, None, "file_empty", f"{path.name}: tệp rỗng.")
+    else:
+        yield _err(path.name, None, "file_type_unsupported",
+                   f"{path.name}: không phải PDF, JPEG, PNG hay TIFF (nội dung tệp không khớp).")
+
+
+def image_to_png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
