@@ -17,14 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fixtures.roster_gen import write_roster  # noqa: E402
-from formsvc.criteria import default_registry  # noqa: E402
-from formsvc.render.context import build_context  # noqa: E402
-from formsvc.render.converter import get_converter  # noqa: E402
-from formsvc.render.docx import render_docx  # noqa: E402
-from formsvc.render.pack import print_pack  # noqa: E402
-from formsvc.render.registry import get_form  # noqa: E402
-from formsvc.render.roster import read_roster  # noqa: E402
+from fixtures.roster_gen import write_roster
+from formsvc.criteria import default_registry
+from formsvc.render.context import build_context
+from formsvc.render.converter import get_converter
+from formsvc.render.docx import render_docx
+from formsvc.render.pack import print_pack
+from formsvc.render.registry import get_form
+from formsvc.render.roster import read_roster
 
 
 def baseline(roster: Path, sample: int, work: Path) -> float:

@@ -43,8 +43,8 @@ def _marker_points(image: np.ndarray, dpi: float) -> tuple[np.ndarray, np.ndarra
         return np.empty((0, 2), np.float32), np.empty((0, 2), np.float32)
     boxes = layout.marker_boxes()
     seen = set()
-    for marker_id, quad in zip(ids.flatten(), corners, strict=True):
-        marker_id = int(marker_id)
+    for raw_id, quad in zip(ids.flatten(), corners, strict=True):
+        marker_id = int(raw_id)
         if marker_id not in boxes or marker_id in seen:
             continue
         seen.add(marker_id)

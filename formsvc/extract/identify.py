@@ -18,7 +18,8 @@ class Identified:
 
 
 def identify(image: np.ndarray) -> Identified | None:
-    for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode, try_rotate=True,
+    for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
+                                         try_rotate=True,
                                          try_downscale=True):
         try:
             payload = PagePayload.decode(result.text)

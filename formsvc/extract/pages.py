@@ -84,7 +84,8 @@ def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Itera
                                  for w in plumber.pages[index].extract_words(keep_blank_chars=False)]
                     yield Page(name, index + 1, image, dpi, digital=bool(words), words=words)
                 except (pdfium.PdfiumError, ValueError, KeyError) as exc:
-                    yield _err(name, index + 1, "page_unreadable", f"{name}, trang {index + 1}: không đọc được ({exc}).")
+                    yield _err(name, index + 1, "page_unreadable",
+                               f"{name}, trang {index + 1}: không đọc được ({exc}).")
         finally:
             plumber.close()
     finally:

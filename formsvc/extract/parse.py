@@ -73,7 +73,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         r = values.get(name)
         fields.append(FieldProvenance(
             name=name, value=value, confidence=round(max(0.0, min(1.0, confidence)), 3), page=page_of.get(name),
-            bbox=r.bbox if r else None, source=(source or (r.source if r else "qr")),  # type: ignore[arg-type]
+            bbox=r.bbox if r else None, source=(source or (r.source if r else "qr")),
         ))
 
     scores: dict[str, float | str | None] = {}

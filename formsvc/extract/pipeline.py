@@ -51,8 +51,9 @@ def process_page(page: Page) -> PageResult:
     where = f"{page.file}, trang {page.number}"
     ident = identify(page.image)
     if ident is None:
-        result.error = PageError(page.file, page.number, "page_unidentified",
-                                 f"{where}: không tìm thấy mã QR của biểu mẫu formsvc; trang chưa được xếp vào phiếu nào.")
+        result.error = PageError(
+            page.file, page.number, "page_unidentified",
+            f"{where}: không tìm thấy mã QR của biểu mẫu formsvc; trang chưa được xếp vào phiếu nào.")
         return result
     payload = ident.payload
     form = next((f for f in list_forms() if f.id == payload.form), None)

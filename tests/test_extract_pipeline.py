@@ -1,0 +1,191 @@
+"""Forms formsvc printed come back as validated records: digital, scanned, degraded, stacked, and broken input."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pypdf import PdfReader, PdfWriter
+
+from fixtures.scans import DEGRADATIONS, degrade, pdf_bytes, random_record, rasterise, save_scan
+from formsvc.extract.pipeline import extract_files
+from formsvc.records import Record
+from formsvc.render import render_document
+from formsvc.render.converter import get_converter
+from formsvc.settings import get_settings
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close() -> Iterator[None]:
+    yield
+    get_converter().close()
+
+
+@pytest.fixture(scope="module")
+def forms() -> list[tuple[dict[str, Any], bytes]]:
+    """Three people's self-assessments, typed on a computer, as formsvc prints them."""
+    out = []
+    for seed in (101, 102, 103):
+        data = random_record(seed)
+        out.append((data, render_document("cdht-self-assessment", data)))
+    return out
+
+
+def _wrong_and_flagged(doc: Record, truth: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Fields read wrong, and those of them a reviewer is NOT told about (silent errors)."""
+    low = {f.name for f in doc.fields if f.confidence < get_settings().review_confidence}
+    wrong = [k for k, v in truth["scores"].items() if doc.scores.get(k) != v]
+    if doc.subject.full_name != truth["subject"]["full_name"]:
+        wrong.append("full_name")
+    silent = [k for k in wrong if f"scores.{k}" not in low and k != "full_name"]
+    if "full_name" in wrong and "subject.full_name" not in low:
+        silent.append("full_name")
+    return wrong, silent
+
+
+def test_digital_pdf_is_read_exactly_without_ocr(forms: list[tuple[dict[str, Any], bytes]], tmp_path: Path) -> None:
+    data, pdf = forms[0]
+    path = tmp_path / "digital.pdf"
+    path.write_bytes(pdf)
+    result = extract_files([path])
+    assert result.errors == []
+    [doc] = result.documents
+    assert doc.scores == data["scores"] and doc.total_declared == data["total_declared"]
+    assert doc.subject.full_name == data["subject"]["full_name"] and doc.subject.id == data["subject"]["id"]
+    assert doc.subject.birth_year == data["subject"]["birth_year"] and doc.subject.group == "official"
+    assert all(f.source == "text_layer" and f.confidence == 1.0 for f in doc.fields)
+    assert doc.status == "valid" and doc.result is not None
+    assert doc.result.total == data["total_declared"]
+
+
+@pytest.mark.parametrize("kind", list(DEGRADATIONS))
+def test_scanned_and_degraded_pages_have_no_silent_errors(forms: list[tuple[dict[str, Any], bytes]], kind: str,
+                                                           tmp_path: Path) -> None:
+    data, pdf = forms[1]
+    path = save_scan(degrade(rasterise(pdf), kind, seed=5), tmp_path / f"{kind}.tif")
+    result = extract_files([path])
+    assert result.errors == []
+    [doc] = result.documents
+    assert doc.subject.id == data["subject"]["id"] and doc.criteria_set == "cdht-324-pl4" and doc.year == 2024
+    wrong, silent = _wrong_and_flagged(doc, data)
+    assert silent == [], f"{kind}: wrong values not flagged: {silent}"
+    assert len(wrong) <= 2, f"{kind}: too many misreads {wrong}"
+    if wrong:
+        assert doc.status != "valid"
+    score_fields = [f for f in doc.fields if f.name.startswith("scores.")]
+    assert all(f.page in (1, 2) and f.bbox is not None for f in score_fields)
+
+
+def test_shuffled_stack_of_many_people_regroups_into_documents(forms: list[tuple[dict[str, Any], bytes]],
+                                                               tmp_path: Path) -> None:
+    pages: list[np.ndarray] = []
+    for _, pdf in forms:
+        pages.extend(rasterise(pdf))
+    random.Random(3).shuffle(pages)
+    pages = degrade(pages, "rotate", seed=9)
+    path = tmp_path / "stack.pdf"
+    path.write_bytes(pdf_bytes(pages))
+    result = extract_files([path])
+    assert result.errors == []
+    assert sorted(d.subject.id or "" for d in result.documents) == sorted(f[0]["subject"]["id"] for f in forms)
+    by_id = {d.subject.id: d for d in result.documents}
+    for data, _ in forms:
+        doc = by_id[data["subject"]["id"]]
+        assert not _wrong_and_flagged(doc, data)[1]
+        assert "pages_missing" not in {r.code for r in doc.result.reasons}  # type: ignore[union-attr]
+
+
+def test_missing_and_duplicate_pages_are_reported(forms: list[tuple[dict[str, Any], bytes]], tmp_path: Path) -> None:
+    _data, pdf = forms[2]
+    page1, _page2 = rasterise(pdf)
+    path = save_scan([page1, page1], tmp_path / "dup.tif")
+    result = extract_files([path])
+    assert [e.code for e in result.errors] == ["page_duplicate"]
+    [doc] = result.documents
+    assert doc.status == "needs_review" or doc.status == "rejected"
+    missing = [r for r in doc.result.reasons if r.code == "pages_missing"]  # type: ignore[union-attr]
+    assert missing and "Thiếu trang 2" in missing[0].message
+
+
+def _encrypted(pdf: bytes) -> bytes:
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer.encrypt(user_password="secret", owner_password="owner")
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def test_bad_files_get_clear_errors_and_the_batch_goes_on(forms: list[tuple[dict[str, Any], bytes]],
+                                                          tmp_path: Path) -> None:
+    data, pdf = forms[0]
+    good = tmp_path / "good.pdf"
+    good.write_bytes(pdf)
+    cases = {
+        "empty.pdf": b"",
+        "truncated.pdf": pdf[: len(pdf) // 3],
+        "renamed.pdf": b"<html><body>not a pdf</body></html>",
+        "zip.pdf": b"PK\x03\x04" + b"\x00" * 100,
+        "encrypted.pdf": _encrypted(pdf),
+        "blank.png": None,
+    }
+    paths = []
+    for name, content in cases.items():
+        path = tmp_path / name
+        if content is None:
+            save_scan([np.full((2339, 1654), 255, np.uint8)], path)
+        else:
+            path.write_bytes(content)
+        paths.append(path)
+    result = extract_files([*paths, good])
+    codes = {e.file: e.code for e in result.errors}
+    assert codes["empty.pdf"] == "file_empty"
+    assert codes["truncated.pdf"] in ("pdf_unreadable", "page_unreadable")
+    assert codes["renamed.pdf"] == "file_type_unsupported" and codes["zip.pdf"] == "file_type_unsupported"
+    assert codes["encrypted.pdf"] == "pdf_encrypted"
+    assert codes["blank.png"] == "page_unidentified"
+    assert all(e.message for e in result.errors)
+    assert [d.subject.id for d in result.documents] == [data["subject"]["id"]]
+
+
+def test_pixel_limit_is_enforced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = save_scan([np.full((3000, 2000), 255, np.uint8)], tmp_path / "big.png")
+    monkeypatch.setenv("FORMSVC_MAX_IMAGE_PIXELS", "1000000")
+    get_settings.cache_clear()
+    try:
+        result = extract_files([path])
+    finally:
+        get_settings.cache_clear()
+    assert [e.code for e in result.errors] == ["image_too_large"]
+
+
+def test_two_worker_processes_give_the_same_records(forms: list[tuple[dict[str, Any], bytes]], tmp_path: Path) -> None:
+    pages: list[np.ndarray] = []
+    for _, pdf in forms:
+        pages.extend(rasterise(pdf))
+    path = tmp_path / "stack.pdf"
+    path.write_bytes(pdf_bytes(degrade(pages, "noise", seed=2)))
+    one = extract_files([path], jobs=1)
+    two = extract_files([path], jobs=2)
+    strip = [d.model_dump(exclude={"extra"}) for d in one.documents]
+    assert strip == [d.model_dump(exclude={"extra"}) for d in two.documents]
+
+
+def test_cli_extract_prints_documents_and_errors(forms: list[tuple[dict[str, Any], bytes]], tmp_path: Path) -> None:
+    data, pdf = forms[0]
+    path = tmp_path / "a.pdf"
+    path.write_bytes(pdf)
+    exe = Path(sys.executable).with_name("formsvc")
+    run = subprocess.run([str(exe), "extract", str(path), str(tmp_path / "missing.png")], capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["documents"][0]["subject"]["full_name"] == data["subject"]["full_name"]
+    assert out["errors"][0]["code"] == "file_unreadable"
