@@ -192,31 +192,38 @@ def _counts_table(doc: DocxDocument, labels: list[str], tags: list[str], col_mm:
     widths(t, col_mm)
 
 
-def cdht_unit_report(doc: DocxDocument) -> None:
+def _counts_report(doc: DocxDocument, summary: str, labels: list[str], tags: list[str], col_mm: list[float],
+                   intro: str | None = None) -> None:
+    """A report upward: addressee, optional intro, one row of counts and rates, notes, recipients, signature."""
     national_header(doc)
-    title(doc, "BÁO CÁO", "Kết quả đánh giá, công nhận danh hiệu “Công dân học tập” năm {{ year }}")
+    title(doc, "BÁO CÁO", summary)
     para(doc, "Kính gửi: {{ addressee }}", align="center", space_after=6)
-    para(doc, "{{ issuer_name }} báo cáo kết quả đánh giá, công nhận danh hiệu “Công dân học tập” năm {{ year }} "
-              "như sau:", align="justify", space_after=4)
-    _counts_table(doc, ["Tổng số CB, GV, NV", "Số đăng ký", "Tỷ lệ", "Số tự đánh giá", "Số được công nhận",
-                        "Tỷ lệ công nhận"],
-                  ["{{ staff }}", "{{ registered }}", "{{ registered_rate }}", "{{ self_assessed }}",
-                   "{{ recognised }}", "{{ recognised_rate }}"], [30, 27, 24, 28, 30, 26])
+    if intro:
+        para(doc, intro, align="justify", space_after=4)
+    _counts_table(doc, labels, tags, col_mm)
     para(doc, "{{ notes }}", align="justify", space_before=6, space_after=6)
     noi_nhan(doc)
     signature(doc, left=None, right=("{{ head_title }}", "{{ head_name }}"))
+
+
+def cdht_unit_report(doc: DocxDocument) -> None:
+    _counts_report(
+        doc, "Kết quả đánh giá, công nhận danh hiệu “Công dân học tập” năm {{ year }}",
+        ["Tổng số CB, GV, NV", "Số đăng ký", "Tỷ lệ", "Số tự đánh giá", "Số được công nhận", "Tỷ lệ công nhận"],
+        ["{{ staff }}", "{{ registered }}", "{{ registered_rate }}", "{{ self_assessed }}", "{{ recognised }}",
+         "{{ recognised_rate }}"], [30, 27, 24, 28, 30, 26],
+        intro="{{ issuer_name }} báo cáo kết quả đánh giá, công nhận danh hiệu “Công dân học tập” năm {{ year }} "
+              "như sau:",
+    )
 
 
 def cdht_registration_progress(doc: DocxDocument) -> None:
-    national_header(doc)
-    title(doc, "BÁO CÁO", "Tiến độ đăng ký xây dựng mô hình “Công dân học tập” năm {{ year }}")
-    para(doc, "Kính gửi: {{ addressee }}", align="center", space_after=6)
-    _counts_table(doc, ["Tổng số CB, GV, NV", "Đã đăng ký tài khoản", "Tỷ lệ", "Đã tự đánh giá", "Tỷ lệ"],
-                  ["{{ staff }}", "{{ registered }}", "{{ registered_rate }}", "{{ self_assessed }}",
-                   "{{ self_assessed_rate }}"], [35, 35, 30, 35, 30])
-    para(doc, "{{ notes }}", align="justify", space_before=6, space_after=6)
-    noi_nhan(doc)
-    signature(doc, left=None, right=("{{ head_title }}", "{{ head_name }}"))
+    _counts_report(
+        doc, "Tiến độ đăng ký xây dựng mô hình “Công dân học tập” năm {{ year }}",
+        ["Tổng số CB, GV, NV", "Đã đăng ký tài khoản", "Tỷ lệ", "Đã tự đánh giá", "Tỷ lệ"],
+        ["{{ staff }}", "{{ registered }}", "{{ registered_rate }}", "{{ self_assessed }}",
+         "{{ self_assessed_rate }}"], [35, 35, 30, 35, 30],
+    )
 
 
 def dvht_registration(doc: DocxDocument) -> None:
