@@ -22,11 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["OMP_THREAD_LIMIT"] = "1"
 
-from fixtures.scans import DEGRADATIONS, degrade, random_record, rasterise, save_scan  # noqa: E402
-from formsvc.extract.pipeline import extract_files  # noqa: E402
-from formsvc.render import render_document  # noqa: E402
-from formsvc.render.converter import get_converter  # noqa: E402
-from formsvc.settings import get_settings  # noqa: E402
+from fixtures.scans import DEGRADATIONS, degrade, random_record, rasterise, save_scan
+from formsvc.extract.pipeline import extract_files
+from formsvc.render import render_document
+from formsvc.render.converter import get_converter
+from formsvc.settings import get_settings
 
 
 def main() -> None:

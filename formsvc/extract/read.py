@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from formsvc.extract.ocr import read_lines, read_numbers
+from formsvc.extract.digits import ScoreReading, read_score
+from formsvc.extract.ocr import OcrText, read_lines, read_numbers
 from formsvc.extract.types import Word
 from formsvc.layout import mm_to_px
 from formsvc.zones import Zone
@@ -67,6 +68,30 @@ def _tight(crop: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(inner[y0:y1, x0:x1], (0, 0), 0.8)
 
 
+def _num(text: str) -> float | None:
+    return float(text.replace(",", ".")) if NUMBER.match(text) else None
+
+
+def combine(z: Zone, box: tuple[int, int, int, int], a: OcrText, b: OcrText, hand: ScoreReading) -> FieldRead:
+    """Typed or handwritten? Tesseract (twice) reads print, the recogniser reads handwriting; they must agree.
+
+    - Tesseract's two readings agree and the recogniser too: confident.
+    - Tesseract agrees with itself but the recogniser reads another number: keep the print reading, for review.
+    - Tesseract unsure: the recogniser's reading with its own confidence (handwriting).
+    """
+    typed = _num(a.text) if _num(a.text) is not None and _num(a.text) == _num(b.text) else None
+    typed_conf = min(a.confidence, b.confidence)
+    if hand.state == "crossed":
+        return FieldRead(z.name, z.kind, "", True, 0.5, box, "handwriting")
+    if typed is not None:
+        if hand.value == typed:
+            return FieldRead(z.name, z.kind, a.text, False, max(typed_conf, hand.confidence), box, "ocr")
+        return FieldRead(z.name, z.kind, a.text, False, min(typed_conf, 0.6), box, "ocr")
+    if hand.state == "number":
+        return FieldRead(z.name, z.kind, hand.text, False, hand.confidence, box, "handwriting")
+    return FieldRead(z.name, z.kind, a.text, False, min(typed_conf, 0.3), box, "ocr")
+
+
 def read_digital(zones: list[Zone], words: list[Word], dpi: float) -> list[FieldRead]:
     out = []
     for z in zones:
@@ -99,13 +124,12 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float) -> list[Field
             lines.append((z, box, crop))
     crops = [c for _, _, c in numbers]
     first = read_numbers(crops, height=48)
-    # A second reading at the scan's own scale: a number both readings agree on is trusted, any disagreement
-    # goes to a human.
+    # A second reading at the scan's own scale: a typed number both readings agree on is trusted.
     second = read_numbers(crops, height=None)
     for (z, box, _), a, b in zip(numbers, first, second, strict=True):
-        ok = bool(NUMBER.match(a.text)) and a.text.replace(",", ".") == b.text.replace(",", ".")
-        confidence = min(a.confidence, b.confidence) if ok else min(a.confidence, b.confidence, 0.4)
-        out[z.name] = FieldRead(z.name, z.kind, a.text, False, confidence, box, "ocr")
+        x0, y0, x1, y1 = box
+        hand = read_score(image[max(0, y0): y1, max(0, x0): x1])
+        out[z.name] = combine(z, box, a, b, hand)
     for (z, box, _), res in zip(lines, read_lines([c for _, _, c in lines]), strict=True):
         out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr")
     return [out[z.name] for z in zones if z.name in out]

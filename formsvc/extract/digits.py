@@ -1,0 +1,196 @@
+"""Handwritten score reader: numbers 0..max (and a decimal where the step allows) in a score box.
+
+Segment the box into ink components, classify each digit with a small MLP (numpy inference; weights in
+models/digits.npz, trained at build time by digits_train.py on scikit-learn's handwritten digits and synthetic
+pen strokes), find a decimal comma or dot between digits, and assemble a value. The confidence is the product of
+the digit probabilities, capped when the value is not one the criteria allow; blank and crossed-out boxes are
+states of their own, never numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+MODEL = Path(__file__).with_name("models") / "digits.npz"
+MODEL_HOG = Path(__file__).with_name("models") / "digits_hog.npz"
+HOG_CELL, HOG_BINS = 7, 9
+SIDE = 28
+INNER = 20
+
+
+@dataclass(frozen=True)
+class ScoreReading:
+    value: float | None
+    text: str
+    confidence: float
+    state: Literal["number", "blank", "crossed", "unreadable"]
+
+
+@lru_cache(maxsize=2)
+def _weights(path: Path = MODEL) -> list[np.ndarray]:
+    with np.load(path) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+def hog(vectors: np.ndarray) -> np.ndarray:
+    """Histograms of stroke direction per 7x7 cell (HOG, unsigned, 9 bins) of 28x28 glyph vectors.
+
+    The second model sees directions rather than pixels, so its mistakes differ from the first one's.
+    """
+    img = vectors.reshape(-1, SIDE, SIDE).astype(np.float32)
+    grads = np.gradient(img, axis=(1, 2))
+    gy, gx = grads[0], grads[1]
+    mag = np.hypot(gx, gy)
+    ang = (np.arctan2(gy, gx) % np.pi) / np.pi * HOG_BINS
+    bins = np.minimum(ang.astype(np.int64), HOG_BINS - 1)
+    n, cells = img.shape[0], SIDE // HOG_CELL
+    cell_index = (np.arange(SIDE) // HOG_CELL)
+    flat = ((cell_index[:, None] * cells + cell_index[None, :]) * HOG_BINS)[None] + bins
+    flat_hist = np.zeros((n, cells * cells * HOG_BINS), np.float32)
+    rows = np.repeat(np.arange(n), SIDE * SIDE)
+    np.add.at(flat_hist, (rows, flat.reshape(n, -1).ravel()), mag.reshape(n, -1).ravel())
+    per_cell = flat_hist.reshape(n, cells * cells, HOG_BINS)
+    per_cell /= np.linalg.norm(per_cell, axis=2, keepdims=True) + 1e-6
+    return per_cell.reshape(n, -1)
+
+
+def normalise(glyph: np.ndarray) -> np.ndarray:
+    """Ink mask of one glyph -> 28x28 float vector, glyph scaled into a 20x20 box and centred (MNIST-like)."""
+    ys, xs = np.nonzero(glyph)
+    if len(xs) == 0:
+        return np.zeros(SIDE * SIDE, np.float32)
+    crop = glyph[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1].astype(np.float32)
+    h, w = crop.shape
+    s = INNER / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    small = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA)
+    out = np.zeros((SIDE, SIDE), np.float32)
+    y0, x0 = (SIDE - nh) // 2, (SIDE - nw) // 2
+    out[y0:y0 + nh, x0:x0 + nw] = small
+    peak = out.max()
+    return (out / peak if peak > 0 else out).reshape(-1)
+
+
+def classify(vectors: np.ndarray, model: Path = MODEL) -> np.ndarray:
+    """Class probabilities (n x 10) from one of the MLPs (pixels, or HOG features for MODEL_HOG)."""
+    w = _weights(model)
+    x = hog(vectors) if model == MODEL_HOG else vectors
+    for i in range(0, len(w) - 2, 2):
+        x = np.maximum(x @ w[i] + w[i + 1], 0)
+    logits = x @ w[-2] + w[-1]
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _variants(glyph: np.ndarray) -> list[np.ndarray]:
+    """The glyph as written, slightly turned and with thinner/thicker strokes: a reading must survive all."""
+    padded = cv2.copyMakeBorder(glyph, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=0)
+    out = [padded, cv2.dilate(padded, np.ones((2, 2), np.uint8))]
+    centre = (padded.shape[1] / 2, padded.shape[0] / 2)
+    for angle in (-7, 7):
+        m = cv2.getRotationMatrix2D(centre, angle, 1.0)
+        out.append(cv2.warpAffine(padded, m, (padded.shape[1], padded.shape[0]), flags=cv2.INTER_NEAREST))
+    if glyph.sum() > 60:
+        out.append(cv2.erode(padded, np.ones((2, 2), np.uint8)))
+    return out
+
+
+def _classify_glyphs(glyphs: list[np.ndarray]) -> tuple[list[str], float]:
+    """Digit per glyph and a confidence: the mean probability over variants and both models, 0.5 at most if any
+    variant or model disagrees."""
+    chars: list[str] = []
+    confidence = 1.0
+    for glyph in glyphs:
+        vectors = np.stack([normalise(v) for v in _variants(glyph)])
+        probs = np.vstack([classify(vectors), classify(vectors, MODEL_HOG)])  # two models must agree too
+        votes = probs.argmax(axis=1)
+        mean = probs.mean(axis=0)
+        best = int(mean.argmax())
+        c = float(mean[best])
+        if not np.all(votes == best):
+            c = min(c, 0.5)
+        chars.append(str(best))
+        confidence *= c
+    return chars, confidence
+
+
+def _ink(cell: np.ndarray) -> np.ndarray:
+    smooth = cv2.medianBlur(cell, 3)
+    paper = float(np.percentile(smooth, 90))
+    return (smooth < paper - 60).astype(np.uint8)
+
+
+def _crossed(mask: np.ndarray) -> bool:
+    """A cross-out: long straight strokes spanning most of the box diagonally."""
+    h, w = mask.shape
+    lines = cv2.HoughLinesP(mask * 255, 1, np.pi / 180, threshold=max(10, int(min(h, w) * 0.5)),
+                            minLineLength=int(min(h, w) * 0.7), maxLineGap=4)
+    if lines is None:
+        return False
+    diagonals = 0
+    for x0, y0, x1, y1 in lines.reshape(-1, 4):
+        dx, dy = abs(x1 - x0), abs(y1 - y0)
+        if dx > 0.3 * w and dy > 0.5 * h:
+            diagonals += 1
+    return diagonals >= 1 and mask.mean() > 0.03
+
+
+def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) -> ScoreReading:
+    h, w = cell.shape
+    # Leave out the cell's own borders.
+    inner = cell[int(h * 0.06): int(h * 0.94), int(w * 0.04): int(w * 0.96)]
+    mask = _ink(inner)
+    if mask.mean() < 0.004:
+        return ScoreReading(None, "", 0.97, "blank")
+    if _crossed(mask):
+        return ScoreReading(None, "", 0.9, "crossed")
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    ih = mask.shape[0]
+    comps = [(stats[i], i) for i in range(1, n) if stats[i][cv2.CC_STAT_AREA] >= 4]
+    if not comps:
+        return ScoreReading(None, "", 0.97, "blank")
+    tallest = max(s[cv2.CC_STAT_HEIGHT] for s, _ in comps)
+    digits, seps = [], []
+    for s, i in comps:
+        if s[cv2.CC_STAT_HEIGHT] >= 0.45 * tallest:
+            digits.append((s, i))
+        elif s[cv2.CC_STAT_HEIGHT] <= 0.4 * tallest and s[cv2.CC_STAT_TOP] > ih * 0.35:
+            seps.append(s)
+    if not digits or len(digits) > 3:
+        return ScoreReading(None, "", 0.2, "unreadable")
+    digits.sort(key=lambda d: d[0][cv2.CC_STAT_LEFT])
+    # Merge components that overlap horizontally (a broken stroke of one digit).
+    merged: list[list[int]] = []
+    spans: list[tuple[int, int]] = []
+    for s, i in digits:
+        left, right = s[cv2.CC_STAT_LEFT], s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH]
+        if spans and left < spans[-1][1] - 0.3 * (right - left):
+            merged[-1].append(i)
+            spans[-1] = (spans[-1][0], max(spans[-1][1], right))
+        else:
+            merged.append([i])
+            spans.append((left, right))
+    chars, confidence = _classify_glyphs([np.isin(labels, group).astype(np.uint8) for group in merged])
+    text = "".join(chars)
+    sep_between = [s for s in seps if spans[0][1] <= s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH] / 2 <= spans[-1][0]]
+    if len(chars) >= 2 and sep_between:
+        cut = sum(1 for a, _ in spans if a < sep_between[0][cv2.CC_STAT_LEFT])
+        text = "".join(chars[:cut]) + "," + "".join(chars[cut:])
+    try:
+        value = float(text.replace(",", "."))
+    except ValueError:
+        return ScoreReading(None, text, 0.1, "unreadable")
+    if not (0 <= value <= max_value) or round(value / step, 6) != int(round(value / step, 6)):
+        return ScoreReading(value, text, min(confidence, 0.3), "number")
+    return ScoreReading(value, text, confidence, "number")
+
+
+def read_scores(cells: list[np.ndarray], *, max_value: float = 10, step: float = 0.5) -> list[ScoreReading]:
+    return [read_score(c, max_value=max_value, step=step) for c in cells]
