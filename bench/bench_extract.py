@@ -22,7 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["OMP_THREAD_LIMIT"] = "1"
 
-from fixtures.scans import DEGRADATIONS, degrade, random_record, rasterise, save_scan
+from fixtures.scans import (
+    DEGRADATIONS,
+    degrade,
+    handwritten_record,
+    random_record,
+    rasterise,
+    save_scan,
+    write_by_hand,
+)
 from formsvc.extract.pipeline import extract_files
 from formsvc.render import render_document
 from formsvc.render.converter import get_converter
@@ -37,6 +45,10 @@ def main() -> None:
     threshold = get_settings().review_confidence
     truth = [random_record(1000 + n) for n in range(args.people)]
     renders = [rasterise(render_document("cdht-self-assessment", t)) for t in truth]
+    hand = [handwritten_record(2000 + n) for n in range(args.people)]
+    hand_truth = [t for _, t in hand]
+    hand_renders = [write_by_hand(rasterise(render_document("cdht-self-assessment", p)), t, seed=n)
+                    for n, (p, t) in enumerate(hand)]
     get_converter().close()
     stats: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # total, correct, silent
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,15 +57,17 @@ def main() -> None:
         for kind in DEGRADATIONS:
             files = [save_scan(degrade(pages, kind, seed=n), work / f"{kind}-{n}.tif")
                      for n, pages in enumerate(renders)]
+            hand_files = [save_scan(degrade(pages, kind, seed=n), work / f"{kind}-h{n}.tif")
+                          for n, pages in enumerate(hand_renders)]
             if kind in ("rotate", "noise", "jpeg"):
                 speed_files += files
-            result = extract_files(files, jobs=args.jobs)
+            result = extract_files(files + hand_files, jobs=args.jobs)
             docs = {d.subject.id: d for d in result.documents}
-            for t in truth:
+            for t, ftype in [(t, "score (typed)") for t in truth] + [(t, "score (handwritten)") for t in hand_truth]:
                 doc = docs.get(t["subject"]["id"])
                 low = {f.name for f in doc.fields if f.confidence < threshold} if doc else set()
                 for ind, value in t["scores"].items():
-                    s = stats[(kind, "score (typed)")]
+                    s = stats[(kind, ftype)]
                     got = doc.scores.get(ind) if doc else None
                     s[0] += 1
                     s[1] += got == value

@@ -36,17 +36,17 @@ def _read(canvas: np.ndarray, lang: str, config: str) -> list[tuple[str, float, 
     return words
 
 
-def read_numbers(crops: list[np.ndarray], height: int | None = 48) -> list[OcrText]:
-    """Typed/printed numbers, one per crop, read in one call: crops stacked as separate lines.
-
-    `height` rescales every crop to one text height (None keeps the scan's own scale).
-    """
+def read_numbers_twice(crops: list[np.ndarray], height: int = 48) -> tuple[list[OcrText], list[OcrText]]:
+    """Typed/printed numbers, one per crop, read twice in ONE tesseract call: once rescaled to `height`
+    pixels and once at the scan's own scale, all stacked as separate lines. Two scales disagree when a
+    reading is shaky, which is what the caller checks."""
     scaled = []
     for c in crops:
         h, w = c.shape
-        s = (height or h) / max(h, 1)
-        scaled.append(_resize(c, max(1, round(w * s)), height or h) if height else c)
-    return _stacked(scaled, "eng", DIGITS_CONFIG, joiner="")
+        s = height / max(h, 1)
+        scaled.append(_resize(c, max(1, round(w * s)), height))
+    both = _stacked(scaled + list(crops), "eng", DIGITS_CONFIG, joiner="")
+    return both[: len(crops)], both[len(crops):]
 
 
 def read_lines(crops: list[np.ndarray]) -> list[OcrText]:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from formsvc.extract.digits import ScoreReading, read_score
-from formsvc.extract.ocr import OcrText, read_lines, read_numbers
+from formsvc.extract.ocr import OcrText, read_lines, read_numbers_twice
 from formsvc.extract.types import Word
 from formsvc.layout import mm_to_px
 from formsvc.zones import Zone
@@ -123,9 +123,8 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float) -> list[Field
         elif z.kind == "text":
             lines.append((z, box, crop))
     crops = [c for _, _, c in numbers]
-    first = read_numbers(crops, height=48)
-    # A second reading at the scan's own scale: a typed number both readings agree on is trusted.
-    second = read_numbers(crops, height=None)
+    # Two readings at two scales: a typed number both agree on is trusted.
+    first, second = read_numbers_twice(crops)
     for (z, box, _), a, b in zip(numbers, first, second, strict=True):
         x0, y0, x1, y1 = box
         hand = read_score(image[max(0, y0): y1, max(0, x0): x1])
