@@ -61,14 +61,7 @@ def register(app: typer.Typer) -> None:
         """Start everything on embedded defaults: Redis (if not running) and the API."""
         settings = get_settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        redis = start_redis(settings.redis_url, settings.data_dir)
-        api = subprocess.Popen([sys.executable, "-m", "formsvc.cli", "serve", "--host", host, "--port", str(port)])
-        deadline = time.monotonic() + 60
-        while not _listening(host, port) and time.monotonic() < deadline and api.poll() is None:
-            time.sleep(0.1)
-        typer.echo(f"formsvc đang chạy: http://{host}:{port}  (API: http://{host}:{port}/docs)")
-        typer.echo(f"Dữ liệu: {settings.data_dir.resolve()}   Redis: {settings.redis_url}")
-        children = [p for p in (api, redis) if p is not None]
+        children: list[subprocess.Popen[bytes]] = []
 
         def stop(*_: object) -> None:
             for p in children:
@@ -81,7 +74,18 @@ def register(app: typer.Typer) -> None:
                     p.kill()
             raise SystemExit(0)
 
+        # Handlers first: a stop request that arrives while children start must still stop them.
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        redis = start_redis(settings.redis_url, settings.data_dir)
+        if redis is not None:
+            children.append(redis)
+        api = subprocess.Popen([sys.executable, "-m", "formsvc.cli", "serve", "--host", host, "--port", str(port)])
+        children.append(api)
+        deadline = time.monotonic() + 60
+        while not _listening(host, port) and time.monotonic() < deadline and api.poll() is None:
+            time.sleep(0.1)
+        print(f"formsvc đang chạy: http://{host}:{port}  (API: http://{host}:{port}/docs)", flush=True)
+        print(f"Dữ liệu: {settings.data_dir.resolve()}   Redis: {settings.redis_url}", flush=True)
         api.wait()
         stop()
