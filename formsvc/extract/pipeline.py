@@ -13,20 +13,25 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytesseract
+
 from formsvc.criteria import CriteriaRegistry, default_registry
 from formsvc.errors import FormsvcError
 from formsvc.extract.align import align
+from formsvc.extract.crosscheck import cross_check
+from formsvc.extract.foreign import classify_page, read_foreign_self_assessment
 from formsvc.extract.identify import identify
+from formsvc.extract.minutes import read_minutes
 from formsvc.extract.pages import Page, iter_pages
 from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
-from formsvc.extract.types import PageError
+from formsvc.extract.types import PageError, PageText, Word
 from formsvc.payload import PagePayload
-from formsvc.records import Record
+from formsvc.records import Reason, Record, Result
 from formsvc.render.registry import list_forms
 from formsvc.render.zones import form_zones
 from formsvc.settings import get_settings
-from formsvc.validation import validate_with_registry
+from formsvc.validation import status_for, validate_with_registry
 
 
 @dataclass
@@ -43,6 +48,25 @@ class PageResult:
     reads: list[FieldRead] = field(default_factory=list)
     error: PageError | None = None
     method: str = ""
+    text: PageText | None = None  # QR-less pages: their words, for the foreign-layout readers
+    kind: str = ""
+
+
+def page_text(page: Page) -> PageText:
+    """Words of a page: its text layer when digital, otherwise one full-page Tesseract `vie` pass."""
+    if page.digital:
+        words = page.words
+        source = "text_layer"
+    else:
+        data = pytesseract.image_to_data(page.image, lang="vie", config="--psm 3",
+                                         output_type=pytesseract.Output.DICT)
+        words = [Word(t.strip(), (x, y, x + w, y + h), max(0.0, float(c)) / 100)
+                 for t, c, x, y, w, h in zip(data["text"], data["conf"], data["left"], data["top"], data["width"],
+                                             data["height"], strict=True) if t.strip()]
+        source = "ocr"
+    h, w = page.image.shape
+    return PageText(words=words, width=w, height=h, dpi=page.dpi, source=source,  # type: ignore[arg-type]
+                    page_number=page.number, file=page.file)
 
 
 def process_page(page: Page) -> PageResult:
@@ -51,9 +75,15 @@ def process_page(page: Page) -> PageResult:
     where = f"{page.file}, trang {page.number}"
     ident = identify(page.image)
     if ident is None:
-        result.error = PageError(
-            page.file, page.number, "page_unidentified",
-            f"{where}: không tìm thấy mã QR của biểu mẫu formsvc; trang chưa được xếp vào phiếu nào.")
+        # Not printed by formsvc: classify by its title and leave it to the foreign-layout readers.
+        text = page_text(page)
+        kind = classify_page(text)
+        if kind == "unknown":
+            result.error = PageError(
+                page.file, page.number, "page_unidentified",
+                f"{where}: không có mã QR của formsvc và không nhận ra biểu mẫu; trang chưa được xếp vào phiếu nào.")
+        else:
+            result.text, result.kind = text, kind
         return result
     payload = ident.payload
     form = next((f for f in list_forms() if f.id == payload.form), None)
@@ -119,10 +149,14 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
     docs: dict[str, dict[int, PageFields]] = {}
     order: list[str] = []
     done = 0
+    foreign: dict[tuple[str, str], list[PageText]] = {}
     for res in _results(_pages(paths, out.errors), jobs):
         done += 1
         if progress:
             progress(done, done)
+        if res.text is not None:
+            foreign.setdefault((res.file, res.kind), []).append(res.text)
+            continue
         if res.error is not None or res.payload is None:
             if res.error:
                 out.errors.append(res.error)
@@ -144,4 +178,37 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
         record, reasons = build_record(pages, missing_pages=missing, registry=registry)
         out.documents.append(validate_with_registry(record, registry, review_confidence=threshold,
                                                     extra_reasons=reasons))
+    for (file, kind), texts in foreign.items():
+        foreign_record = (read_foreign_self_assessment(texts, registry) if kind == "self_assessment"
+                          else read_minutes(texts))
+        if foreign_record is None:
+            what = "bản tự đánh giá" if kind == "self_assessment" else "biên bản"
+            out.errors.append(PageError(file, texts[0].page_number, "foreign_unreadable",
+                                        f"{file}: nhận ra {what} nhưng không đọc được nội dung; cần nhập tay."))
+            continue
+        out.documents.append(_validated(foreign_record, registry, threshold))
+    _apply_cross_checks(out.documents)
     return out
+
+
+def _validated(record: Record, registry: CriteriaRegistry, threshold: float) -> Record:
+    if record.form == "cdht-minutes":
+        reasons = [Reason(code="low_confidence", field=f.name, severity="review",
+                          message=f"Trường «{f.name}» đọc chưa chắc chắn, cần kiểm tra lại.")
+                   for f in record.fields if f.confidence < threshold]
+        return record.model_copy(update={"result": Result(total=0, max_total=0, reasons=reasons),
+                                         "status": status_for(reasons)})
+    return validate_with_registry(record, registry, review_confidence=threshold)
+
+
+def _apply_cross_checks(documents: list[Record]) -> None:
+    """Minutes in the same upload are checked against the self-assessments beside them."""
+    extra = cross_check(documents)
+    for key, reasons in extra.items():
+        if not reasons:
+            continue
+        i = int(key)
+        doc = documents[i]
+        all_reasons = [*(doc.result.reasons if doc.result else []), *reasons]
+        result = (doc.result or Result(total=0, max_total=0)).model_copy(update={"reasons": all_reasons})
+        documents[i] = doc.model_copy(update={"result": result, "status": status_for(all_reasons)})

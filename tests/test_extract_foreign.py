@@ -1,0 +1,128 @@
+"""Documents formsvc did not print: a unit's own Word self-assessment, typed minutes, and their cross-check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.foreign import typed_minutes, unit_self_assessment
+from fixtures.scans import random_record, rasterise, save_scan
+from formsvc.extract.pipeline import extract_files
+from formsvc.render.converter import get_converter
+
+UNIT = "Trường MN Tam Hưng A"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close() -> Iterator[None]:
+    yield
+    get_converter().close()
+
+
+def _pdf(tmp_path: Path, name: str, docx: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(get_converter().docx_to_pdf(docx))
+    return path
+
+
+def _candidate(data: dict[str, Any], *, name: str | None = None, agreed: float | None = None) -> dict[str, Any]:
+    return {"full_name": name or data["subject"]["full_name"], "birth_year": data["subject"]["birth_year"],
+            "self_total": data["total_declared"],
+            "agreed_total": data["total_declared"] if agreed is None else agreed, "proposed": True}
+
+
+@pytest.mark.parametrize("set_id", ["cdht-324-pl4", "cdht-324-g1-farmers"])
+def test_units_own_word_table_is_read_and_matched_to_the_right_criteria(set_id: str, tmp_path: Path) -> None:
+    data = random_record(501, set_id)
+    result = extract_files([_pdf(tmp_path, "own.pdf", unit_self_assessment(data))])
+    assert result.errors == []
+    [doc] = result.documents
+    assert doc.criteria_set == set_id and doc.form == "cdht-self-assessment"
+    assert doc.scores == data["scores"] and doc.total_declared == data["total_declared"]
+    assert doc.subject.full_name == data["subject"]["full_name"]
+    assert doc.subject.birth_year == data["subject"]["birth_year"]
+    assert doc.year == 2024 and doc.extra["layout"] == "foreign"
+    assert doc.status == "valid"
+
+
+def test_typed_minutes_are_read(tmp_path: Path) -> None:
+    data = random_record(502)
+    path = _pdf(tmp_path, "minutes.pdf", typed_minutes(UNIT, [_candidate(data)]))
+    [doc] = extract_files([path]).documents
+    m = doc.extra["minutes"]
+    assert doc.form == "cdht-minutes" and doc.year == 2024
+    assert m["meeting_start"] == "2024-11-20T14:00:00" and m["meeting_end"] == "2024-11-20T16:00:00"
+    assert (m["place"], m["chair"], m["secretary"]) == ("Phòng họp số 2", "Nhữ Thị Thủy", "Lê Văn Sơn")
+    assert (m["members_present"], m["members_total"], m["votes_for"], m["votes_total"]) == (7, 9, 7, 7)
+    assert m["chair_signed"] is True and m["secretary_signed"] is True
+    [cand] = m["candidates"]
+    assert cand["full_name"] == data["subject"]["full_name"] and cand["birth_year"] == data["subject"]["birth_year"]
+    assert cand["self_total"] == data["total_declared"] and cand["proposed"] is True
+
+
+def test_unsigned_minutes_say_so(tmp_path: Path) -> None:
+    path = _pdf(tmp_path, "m.pdf", typed_minutes(UNIT, [_candidate(random_record(503))], signed=False))
+    [doc] = extract_files([path]).documents
+    assert doc.extra["minutes"]["chair_signed"] is False
+
+
+def test_minutes_are_cross_checked_with_the_self_assessments_beside_them(tmp_path: Path) -> None:
+    ok = random_record(504)
+    ok["scores"] = {k: 9.0 for k in ok["scores"]}
+    ok["total_declared"] = 90.0
+    low = random_record(505)
+    low["scores"] = {k: 6.0 for k in low["scores"]}
+    low["total_declared"] = 60.0
+    folded = "Nguyen Van An" if ok["subject"]["full_name"] != "Nguyễn Văn An" else "Tran Van Binh"
+    ok["subject"]["full_name"] = {"Nguyen Van An": "Nguyễn Văn An", "Tran Van Binh": "Trần Văn Bình"}[folded]
+    files = [
+        _pdf(tmp_path, "ok.pdf", unit_self_assessment(ok)),
+        _pdf(tmp_path, "low.pdf", unit_self_assessment(low)),
+        _pdf(tmp_path, "min.pdf", typed_minutes(UNIT, [
+            _candidate(ok, name=folded, agreed=89.0),  # written without diacritics, agreed total differs
+            _candidate(low),  # proposed although the sheet does not meet the rule
+            {"full_name": "Hoàng Thị Yến", "birth_year": 1990, "self_total": 88, "agreed_total": 88,
+             "proposed": True},  # no self-assessment at all
+        ])),
+    ]
+    result = extract_files(files)
+    minutes = next(d for d in result.documents if d.form == "cdht-minutes")
+    codes = [r.code for r in minutes.result.reasons]  # type: ignore[union-attr]
+    assert "name_matched_without_diacritics" in codes
+    assert "agreed_total_differs" in codes
+    assert "proposed_not_meeting_rule" in codes
+    assert "proposed_without_self_assessment" in codes
+    assert minutes.status == "needs_review"
+    messages = " ".join(r.message for r in minutes.result.reasons)  # type: ignore[union-attr]
+    assert "Hoàng Thị Yến" in messages and low["subject"]["full_name"] in messages
+
+
+def test_scanned_foreign_table_is_never_silently_wrong(tmp_path: Path) -> None:
+    data = random_record(506)
+    pdf = get_converter().docx_to_pdf(unit_self_assessment(data))
+    path = save_scan(rasterise(pdf, 200), tmp_path / "scan.png")
+    result = extract_files([path])
+    if result.documents:
+        [doc] = result.documents
+        low = {f.name for f in doc.fields if f.confidence < 0.8}
+        silent = [k for k, v in data["scores"].items() if doc.scores.get(k) != v and f"scores.{k}" not in low]
+        assert silent == []
+    else:
+        assert [e.code for e in result.errors] == ["foreign_unreadable"]
+
+
+def test_unrelated_document_is_a_clear_page_error(tmp_path: Path) -> None:
+    from docx import Document
+
+    doc = Document()
+    doc.add_paragraph("THỰC ĐƠN BỮA TRƯA")
+    doc.add_paragraph("Cơm, canh chua, cá kho tộ, rau muống xào tỏi, chuối tráng miệng.")
+    import io
+
+    buf = io.BytesIO()
+    doc.save(buf)
+    result = extract_files([_pdf(tmp_path, "menu.pdf", buf.getvalue())])
+    assert result.documents == [] and [e.code for e in result.errors] == ["page_unidentified"]
