@@ -173,7 +173,9 @@ def test_two_worker_processes_give_the_same_records(forms: list[tuple[dict[str, 
     path = tmp_path / "stack.pdf"
     path.write_bytes(pdf_bytes(degrade(pages, "noise", seed=2)))
     one = extract_files([path], jobs=1)
-    two = extract_files([path], jobs=2)
+    seen: list[tuple[int, int]] = []
+    two = extract_files([path], jobs=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (6, 6) and all(t == 6 for _, t in seen)
     strip = [d.model_dump(exclude={"extra"}) for d in one.documents]
     assert strip == [d.model_dump(exclude={"extra"}) for d in two.documents]
 

@@ -13,7 +13,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pypdfium2 as pdfium
 import pytesseract
+from PIL import Image
 
 from formsvc.criteria import CriteriaRegistry, default_registry
 from formsvc.errors import FormsvcError
@@ -22,7 +24,7 @@ from formsvc.extract.crosscheck import cross_check
 from formsvc.extract.foreign import classify_page, read_foreign_self_assessment
 from formsvc.extract.identify import identify
 from formsvc.extract.minutes import read_minutes
-from formsvc.extract.pages import Page, iter_pages
+from formsvc.extract.pages import Page, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
 from formsvc.extract.types import PageError, PageText, Word
@@ -112,6 +114,25 @@ def process_page(page: Page) -> PageResult:
     return result
 
 
+def count_pages(paths: Sequence[Path]) -> int:
+    """Pages in a batch, counted cheaply up front so progress can say 'n of N' (unreadable files count 0)."""
+    total = 0
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                kind = sniff(fh.read(8))
+            if kind == "pdf":
+                doc = pdfium.PdfDocument(str(path))
+                total += len(doc)
+                doc.close()
+            elif kind == "image":
+                with Image.open(path) as img:
+                    total += getattr(img, "n_frames", 1)
+        except (OSError, pdfium.PdfiumError, ValueError, Image.DecompressionBombError):
+            continue
+    return total
+
+
 def _pages(paths: Sequence[Path], errors: list[PageError]) -> Iterator[Page]:
     s = get_settings()
     for path in paths:
@@ -150,10 +171,11 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
     order: list[str] = []
     done = 0
     foreign: dict[tuple[str, str], list[PageText]] = {}
+    total = count_pages(paths) if progress else 0
     for res in _results(_pages(paths, out.errors), jobs):
         done += 1
         if progress:
-            progress(done, done)
+            progress(done, max(total, done))
         if res.text is not None:
             foreign.setdefault((res.file, res.kind), []).append(res.text)
             continue

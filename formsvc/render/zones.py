@@ -92,12 +92,11 @@ def _text_zones(page: Any, page_no: int) -> list[Zone]:
                 n_label = len(label.split())
                 start = words[n_label - 1]["x1"] + 2 if len(words) >= n_label else line["x0"]
                 zones.append(Zone(name, "text", page_no, _box((start, line["top"] - 2, right, line["bottom"] + 2))))
-        if any(text.strip().endswith(t) or t in text for t in SIGNATURE_TITLES):
-            for t in SIGNATURE_TITLES:
-                hits = page.search(t)
-                for hit in hits:
-                    zones.append(Zone("signature.self", "signature", page_no,
-                                      _box((hit["x0"] - 20, hit["bottom"] + 14, hit["x1"] + 20, hit["bottom"] + 80))))
+    # The signature goes in the space under the signer's title ("NGƯỜI TỰ ĐÁNH GIÁ", "THỦ TRƯỞNG ĐƠN VỊ").
+    for title in SIGNATURE_TITLES:
+        for hit in page.search(title):
+            zones.append(Zone("signature.self", "signature", page_no,
+                              _box((hit["x0"] - 20, hit["bottom"] + 14, hit["x1"] + 20, hit["bottom"] + 80))))
     return zones
 
 
