@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     max_pages_per_file: int = 1200
     max_image_pixels: int = 60_000_000
     max_json_bytes: int = 5 * 1024 * 1024
+    max_files_per_upload: int = 500
     rate_limit_per_minute: int = 600
 
     # Rendering
@@ -36,6 +37,25 @@ class Settings(BaseSettings):
     # Extraction
     raster_dpi: int = 200
     review_confidence: float = 0.80
+    extract_jobs: int = Field(default=1, description="Page processes per extraction job inside a worker")
+
+    # Service
+    db_busy_timeout_s: float = 5.0
+    workers: int = Field(default=2, description="rq worker processes started by `formsvc up`")
+    queue_name: str = "formsvc"
+    job_stale_s: float = Field(default=60.0, description="A running job silent this long is retried")
+    job_max_attempts: int = 3
+    api_key_header: str = "X-API-Key"
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Webhooks
+    webhook_max_attempts: int = 10
+    webhook_backoff_base_s: float = 2.0
+    webhook_backoff_max_s: float = 600.0
+    webhook_timeout_s: float = 10.0
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow webhook targets on loopback/private networks (tests, closed LANs)")
+    dispatch_interval_s: float = 0.5
 
     @property
     def resolved_database_url(self) -> str:

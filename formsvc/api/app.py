@@ -1,22 +1,32 @@
-"""The FastAPI application: criteria, forms, rendering and validation over HTTP.
+"""The FastAPI application: criteria, forms, rendering, validation, uploads, records, review, delivery.
 
 Errors are JSON {"code", "message"[, "hint", "detail"]} with Vietnamese messages and stable codes.
+Stateless: any number of API processes can serve one database, file store and Redis.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from formsvc import __version__
+from formsvc.api import routes_admin, routes_jobs, routes_records
+from formsvc.api.deps import principal
+from formsvc.api.idempotency import IdempotencyMiddleware
+from formsvc.api.limits import BodyLimit
 from formsvc.cli.criteria_cmds import set_detail, set_summary
 from formsvc.criteria import default_registry
 from formsvc.errors import FormsvcError, InputError, LimitError
 from formsvc.records import Record
+from formsvc.service.auth import Principal
 from formsvc.settings import get_settings
 from formsvc.validation import validate_with_registry
 
@@ -54,13 +64,35 @@ async def _json_body(request: Request) -> Any:
         raise InputError(f"Dữ liệu không phải JSON hợp lệ: {exc}.", code="json_invalid") from exc
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="formsvc", version=__version__,
+def create_app(*, migrate: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            from formsvc.db import upgrade
+
+            await run_in_threadpool(upgrade)
+        yield
+
+    app = FastAPI(title="formsvc", version=__version__, lifespan=lifespan,
                   description="Công dân học tập / Đơn vị học tập: biểu mẫu, tiếp nhận và kiểm tra phiếu.")
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(FormsvcError)
     async def _formsvc_error(_: Request, exc: FormsvcError) -> JSONResponse:
-        return JSONResponse(status_code=exc.http_status, content=exc.to_dict())
+        headers = {}
+        if exc.http_status in (429, 503):
+            headers["Retry-After"] = str(exc.detail.get("retry_after", 5))
+        if exc.http_status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(status_code=exc.http_status, content=exc.to_dict(), headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: ("not_found", "Không tìm thấy địa chỉ này."),
+                    405: ("method_not_allowed", "Phương thức không được hỗ trợ ở địa chỉ này.")}
+        code, message = messages.get(exc.status_code, ("http_error", "Yêu cầu không thực hiện được."))
+        return _error(exc.status_code, code, message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -69,6 +101,12 @@ def create_app() -> FastAPI:
     @app.get("/v1/health")
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    for router in (routes_jobs.router, routes_records.router, routes_admin.router):
+        app.include_router(router)
+    from formsvc.web import routes as web_routes
+
+    web_routes.mount(app)
 
     @app.get("/v1/criteria")
     def criteria_list() -> list[dict[str, Any]]:
@@ -86,9 +124,8 @@ def create_app() -> FastAPI:
                         return_trip=f.return_trip) for f in list_forms()]
 
     @app.post("/v1/render/{form_id}", responses={200: {"content": {m: {} for m in MEDIA.values()}}})
-    async def render(form_id: str, request: Request, format: Literal["pdf", "docx"] = "pdf") -> Response:
-        from starlette.concurrency import run_in_threadpool
-
+    async def render(form_id: str, request: Request, who: Annotated[Principal, Depends(principal)],
+                     format: Literal["pdf", "docx"] = "pdf") -> Response:
         from formsvc.render import render_document
 
         data = await _json_body(request)
@@ -99,7 +136,7 @@ def create_app() -> FastAPI:
                         headers={"Content-Disposition": f'attachment; filename="{form_id}.{format}"'})
 
     @app.post("/v1/validate")
-    async def validate(request: Request) -> Any:
+    async def validate(request: Request, who: Annotated[Principal, Depends(principal)]) -> Any:
         from formsvc.cli.validate_cmds import parse_records
 
         data = await _json_body(request)

@@ -1,7 +1,8 @@
-"""`formsvc serve` (the API) and `formsvc up` (Redis + API on embedded defaults)."""
+"""`formsvc serve` (the API) and `formsvc up` (Redis, workers, dispatcher and API on embedded defaults)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -57,14 +58,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("up")
     def up(host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
-           port: Annotated[int, typer.Option(help="Port")] = 8000) -> None:
-        """Start everything on embedded defaults: Redis (if not running) and the API."""
+           port: Annotated[int, typer.Option(help="Port")] = 8000,
+           workers: Annotated[int | None, typer.Option(help="rq worker processes (default FORMSVC_WORKERS)")] = None
+           ) -> None:
+        """Start everything on embedded defaults: Redis (if not running), worker(s), the dispatcher and the API."""
         settings = get_settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         children: list[subprocess.Popen[bytes]] = []
 
         def stop(*_: object) -> None:
-            for p in children:
+            for p in reversed(children):
                 if p.poll() is None:
                     p.terminate()
             for p in children:
@@ -80,12 +83,41 @@ def register(app: typer.Typer) -> None:
         redis = start_redis(settings.redis_url, settings.data_dir)
         if redis is not None:
             children.append(redis)
-        api = subprocess.Popen([sys.executable, "-m", "formsvc.cli", "serve", "--host", host, "--port", str(port)])
+        from formsvc.db import session_scope, upgrade
+        from formsvc.service.auth import ensure_admin_key
+
+        upgrade()
+        with session_scope() as s:
+            first_key = ensure_admin_key(s)
+        me = [sys.executable, "-m", "formsvc.cli"]
+        commands = [[*me, "worker", "--name", f"{socket.gethostname()}-{os.getpid()}-{i}-{{n}}"]
+                    for i in range(workers if workers is not None else settings.workers)]
+        commands.append([*me, "dispatch"])
+        helpers = [subprocess.Popen([a.format(n=0) for a in cmd]) for cmd in commands]
+        children.extend(helpers)
+        api = subprocess.Popen([*me, "serve", "--host", host, "--port", str(port)])
         children.append(api)
         deadline = time.monotonic() + 60
         while not _listening(host, port) and time.monotonic() < deadline and api.poll() is None:
             time.sleep(0.1)
-        print(f"formsvc đang chạy: http://{host}:{port}  (API: http://{host}:{port}/docs)", flush=True)
+        print(f"formsvc đang chạy: http://{host}:{port}  (giao diện web: http://{host}:{port}/ , "
+              f"API: http://{host}:{port}/docs)", flush=True)
         print(f"Dữ liệu: {settings.data_dir.resolve()}   Redis: {settings.redis_url}", flush=True)
-        api.wait()
+        if first_key:
+            key_file = settings.data_dir / "first-admin-key.txt"
+            key_file.write_text(first_key + "\n")
+            key_file.chmod(0o600)
+            print(f"Khóa quản trị đầu tiên (chỉ hiện lần này, cũng lưu ở {key_file}): {first_key}", flush=True)
+        else:
+            print("Đã có khóa quản trị; tạo thêm bằng: formsvc keys create --role admin", flush=True)
+        restarts = 0
+        while api.poll() is None:
+            time.sleep(1)
+            for i, proc in enumerate(helpers):
+                if proc.poll() is not None:  # a worker or the dispatcher died: its work is retried, restart it
+                    restarts += 1
+                    print(f"Tiến trình {' '.join(commands[i][3:4])} đã dừng (mã {proc.returncode}); khởi động lại.",
+                          flush=True)
+                    helpers[i] = subprocess.Popen([a.format(n=restarts) for a in commands[i]])
+                    children.append(helpers[i])
         stop()

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from formsvc.extract.types import PageError, Word
 
 MIN_DIGITAL_CHARS = 20
+MIN_IMAGE_SIDE = 400  # pixels: an A4 page at even 50 dpi is 413 px wide
 
 
 @dataclass
@@ -115,6 +116,12 @@ def _image_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Ite
                     yield _err(name, index + 1, "image_too_large",
                                f"{name}, trang {index + 1}: ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
                     continue
+                if min(img.width, img.height) < MIN_IMAGE_SIDE:
+                    # Scaling a thumbnail up to a page costs a full OCR pass and can never be read.
+                    yield _err(name, index + 1, "image_too_small",
+                               f"{name}, trang {index + 1}: ảnh quá nhỏ ({img.width}×{img.height} điểm ảnh) "
+                               "để đọc; hãy quét ở 150–300 dpi.")
+                    continue
                 frame = ImageOps.exif_transpose(img.convert("L")) or img.convert("L")
                 src_dpi = float((img.info.get("dpi") or (0, 0))[0] or 0)
                 # Images come at any resolution; scale A4-sized pages to the pipeline's dpi.
@@ -151,3 +158,48 @@ def image_to_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def check_file(path: Path, name: str, *, max_pages: int, max_pixels: int) -> PageError | None:
+    """A cheap look at a whole file before accepting it (no rasterising): type, readability, limits.
+
+    The upload API refuses a request with such a file at once, instead of failing it later in a worker.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    kind = sniff(head)
+    if not head:
+        return _err(name, None, "file_empty", f"{name}: tệp rỗng.")
+    if kind is None:
+        return _err(name, None, "file_type_unsupported",
+                    f"{name}: không phải PDF, JPEG, PNG hay TIFF (nội dung tệp không khớp).")
+    if kind == "pdf":
+        try:
+            doc = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError as exc:
+            if "password" in str(exc).lower():
+                return _err(name, None, "pdf_encrypted", f"{name}: tệp PDF có mật khẩu, không đọc được.")
+            return _err(name, None, "pdf_unreadable", f"{name}: tệp PDF bị hỏng hoặc không đọc được.")
+        try:
+            count = len(doc)
+        finally:
+            doc.close()
+        if count == 0:
+            return _err(name, None, "pdf_empty", f"{name}: tệp PDF không có trang nào.")
+        if count > max_pages:
+            return _err(name, None, "too_many_pages",
+                        f"{name}: {count} trang, vượt giới hạn {max_pages} trang mỗi tệp.")
+        return None
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with Image.open(path) as img:
+            frames = getattr(img, "n_frames", 1)
+            if frames > max_pages:
+                return _err(name, None, "too_many_pages", f"{name}: {frames} trang, vượt giới hạn {max_pages}.")
+            if img.width * img.height > max_pixels:
+                return _err(name, None, "image_too_large", f"{name}: ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
+    except Image.DecompressionBombError:
+        return _err(name, None, "image_too_large", f"{name}: ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
+    except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
+        return _err(name, None, "image_unreadable", f"{name}: ảnh bị hỏng hoặc không đọc được ({exc}).")
+    return None

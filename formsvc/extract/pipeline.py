@@ -13,6 +13,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pypdfium2 as pdfium
 import pytesseract
 from PIL import Image
@@ -29,17 +31,21 @@ from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
 from formsvc.extract.types import PageError, PageText, Word
 from formsvc.payload import PagePayload
-from formsvc.records import Reason, Record, Result
+from formsvc.records import Record, Result
 from formsvc.render.registry import list_forms
 from formsvc.render.zones import form_zones
 from formsvc.settings import get_settings
-from formsvc.validation import status_for, validate_with_registry
+from formsvc.validation import status_for, validate_document, validate_with_registry
 
 
 @dataclass
 class ExtractionResult:
     documents: list[Record] = field(default_factory=list)
     errors: list[PageError] = field(default_factory=list)
+    # Parallel to `documents`: a stable key of the source document (same input -> same key), and the stored
+    # page images (document page number -> reference returned by the page sink) for reviewers' crops.
+    keys: list[str] = field(default_factory=list)
+    pages: list[dict[int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class PageResult:
     method: str = ""
     text: PageText | None = None  # QR-less pages: their words, for the foreign-layout readers
     kind: str = ""
+    image: bytes | None = None  # the page as read (aligned when scanned), JPEG, only when asked for
 
 
 def page_text(page: Page) -> PageText:
@@ -71,9 +78,16 @@ def page_text(page: Page) -> PageText:
                     page_number=page.number, file=page.file)
 
 
-def process_page(page: Page) -> PageResult:
+def _jpeg(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return buf.tobytes() if ok else b""
+
+
+def process_page(page: Page, keep_image: bool = False) -> PageResult:
     """Identify, align and read one page (runs in a worker process when jobs > 1)."""
     result = PageResult(page.file, page.number)
+    if keep_image:
+        result.image = _jpeg(page.image)
     where = f"{page.file}, trang {page.number}"
     ident = identify(page.image)
     if ident is None:
@@ -111,6 +125,8 @@ def process_page(page: Page) -> PageResult:
         return result
     result.reads = read_scanned(zones, aligned.image, page.dpi)
     result.method = aligned.method
+    if keep_image:
+        result.image = _jpeg(aligned.image)
     return result
 
 
@@ -148,15 +164,15 @@ def _init_worker() -> None:
     os.environ["OMP_THREAD_LIMIT"] = "1"
 
 
-def _results(pages: Iterator[Page], jobs: int) -> Iterator[PageResult]:
+def _results(pages: Iterator[Page], jobs: int, keep_image: bool) -> Iterator[PageResult]:
     if jobs <= 1:
         for page in pages:
-            yield process_page(page)
+            yield process_page(page, keep_image)
         return
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
         pending: list[Future[PageResult]] = []
         for page in pages:
-            pending.append(pool.submit(process_page, page))
+            pending.append(pool.submit(process_page, page, keep_image))
             while len(pending) >= 2 * jobs:  # bounded in flight: memory stays flat on long files
                 yield pending.pop(0).result()
         for fut in pending:
@@ -164,20 +180,28 @@ def _results(pages: Iterator[Page], jobs: int) -> Iterator[PageResult]:
 
 
 def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = None,
-                  progress: Callable[[int, int], None] | None = None, jobs: int = 1) -> ExtractionResult:
+                  progress: Callable[[int, int], None] | None = None, jobs: int = 1,
+                  page_sink: Callable[[bytes], str] | None = None) -> ExtractionResult:
+    """Read every page of `paths` into records. `page_sink` stores a page image and returns its reference;
+    without it no images are kept."""
     registry = registry or default_registry()
     out = ExtractionResult()
     docs: dict[str, dict[int, PageFields]] = {}
     order: list[str] = []
     done = 0
     foreign: dict[tuple[str, str], list[PageText]] = {}
+    images: dict[str, dict[int, str]] = {}
     total = count_pages(paths) if progress else 0
-    for res in _results(_pages(paths, out.errors), jobs):
+    for res in _results(_pages(paths, out.errors), jobs, page_sink is not None):
         done += 1
         if progress:
             progress(done, max(total, done))
         if res.text is not None:
             foreign.setdefault((res.file, res.kind), []).append(res.text)
+            if page_sink is not None and res.image:
+                key = f"{res.file}#{res.kind}"
+                bucket = images.setdefault(key, {})
+                bucket[len(bucket) + 1] = page_sink(res.image)
             continue
         if res.error is not None or res.payload is None:
             if res.error:
@@ -192,6 +216,8 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
                                         "đã có (quét trùng); bỏ qua bản sau."))
             continue
         doc[res.payload.page] = PageFields(res.payload, res.reads)
+        if page_sink is not None and res.image:
+            images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
     threshold = get_settings().review_confidence
     for doc_id in order:
         pages = list(docs[doc_id].values())
@@ -200,6 +226,8 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
         record, reasons = build_record(pages, missing_pages=missing, registry=registry)
         out.documents.append(validate_with_registry(record, registry, review_confidence=threshold,
                                                     extra_reasons=reasons))
+        out.keys.append(doc_id)
+        out.pages.append(images.get(doc_id, {}))
     for (file, kind), texts in foreign.items():
         foreign_record = (read_foreign_self_assessment(texts, registry) if kind == "self_assessment"
                           else read_minutes(texts))
@@ -208,19 +236,11 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
             out.errors.append(PageError(file, texts[0].page_number, "foreign_unreadable",
                                         f"{file}: nhận ra {what} nhưng không đọc được nội dung; cần nhập tay."))
             continue
-        out.documents.append(_validated(foreign_record, registry, threshold))
+        out.documents.append(validate_document(foreign_record, registry, review_confidence=threshold))
+        out.keys.append(f"{file}#{kind}")
+        out.pages.append(images.get(f"{file}#{kind}", {}))
     _apply_cross_checks(out.documents)
     return out
-
-
-def _validated(record: Record, registry: CriteriaRegistry, threshold: float) -> Record:
-    if record.form == "cdht-minutes":
-        reasons = [Reason(code="low_confidence", field=f.name, severity="review",
-                          message=f"Trường «{f.name}» đọc chưa chắc chắn, cần kiểm tra lại.")
-                   for f in record.fields if f.confidence < threshold]
-        return record.model_copy(update={"result": Result(total=0, max_total=0, reasons=reasons),
-                                         "status": status_for(reasons)})
-    return validate_with_registry(record, registry, review_confidence=threshold)
 
 
 def _apply_cross_checks(documents: list[Record]) -> None:

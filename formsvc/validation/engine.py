@@ -240,3 +240,18 @@ def validate_with_registry(record: Record, registry: CriteriaRegistry, *,
         })
     return validate(record, registry.get(record.criteria_set), review_confidence=review_confidence,
                     extra_reasons=extra_reasons)
+
+
+def validate_document(record: Record, registry: CriteriaRegistry, *,
+                      review_confidence: float = DEFAULT_REVIEW_CONFIDENCE,
+                      extra_reasons: list[Reason] | None = None) -> Record:
+    """Any stored document: scored forms against their criteria set; minutes only for unsure fields."""
+    if record.form != "cdht-minutes":
+        return validate_with_registry(record, registry, review_confidence=review_confidence,
+                                      extra_reasons=extra_reasons)
+    reasons = [*(extra_reasons or []),
+               *(Reason(code="low_confidence", field=f.name, severity="review",
+                        message=f"Trường «{f.name}» đọc chưa chắc chắn, cần kiểm tra lại.")
+                 for f in record.fields if f.confidence < review_confidence)]
+    return record.model_copy(update={"result": Result(total=0, max_total=0, reasons=reasons),
+                                     "status": status_for(reasons)})

@@ -1,0 +1,107 @@
+"""Idempotency-Key on every POST: the first response for (API key, Idempotency-Key) is stored and replayed
+for retries, so a client that lost a response can safely send the same request again.
+
+The fingerprint is method + path + query, plus the body for JSON requests (multipart bodies carry a random
+boundary per send, and an upload is made idempotent by its content hash anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from formsvc.api.deps import token_of
+from formsvc.db.engine import session_scope
+from formsvc.db.tables import IdempotencyEntry, utcnow
+from formsvc.errors import FormsvcError
+from formsvc.service.auth import authenticate
+
+HEADER = "idempotency-key"
+MAX_STORED_BODY = 4 * 1024 * 1024
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"code": code, "message": message})
+
+
+def _begin(token: str | None, key: str, fingerprint: str) -> tuple[str, IdempotencyEntry | None]:
+    """('new', None) when this request owns the key now; ('seen', entry) for a stored or running one."""
+    with session_scope() as s:
+        who = authenticate(s, token)
+    try:
+        with session_scope() as s:
+            s.add(IdempotencyEntry(key_id=who.key_id, idem_key=key, fingerprint=fingerprint, state="pending",
+                                   created_at=utcnow()))
+        return who.key_id, None
+    except IntegrityError:
+        with session_scope() as s:
+            entry = s.get(IdempotencyEntry, (who.key_id, key))
+            if entry is not None:
+                s.expunge(entry)
+            return who.key_id, entry
+
+
+def _finish(key_id: str, key: str, status: int, media_type: str | None, body: bytes) -> None:
+    with session_scope() as s:
+        entry = s.get(IdempotencyEntry, (key_id, key))
+        if entry is None:
+            return
+        if status >= 500 or len(body) > MAX_STORED_BODY:
+            s.delete(entry)  # a failure is not an answer: let the client retry for real
+            return
+        entry.state, entry.status_code, entry.media_type, entry.body = "done", status, media_type, body
+
+
+def _forget(key_id: str, key: str) -> None:
+    with session_scope() as s:
+        s.execute(delete(IdempotencyEntry).where(IdempotencyEntry.key_id == key_id, IdempotencyEntry.idem_key == key))
+
+
+class IdempotencyMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        key = request.headers.get(HEADER)
+        if request.method != "POST" or key is None:
+            return await call_next(request)
+        key = key.strip()
+        if not key or len(key) > 200:
+            return _error(422, "idempotency_key_invalid", "Idempotency-Key phải có từ 1 đến 200 ký tự.")
+        h = hashlib.sha256(f"{request.method} {request.url.path}?{request.url.query}".encode())
+        if request.headers.get("content-type", "").startswith("application/json"):
+            h.update(await request.body())
+        fingerprint = h.hexdigest()
+        try:
+            key_id, entry = await run_in_threadpool(_begin, token_of(request), key, fingerprint)
+        except FormsvcError:
+            return await call_next(request)  # unauthenticated: the route answers 401 itself
+        if entry is not None:
+            if entry.fingerprint != fingerprint:
+                return _error(422, "idempotency_key_reused",
+                              "Idempotency-Key này đã dùng cho một yêu cầu khác; hãy dùng khóa mới.")
+            if entry.state != "done" or entry.status_code is None:
+                return _error(409, "idempotency_in_progress",
+                              "Yêu cầu với Idempotency-Key này đang được xử lý; thử lại sau giây lát.")
+            return Response(entry.body or b"", status_code=entry.status_code, media_type=entry.media_type,
+                            headers={"Idempotent-Replayed": "true"})
+        try:
+            response = await call_next(request)
+            body = b""
+            async for chunk in response.body_iterator:  # type: ignore[attr-defined]
+                body += chunk if isinstance(chunk, bytes) else chunk.encode()
+        except BaseException:
+            await run_in_threadpool(_forget, key_id, key)
+            raise
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length",)}
+        await run_in_threadpool(_finish, key_id, key, response.status_code, response.media_type
+                                or response.headers.get("content-type"), body)
+        return Response(body, status_code=response.status_code, headers=headers)
+
+
+def replayable(data: object) -> bytes:
+    return json.dumps(data, ensure_ascii=False).encode()

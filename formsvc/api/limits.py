@@ -1,0 +1,69 @@
+"""Pure-ASGI guard on request body size: refuses early (by Content-Length) or mid-stream (chunked bodies),
+before the multipart parser spools a huge body to disk."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from formsvc.settings import get_settings
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _body(limit: int) -> bytes:
+    return json.dumps({"code": "body_too_large",
+                       "message": f"Dữ liệu gửi lên lớn hơn giới hạn {limit // (1024 * 1024)} MB.",
+                       "hint": "Chia thành nhiều lần tải lên nhỏ hơn."}, ensure_ascii=False).encode()
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        s = get_settings()
+        limit = s.max_upload_bytes + 64 * 1024  # multipart framing on top of the files themselves
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _refuse(send, limit)
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _refuse(send, limit)
+
+
+async def _refuse(send: Send, limit: int) -> None:
+    body = _body(limit)
+    headers: list[Any] = [(b"content-type", b"application/json; charset=utf-8"),
+                          (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

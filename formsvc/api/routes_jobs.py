@@ -1,0 +1,163 @@
+"""Uploads of filled-in forms, print packs, and the jobs that process them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from formsvc.api.deps import principal
+from formsvc.db.engine import session_scope
+from formsvc.errors import InputError, LimitError, NotFoundError
+from formsvc.extract.pages import check_file
+from formsvc.service.auth import Principal
+from formsvc.service.jobs import Upload, create_job, get_job, job_view, list_jobs, safe_filename, unit_for
+from formsvc.service.queue import enqueue
+from formsvc.settings import get_settings
+from formsvc.storage import get_file_store
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+Who = Annotated[Principal, Depends(principal)]
+LIMIT_CODES = {"too_many_pages", "image_too_large", "file_too_large"}
+ROSTER_SUFFIXES = {".csv", ".xlsx"}
+
+
+def _store_uploads(files: list[UploadFile]) -> list[Upload]:
+    """Check every file first; only when all pass are they put in the store (nothing stored half-way)."""
+    s = get_settings()
+    if not files:
+        raise InputError("Chưa chọn tệp nào để tải lên.", code="no_files")
+    if len(files) > s.max_files_per_upload:
+        raise LimitError(f"Tối đa {s.max_files_per_upload} tệp mỗi lần tải lên.", code="too_many_files")
+    store = get_file_store()
+    problems: list[dict[str, Any]] = []
+    staged: list[tuple[UploadFile, str]] = []
+    for f in files:
+        name = safe_filename(f.filename)
+        f.file.seek(0, 2)
+        size = f.file.tell()
+        f.file.seek(0)
+        if size > s.max_upload_bytes:
+            problems.append({"file": name, "code": "file_too_large",
+                             "message": f"{name}: lớn hơn giới hạn {s.max_upload_bytes // (1024 * 1024)} MB."})
+            continue
+        staged.append((f, name))
+    if not problems:
+        for f, name in staged:
+            problem = _check_spooled(f, name)
+            if problem:
+                problems.append(problem)
+    if problems:
+        cls = LimitError if all(p["code"] in LIMIT_CODES for p in problems) else InputError
+        raise cls("Có tệp không nhận được: " + " ".join(p["message"] for p in problems),
+                  code=problems[0]["code"] if len(problems) == 1 else "files_rejected",
+                  hint="Sửa hoặc bỏ các tệp đã nêu rồi tải lên lại; chưa có gì được lưu.",
+                  detail={"files": problems})
+    out = []
+    for f, name in staged:
+        f.file.seek(0)
+        sha, size = store.put_stream(f.file)
+        out.append(Upload(name, sha, size, f.content_type or "application/octet-stream"))
+    return out
+
+
+def _check_spooled(f: UploadFile, name: str) -> dict[str, Any] | None:
+    import tempfile
+
+    s = get_settings()
+    with tempfile.NamedTemporaryFile(prefix="formsvc-up-") as tmp:
+        f.file.seek(0)
+        while chunk := f.file.read(1 << 20):
+            tmp.write(chunk)
+        tmp.flush()
+        err = check_file(Path(tmp.name), name, max_pages=s.max_pages_per_file, max_pixels=s.max_image_pixels)
+    return {"file": name, "code": err.code, "message": err.message} if err else None
+
+
+def _accepted(job_id: str, created: bool) -> JSONResponse:
+    with session_scope() as s:
+        body = job_view(s, get_job(s, _SYSTEM, job_id))
+    body["duplicate"] = not created
+    return JSONResponse(status_code=202 if created else 200, content=body,
+                        headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+_SYSTEM = Principal(key_id="system", role="admin", unit=None, name="system")
+
+
+@router.post("/submissions", status_code=202, summary="Tải lên bản quét/ảnh/PDF phiếu đã điền")
+def upload(who: Who, files: Annotated[list[UploadFile], File(description="PDF, JPEG, PNG, TIFF")],
+           unit: Annotated[str | None, Form()] = None) -> JSONResponse:
+    who.require("admin", "clerk")
+    unit_name = unit_for(who, unit)
+    uploads = _store_uploads(files)
+    with session_scope() as s:
+        job, created = create_job(s, who, kind="extract", unit=unit_name, uploads=uploads)
+        job_id = job.id
+    if created:
+        enqueue(job_id, 1)
+    return _accepted(job_id, created)
+
+
+@router.post("/print-packs", status_code=202, summary="In hàng loạt phiếu điền sẵn từ danh sách")
+def print_pack(who: Who, roster: Annotated[UploadFile, File(description="Danh sách CSV hoặc XLSX")],
+               form: Annotated[str, Form()], year: Annotated[int | None, Form(ge=2000, le=2100)] = None,
+               unit: Annotated[str | None, Form()] = None) -> JSONResponse:
+    from formsvc.render.pack import PACK_FORMS
+    from formsvc.render.registry import get_form
+
+    who.require("admin", "clerk")
+    unit_name = unit_for(who, unit)
+    form_id = get_form(form).id
+    if form_id not in PACK_FORMS:
+        raise InputError(f"Biểu mẫu '{form}' không in theo danh sách từng người (chỉ: {', '.join(PACK_FORMS)}).",
+                         code="form_not_packable")
+    name = safe_filename(roster.filename, "danh-sach.csv")
+    suffix = Path(name).suffix.lower()
+    if suffix not in ROSTER_SUFFIXES:
+        raise InputError("Danh sách phải là tệp .csv hoặc .xlsx.", code="roster_type_unsupported")
+    roster.file.seek(0, 2)
+    if roster.file.tell() > 5 * 1024 * 1024:
+        raise LimitError("Danh sách lớn hơn 5 MB.", code="file_too_large")
+    roster.file.seek(0)
+    sha, size = get_file_store().put_stream(roster.file)
+    upload_ = Upload(name, sha, size, roster.content_type or "text/csv")
+    with session_scope() as s:
+        job, created = create_job(s, who, kind="print_pack", unit=unit_name, uploads=[upload_],
+                                  params={"form": form_id, "year": year})
+        job_id = job.id
+    if created:
+        enqueue(job_id, 1)
+    return _accepted(job_id, created)
+
+
+@router.get("/jobs", summary="Danh sách công việc (tải lên, in hàng loạt)")
+def jobs(who: Who, kind: Annotated[str | None, Query(pattern="^(extract|print_pack)$")] = None,
+         limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    who.require("admin", "clerk", "reviewer")
+    with session_scope() as s:
+        rows, total = list_jobs(s, who, kind=kind, limit=limit, offset=offset)
+        return {"items": [job_view(s, j) for j in rows], "total": total}
+
+
+@router.get("/jobs/{job_id}", summary="Trạng thái và tiến độ một công việc")
+def job(who: Who, job_id: str) -> dict[str, Any]:
+    who.require("admin", "clerk", "reviewer")
+    with session_scope() as s:
+        return job_view(s, get_job(s, who, job_id))
+
+
+@router.get("/jobs/{job_id}/result", summary="Tệp kết quả (PDF in hàng loạt)",
+            responses={200: {"content": {"application/pdf": {}}}})
+def job_result(who: Who, job_id: str) -> Response:
+    who.require("admin", "clerk", "reviewer")
+    with session_scope() as s:
+        j = get_job(s, who, job_id)
+        sha, form = j.result_sha256, str(j.params.get("form", "ket-qua"))
+    if not sha:
+        raise NotFoundError("Công việc chưa có tệp kết quả.", code="result_not_ready")
+    data = get_file_store().read_bytes(sha)
+    return Response(data, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{form}-{job_id[:8]}.pdf"'})

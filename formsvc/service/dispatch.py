@@ -1,0 +1,160 @@
+"""The dispatcher loop: delivers outbox rows to webhooks and re-enqueues jobs whose worker died.
+
+Any number of dispatchers may run against one database: rows are claimed with a lease, so each delivery
+attempt is made by one of them. Deliveries of the same record to the same subscription go out in change
+order: a later one waits while an earlier one is still pending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+
+import httpx
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import aliased
+
+from formsvc.db.engine import session_scope
+from formsvc.db.tables import Change, Delivery, Job, Webhook, utcnow
+from formsvc.errors import FormsvcError
+from formsvc.service.jobs import stale_jobs
+from formsvc.service.queue import enqueue, waiting_in_queue
+from formsvc.service.webhooks import check_target
+from formsvc.settings import get_settings
+
+log = logging.getLogger(__name__)
+LEASE = dt.timedelta(seconds=60)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """Receivers recompute HMAC-SHA256(secret, "<timestamp>.<body>") and compare."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+def backoff(attempts: int) -> float:
+    s = get_settings()
+    delay = min(s.webhook_backoff_base_s * (2 ** max(0, attempts - 1)), s.webhook_backoff_max_s)
+    return delay * (1 + random.random() / 4)
+
+
+def claim(owner: str, limit: int = 20) -> list[int]:
+    now = utcnow()
+    earlier = aliased(Delivery)
+    blocked = exists().where(and_(earlier.webhook_id == Delivery.webhook_id, earlier.record_id == Delivery.record_id,
+                                  earlier.status == "pending", earlier.change_seq < Delivery.change_seq))
+    with session_scope() as s:
+        ids = list(s.scalars(select(Delivery.id).where(
+            Delivery.status == "pending", Delivery.next_attempt_at <= now,
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now), ~blocked,
+        ).order_by(Delivery.change_seq).limit(limit)))
+        if not ids:
+            return []
+        s.execute(update(Delivery).where(Delivery.id.in_(ids), or_(Delivery.lease_until.is_(None),
+                                                                   Delivery.lease_until < now))
+                  .values(lease_until=now + LEASE, lease_owner=owner))
+    with session_scope() as s:
+        return list(s.scalars(select(Delivery.id).where(Delivery.id.in_(ids), Delivery.lease_owner == owner,
+                                                        Delivery.lease_until > now)
+                              .order_by(Delivery.change_seq)))
+
+
+def deliver(delivery_id: int, client: httpx.Client) -> bool:
+    with session_scope() as s:
+        d = s.get(Delivery, delivery_id)
+        if d is None or d.status != "pending":
+            return False
+        hook = s.get(Webhook, d.webhook_id)
+        change = s.get(Change, d.change_seq)
+        if hook is None or change is None:
+            return False
+        url, secret, payload, event_id, kind = hook.url, hook.secret, change.payload, change.event_id, change.kind
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    ts = int(time.time())
+    error: str | None = None
+    try:
+        check_target(url)  # again at send time: DNS may now point somewhere else
+        resp = client.post(url, content=body, headers={
+            "Content-Type": "application/json", "User-Agent": "formsvc-webhook/1",
+            "X-Formsvc-Event-Id": event_id, "X-Formsvc-Event": kind, "X-Formsvc-Timestamp": str(ts),
+            "X-Formsvc-Signature": sign(secret, ts, body)})
+        if not 200 <= resp.status_code < 300:
+            error = f"HTTP {resp.status_code}"
+    except FormsvcError as exc:
+        error = exc.message
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    with session_scope() as s:
+        d = s.get(Delivery, delivery_id, with_for_update=True)
+        if d is None or d.status != "pending":
+            return error is None
+        d.attempts += 1
+        d.lease_until = d.lease_owner = None
+        if error is None:
+            d.status, d.delivered_at, d.last_error = "delivered", utcnow(), None
+            return True
+        d.last_error = error
+        if d.attempts >= get_settings().webhook_max_attempts:
+            d.status = "dead"
+            log.warning("delivery %s dead after %s attempts: %s", delivery_id, d.attempts, error)
+        else:
+            d.next_attempt_at = utcnow() + dt.timedelta(seconds=backoff(d.attempts))
+    return False
+
+
+def requeue_stale_jobs() -> int:
+    """Jobs whose worker vanished (killed, machine lost) or whose queue entry Redis lost get a new attempt."""
+    settings = get_settings()
+    count = 0
+    with session_scope() as s:
+        candidates = [(j.id, j.attempts, j.status) for j in
+                      stale_jobs(s, dt.timedelta(seconds=settings.job_stale_s))]
+    for job_id, attempt, status in candidates:
+        if status == "queued" and waiting_in_queue(job_id, attempt) is not False:
+            continue  # still in line (or Redis cannot tell us now): leave it
+        with session_scope() as s:
+            job = s.get(Job, job_id, with_for_update=True)
+            if job is None or job.attempts != attempt or job.status not in ("queued", "running"):
+                continue
+            if attempt >= settings.job_max_attempts:
+                job.status, job.finished_at = "failed", utcnow()
+                job.error_code = "job_attempts_exhausted"
+                job.error_message = f"Xử lý bị gián đoạn {attempt} lần; hãy tải lên lại hoặc báo quản trị."
+                continue
+            job.attempts, job.status, job.enqueued_at, job.heartbeat_at = attempt + 1, "queued", utcnow(), None
+            job.pages_done = 0
+        log.warning("job %s silent too long (attempt %s); enqueuing attempt %s", job_id, attempt, attempt + 1)
+        enqueue(job_id, attempt + 1)
+        count += 1
+    return count
+
+
+def run_once(owner: str, client: httpx.Client) -> int:
+    sent = 0
+    for delivery_id in claim(owner):
+        sent += deliver(delivery_id, client)
+    return sent
+
+
+def run_forever(stop: threading.Event | None = None) -> None:
+    settings = get_settings()
+    owner = uuid.uuid4().hex
+    stop = stop or threading.Event()
+    last_janitor = 0.0
+    with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
+        while not stop.is_set():
+            try:
+                run_once(owner, client)
+                if time.monotonic() - last_janitor > min(10.0, settings.job_stale_s / 2):
+                    last_janitor = time.monotonic()
+                    requeue_stale_jobs()
+            except FormsvcError as exc:  # database briefly unavailable: wait and go on
+                log.warning("dispatcher: %s", exc.message)
+            stop.wait(settings.dispatch_interval_s)

@@ -1,0 +1,150 @@
+"""What a worker does with a job. Safe to run twice: results are written in one transaction at the end,
+fenced by the attempt number, and records are keyed by their source document, so a retried or duplicated
+run can never store a document twice or lose one."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from formsvc.db.engine import session_scope
+from formsvc.db.tables import Job, JobFile, PageErrorRow, StoredFile, utcnow
+from formsvc.errors import FormsvcError
+from formsvc.service.records import store_record
+from formsvc.settings import get_settings
+from formsvc.storage import get_file_store
+
+log = logging.getLogger(__name__)
+
+
+class Superseded(Exception):
+    """Another attempt of the job owns it now; this one stops without writing."""
+
+
+def _claim(job_id: str, attempt: int) -> tuple[str, str, dict[str, object], list[tuple[str, str]]] | None:
+    with session_scope() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is None or job.status in ("done", "failed") or job.attempts != attempt:
+            return None
+        job.status, job.heartbeat_at, job.pages_done = "running", utcnow(), 0
+        files = [(f.filename, f.sha256) for f in
+                 s.scalars(select(JobFile).where(JobFile.job_id == job_id).order_by(JobFile.position))]
+        return job.kind, job.unit, dict(job.params), files
+
+
+def _linked(folder: Path, files: list[tuple[str, str]]) -> list[Path]:
+    """Stored files under their uploaded names, so messages say 'scan.pdf, trang 3', not a hash."""
+    store = get_file_store()
+    out: list[Path] = []
+    for i, (name, sha) in enumerate(files):
+        sub = folder / str(i)
+        sub.mkdir()
+        link = sub / name
+        link.symlink_to(store.path(sha).resolve())
+        out.append(link)
+    return out
+
+
+class _Progress:
+    """Writes progress (and so the heartbeat) at most every half second."""
+
+    def __init__(self, job_id: str, attempt: int) -> None:
+        self.job_id, self.attempt, self.last = job_id, attempt, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.5 and done < total:
+            return
+        self.last = now
+        with session_scope() as s:
+            job = s.get(Job, self.job_id)
+            if job is None or job.attempts != self.attempt:
+                raise Superseded(self.job_id)
+            job.pages_done, job.pages_total, job.heartbeat_at = done, total, utcnow()
+
+
+def run_job(job_id: str, attempt: int) -> str:
+    claimed = _claim(job_id, attempt)
+    if claimed is None:
+        return "skipped"
+    kind, unit, params, files = claimed
+    try:
+        with tempfile.TemporaryDirectory(prefix="formsvc-job-") as tmp:
+            paths = _linked(Path(tmp), files)
+            if kind == "extract":
+                _extract(job_id, attempt, unit, paths)
+            elif kind == "print_pack":
+                _print_pack(job_id, attempt, params, paths[0])
+            else:
+                raise ValueError(kind)
+    except Superseded:
+        return "superseded"
+    except FormsvcError as exc:
+        _fail(job_id, attempt, exc.code, exc.message)
+        return "failed"
+    except Exception as exc:  # a bug must not leave the job 'running' forever
+        log.exception("job %s attempt %s crashed", job_id, attempt)
+        _fail(job_id, attempt, "internal_error", f"Lỗi nội bộ khi xử lý ({type(exc).__name__}); đã ghi nhật ký.")
+        raise
+    return "done"
+
+
+def _fail(job_id: str, attempt: int, code: str, message: str) -> None:
+    with session_scope() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is not None and job.attempts == attempt and job.status != "done":
+            job.status, job.error_code, job.error_message, job.finished_at = "failed", code, message, utcnow()
+
+
+def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
+    from formsvc.extract.pipeline import extract_files
+
+    store = get_file_store()
+
+    def sink(image: bytes) -> str:
+        return store.put_bytes(image)
+
+    result = extract_files(paths, progress=_Progress(job_id, attempt), jobs=max(1, get_settings().extract_jobs),
+                           page_sink=sink)
+    images = {sha for pages in result.pages for sha in pages.values()}
+    with session_scope() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is None or job.attempts != attempt or job.status == "done":
+            raise Superseded(job_id)
+        for sha in images:
+            if s.get(StoredFile, sha) is None:
+                s.add(StoredFile(sha256=sha, size=store.path(sha).stat().st_size, media_type="image/jpeg"))
+        s.execute(delete(PageErrorRow).where(PageErrorRow.job_id == job_id))
+        s.add_all(PageErrorRow(job_id=job_id, filename=Path(e.file).name, page=e.page, code=e.code,
+                               message=e.message) for e in result.errors)
+        for record, key, pages in zip(result.documents, result.keys, result.pages, strict=True):
+            store_record(s, unit=unit, job_id=job_id, doc_key=key, record=record, pages=pages)
+        job.status, job.finished_at, job.heartbeat_at = "done", utcnow(), utcnow()
+        job.pages_done = job.pages_total = max(job.pages_total, job.pages_done)
+
+
+def _print_pack(job_id: str, attempt: int, params: dict[str, object], roster: Path) -> None:
+    from formsvc.render.pack import print_pack
+
+    store = get_file_store()
+    with tempfile.TemporaryDirectory(prefix="formsvc-pack-") as tmp:
+        out = Path(tmp) / "pack.pdf"
+        year = params.get("year")
+        report = print_pack(str(params["form"]), roster, out, year=int(year) if isinstance(year, int) else None,
+                            progress=_Progress(job_id, attempt))
+        with out.open("rb") as fh:
+            sha, size = store.put_stream(fh)
+    with session_scope() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is None or job.attempts != attempt or job.status == "done":
+            raise Superseded(job_id)
+        if s.get(StoredFile, sha) is None:
+            s.add(StoredFile(sha256=sha, size=size, media_type="application/pdf"))
+        s.execute(delete(PageErrorRow).where(PageErrorRow.job_id == job_id))
+        s.add_all(PageErrorRow(job_id=job_id, filename=roster.name, page=None, code="roster_row_invalid",
+                               message=e.message) for e in report.errors)
+        job.result_sha256, job.status, job.finished_at = sha, "done", utcnow()

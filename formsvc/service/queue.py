@@ -1,0 +1,60 @@
+"""The rq queue. The database is the source of truth for jobs; Redis only carries 'work on job X, attempt N'.
+
+So a lost Redis (restart without persistence) loses no work: the janitor re-enqueues what the database
+says is still to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.job import Job as RqJob
+
+from formsvc.settings import get_settings
+
+log = logging.getLogger(__name__)
+JOB_FUNCTION = "worker.jobs.run_job"
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=10)
+
+
+def get_redis() -> Redis:
+    return _redis(get_settings().redis_url)
+
+
+def get_queue() -> Queue:
+    return Queue(get_settings().queue_name, connection=get_redis())
+
+
+def rq_job_id(job_id: str, attempt: int) -> str:
+    return f"{job_id}-{attempt}"
+
+
+def enqueue(job_id: str, attempt: int) -> bool:
+    """Ask a worker to run `attempt` of job `job_id`; False (logged) when Redis cannot be reached now."""
+    try:
+        get_queue().enqueue_call(JOB_FUNCTION, args=(job_id, attempt), job_id=rq_job_id(job_id, attempt),
+                                 timeout=6 * 3600, result_ttl=3600, failure_ttl=7 * 86400,
+                                 description=f"formsvc job {job_id} attempt {attempt}")
+        return True
+    except RedisError as exc:
+        log.warning("queue unavailable, job %s stays queued in the database: %s", job_id, exc)
+        return False
+
+
+def waiting_in_queue(job_id: str, attempt: int) -> bool | None:
+    """True when rq still holds this attempt as queued or started; None when Redis cannot say."""
+    try:
+        job = RqJob.fetch(rq_job_id(job_id, attempt), connection=get_redis())
+    except RedisError:
+        return None
+    except Exception:  # rq raises NoSuchJobError (and others on a half-written job): it is not waiting
+        return False
+    return job.get_status(refresh=False) in ("queued", "started", "deferred", "scheduled")

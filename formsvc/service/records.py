@@ -1,0 +1,253 @@
+"""Stored records: saving what a job extracted, finding, correcting, re-validating and approving them."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from formsvc.criteria import default_registry
+from formsvc.db.tables import Correction, ReadAudit, RecordRow, utcnow
+from formsvc.errors import FormsvcError, InputError, NotFoundError
+from formsvc.records import FieldProvenance, Reason, Record
+from formsvc.service.auth import Principal
+from formsvc.service.changes import record_change
+from formsvc.settings import get_settings
+from formsvc.validation import validate_document
+
+STATUS_LABELS = {"valid": "Hợp lệ", "needs_review": "Cần kiểm tra", "rejected": "Không hợp lệ"}
+# What a reviewer may change; anything else is set by the system.
+EDITABLE_PREFIXES = ("scores.", "evidence.", "extra.")
+EDITABLE_FIELDS = ("total_declared", "year", "assessment_date", "registered_on", "subject.full_name",
+                   "subject.birth_year", "subject.unit", "subject.group", "subject.id")
+
+
+class ConflictError(FormsvcError):
+    code = "conflict"
+    http_status = 409
+
+
+def source_key(job_id: str, doc_key: str) -> str:
+    return f"{job_id}:{hashlib.sha1(doc_key.encode()).hexdigest()}"
+
+
+def _engine_reasons(record: Record) -> list[Reason]:
+    bare = record.model_copy(update={"result": None, "status": None})
+    checked = validate_document(bare, default_registry(), review_confidence=get_settings().review_confidence)
+    return checked.result.reasons if checked.result else []
+
+
+def store_record(session: Session, *, unit: str, job_id: str | None, doc_key: str, record: Record,
+                 pages: dict[int, str]) -> RecordRow | None:
+    """Insert one extracted document; None when this source document is already stored (a re-run)."""
+    key = source_key(job_id or "manual", doc_key)
+    if session.scalar(select(RecordRow.id).where(RecordRow.source_key == key)) is not None:
+        return None
+    engine = {r.model_dump_json() for r in _engine_reasons(record)}
+    extra = [r.model_dump(mode="json") for r in (record.result.reasons if record.result else [])
+             if r.model_dump_json() not in engine]
+    now = utcnow()
+    row = RecordRow(id=uuid.uuid4().hex, source_key=key, unit=unit, job_id=job_id, form=record.form,
+                    criteria_set=record.criteria_set, year=record.year, status=record.status or "needs_review",
+                    subject_name=record.subject.full_name[:300], data=record.model_dump(mode="json", exclude={"id"}),
+                    pages={str(k): v for k, v in pages.items()}, extra_reasons=extra, version=1,
+                    created_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    record_change(session, row, "record.created")
+    return row
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    unit: str | None = None
+    year: int | None = None
+    status: str | None = None
+    form: str | None = None
+    approved: bool | None = None
+    job_id: str | None = None
+    q: str | None = None
+
+
+def _filtered(stmt: Select[Any], who: Principal, f: RecordFilter) -> Select[Any]:
+    if who.unit is not None:
+        stmt = stmt.where(RecordRow.unit == who.unit)
+    if f.unit:
+        stmt = stmt.where(RecordRow.unit == f.unit)
+    if f.year is not None:
+        stmt = stmt.where(RecordRow.year == f.year)
+    if f.status:
+        stmt = stmt.where(RecordRow.status == f.status)
+    if f.form:
+        stmt = stmt.where(RecordRow.form == f.form)
+    if f.approved is not None:
+        stmt = stmt.where(RecordRow.approved.is_(f.approved))
+    if f.job_id:
+        stmt = stmt.where(RecordRow.job_id == f.job_id)
+    if f.q:
+        stmt = stmt.where(RecordRow.subject_name.ilike(f"%{f.q.strip()}%"))
+    return stmt
+
+
+def list_records(session: Session, who: Principal, f: RecordFilter, *, limit: int = 50,
+                 offset: int = 0) -> tuple[list[RecordRow], int]:
+    from sqlalchemy import func
+
+    base = _filtered(select(RecordRow), who, f)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    rows = session.scalars(base.order_by(RecordRow.updated_at.desc(), RecordRow.id).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def feed(session: Session, who: Principal, f: RecordFilter, *, after: int, limit: int = 100) -> list[RecordRow]:
+    """Records changed after the cursor, in change order (the cursor is the last `change_seq` seen)."""
+    stmt = _filtered(select(RecordRow), who, f).where(RecordRow.change_seq > after)
+    rows = list(session.scalars(stmt.order_by(RecordRow.change_seq).limit(limit)))
+    audit_reads(session, who, rows, "feed")
+    return rows
+
+
+def audit_reads(session: Session, who: Principal, rows: list[RecordRow], endpoint: str) -> None:
+    if who.role != "integration":
+        return
+    now = utcnow()
+    session.add_all(ReadAudit(key_id=who.key_id, record_id=r.id, endpoint=endpoint, at=now) for r in rows)
+
+
+def get_record(session: Session, who: Principal, record_id: str, *, for_update: bool = False) -> RecordRow:
+    row = session.get(RecordRow, record_id, with_for_update=for_update) if len(record_id) <= 32 else None
+    if row is None or not who.sees(row.unit):
+        raise NotFoundError("Không tìm thấy bản ghi.", code="record_not_found")
+    return row
+
+
+def _check_version(row: RecordRow, expected: int | None) -> None:
+    if expected is not None and expected != row.version:
+        raise ConflictError(f"Bản ghi đã được người khác sửa (phiên bản {row.version}, bạn đang sửa {expected}).",
+                            code="version_conflict", hint="Tải lại bản ghi rồi sửa lại.")
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> Any:
+    parts = path.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[part] = nxt
+        node = nxt
+    old = node.get(parts[-1])
+    node[parts[-1]] = value
+    return old
+
+
+def _editable(path: str) -> bool:
+    return path in EDITABLE_FIELDS or (path.startswith(EDITABLE_PREFIXES) and path.count(".") == 1
+                                       and len(path.split(".")[1]) > 0)
+
+
+def _revalidate(row: RecordRow) -> Record:
+    record = Record.model_validate({**row.data, "result": None, "status": None})
+    extra = [Reason.model_validate(r) for r in row.extra_reasons]
+    return validate_document(record, default_registry(), review_confidence=get_settings().review_confidence,
+                             extra_reasons=extra)
+
+
+def _save(row: RecordRow, record: Record) -> None:
+    row.data = record.model_dump(mode="json", exclude={"id"})
+    row.status = record.status or "needs_review"
+    row.subject_name = record.subject.full_name[:300]
+    row.year, row.form, row.criteria_set = record.year, record.form, record.criteria_set
+    row.version += 1
+    row.updated_at = utcnow()
+
+
+def correct(session: Session, who: Principal, record_id: str, changes: dict[str, Any], *,
+            expected_version: int | None = None) -> RecordRow:
+    """Apply a reviewer's corrections, keep who/when/old->new, re-validate, emit one change."""
+    who.require("admin", "reviewer", "clerk")
+    if not changes:
+        raise InputError("Không có trường nào cần sửa.", code="nothing_to_correct")
+    row = get_record(session, who, record_id, for_update=True)
+    _check_version(row, expected_version)
+    data = copy.deepcopy(row.data)
+    data.pop("result", None)
+    data.pop("status", None)
+    olds: dict[str, Any] = {}
+    for path, value in changes.items():
+        if not _editable(path):
+            raise InputError(f"Không được sửa trường «{path}».", code="field_not_editable",
+                             detail={"field": path})
+        olds[path] = _set_path(data, path, value)
+    provenance = [f for f in data.get("fields", []) if f.get("name") not in changes]
+    provenance += [FieldProvenance(name=p, value=v, confidence=1.0, source="manual").model_dump(mode="json")
+                   for p, v in changes.items()]
+    data["fields"] = provenance
+    try:
+        Record.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise InputError(f"Giá trị sửa không hợp lệ ở «{where}»: {first['msg']}.", code="correction_invalid",
+                         detail={"field": where}) from exc
+    row.data = data
+    record = _revalidate(row)
+    _save(row, record)
+    if row.approved:  # a change after approval needs a fresh approval
+        row.approved, row.approved_by, row.approved_at = False, None, None
+    now = utcnow()
+    session.add_all(Correction(record_id=row.id, field=p, old_value=olds[p], new_value=v, key_id=who.key_id, at=now)
+                    for p, v in changes.items())
+    record_change(session, row, "record.corrected")
+    return row
+
+
+def revalidate(session: Session, who: Principal, record_id: str) -> RecordRow:
+    who.require("admin", "reviewer", "clerk")
+    row = get_record(session, who, record_id, for_update=True)
+    record = _revalidate(row)
+    before = (row.status, row.data.get("result"))
+    new_data = record.model_dump(mode="json", exclude={"id"})
+    if before == (record.status, new_data.get("result")):
+        return row  # nothing changed: no event
+    _save(row, record)
+    record_change(session, row, "record.revalidated")
+    return row
+
+
+def approve(session: Session, who: Principal, record_id: str, *, expected_version: int | None = None) -> RecordRow:
+    who.require("admin", "reviewer")
+    row = get_record(session, who, record_id, for_update=True)
+    _check_version(row, expected_version)
+    if row.approved:
+        return row
+    if row.status == "rejected":
+        raise ConflictError("Bản ghi còn lỗi (không hợp lệ); hãy sửa các trường bị báo lỗi trước khi duyệt.",
+                            code="record_not_approvable")
+    row.approved, row.approved_by, row.approved_at = True, who.key_id, utcnow()
+    row.version += 1
+    row.updated_at = utcnow()
+    session.add(Correction(record_id=row.id, field="approved", old_value=False, new_value=True, action="approve",
+                           key_id=who.key_id))
+    record_change(session, row, "record.approved")
+    return row
+
+
+def history(session: Session, who: Principal, record_id: str) -> list[Correction]:
+    row = get_record(session, who, record_id)
+    return list(session.scalars(select(Correction).where(Correction.record_id == row.id).order_by(Correction.id)))
+
+
+def as_record(row: RecordRow) -> Record:
+    return Record.model_validate({**row.data, "id": row.id})
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,328 @@
+"""Server-rendered Vietnamese web UI: login, home, forms and print packs, uploads, records, jobs, review.
+
+Pages are rendered here from the service layer (the same functions the API uses, so unit isolation is the
+service's job, not ours). Everything that changes data is done by app.js calling the JSON API with the
+login cookie, which `formsvc.api.deps.token_of` accepts: one write path, one set of rules and error messages.
+
+None of these routes is part of the public API, so none appears in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from formsvc import __version__
+from formsvc.api.deps import COOKIE
+from formsvc.db.engine import session_scope
+from formsvc.db.tables import ApiKey
+from formsvc.errors import FormsvcError, NotFoundError
+from formsvc.service.auth import ROLE_LABELS, AuthError, Principal, authenticate
+from formsvc.web import review
+from formsvc.web.format import FORM_KIND_LABELS, JOB_KIND_LABELS, STATUS_LABELS, vn_number, vn_time
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+PAGE_SIZE = 25
+COOKIE_MAX_AGE = 12 * 3600  # a working day; the key itself stays valid, only the browser forgets it
+MAX_KEY_CHARS = 500
+PACKABLE = ("cdht-self-assessment", "cdht-evidence-checklist")
+UPLOAD_ROLES = ("admin", "clerk")
+FLASH = {"saved": "Đã lưu các thay đổi và kiểm tra lại bản ghi.", "approved": "Đã duyệt bản ghi."}
+# No inline script or style anywhere, so the policy can forbid both: injected markup cannot run.
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def _static_version() -> str:
+    """Content hash of the static files, appended to their URLs so a deploy never serves a stale app.js."""
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted(STATIC_DIR.glob("*")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
+                      lstrip_blocks=True, undefined=StrictUndefined)  # strict: a typo fails tests, not users
+    version = _static_version()
+    env.globals["static"] = lambda name: f"/static/{name}?v={version}"
+    env.globals["ROLE_LABELS"] = ROLE_LABELS
+    env.globals["STATUS_LABELS"] = STATUS_LABELS
+    env.globals["JOB_KIND_LABELS"] = JOB_KIND_LABELS
+    env.globals["FORM_KIND_LABELS"] = FORM_KIND_LABELS
+    env.filters["num"] = vn_number
+    env.filters["when"] = vn_time
+    return env
+
+
+templates = Jinja2Templates(env=_environment())
+router = APIRouter(include_in_schema=False)
+
+
+def mount(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+# -- plumbing ------------------------------------------------------------------------------------------------
+
+def _harden(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"  # pages carry personal data: never keep them in caches
+    return response
+
+
+def _page(request: Request, template: str, who: Principal | None, *, status: int = 200,
+          active: str = "", **context: Any) -> Response:
+    context.update(who=who, active=active, can_upload=bool(who and who.role in UPLOAD_ROLES))
+    return _harden(templates.TemplateResponse(request, template, context, status_code=status))
+
+
+def _error_page(request: Request, who: Principal | None, status: int, message: str,
+                hint: str | None = None) -> Response:
+    titles = {404: "Không tìm thấy", 403: "Không có quyền", 503: "Hệ thống đang bận"}
+    return _page(request, "error.html", who, status=status, title=titles.get(status, "Có lỗi xảy ra"),
+                 message=message, hint=hint)
+
+
+def _principal(request: Request) -> Principal | None:
+    """The user of a page: only the cookie counts here (a browser never sends the API headers)."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    try:
+        with session_scope() as s:
+            return authenticate(s, token)
+    except AuthError:
+        return None
+
+
+def _to_login(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+    response.delete_cookie(COOKIE, path="/")  # a revoked or malformed key: forget it
+    return response
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a local path may be a redirect target (no open redirect via ?next=//evil or a full URL)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else "/"
+
+
+def _same_origin(request: Request) -> bool:
+    """Browsers send Origin on POST; a foreign one means another site is posting our forms (login CSRF)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser, or an old one: nothing to compare
+    if origin == "null":
+        return False  # sandboxed frames and some cross-origin redirects
+    return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
+
+
+def _guarded(request: Request, build: Callable[[Principal], Response]) -> Response:
+    """Run a page for a logged-in user; expected failures become Vietnamese error pages, not JSON."""
+    who = _principal(request)
+    if who is None:
+        return _to_login(request)
+    if who.role == "integration":
+        return _error_page(request, who, 403, "Khóa tích hợp chỉ dùng cho hệ thống khác, không dùng để đăng nhập.",
+                           "Đăng xuất rồi đăng nhập bằng khóa của cán bộ, người duyệt hoặc quản trị.")
+    try:
+        return build(who)
+    except NotFoundError as exc:
+        return _error_page(request, who, 404, exc.message, exc.hint)
+    except FormsvcError as exc:
+        return _error_page(request, who, exc.http_status, exc.message, exc.hint)
+
+
+def _int_arg(request: Request, name: str, lo: int, hi: int) -> int | None:
+    raw = request.query_params.get(name, "").strip()
+    if not raw.isdigit():
+        return None
+    value = int(raw)
+    return value if lo <= value <= hi else None
+
+
+def _page_links(request: Request, total: int, page: int) -> dict[str, Any]:
+    pages = max(1, -(-total // PAGE_SIZE))
+    args = {k: v for k, v in request.query_params.items() if k != "page" and v}
+
+    def link(n: int) -> str:
+        return request.url.path + "?" + urlencode({**args, "page": n})
+
+    return {"page": page, "pages": pages, "total": total,
+            "prev": link(page - 1) if page > 1 else None, "next": link(page + 1) if page < pages else None}
+
+
+# -- login ---------------------------------------------------------------------------------------------------
+
+@router.get("/login")
+def login_form(request: Request) -> Response:
+    return _page(request, "login.html", None, next=_safe_next(request.query_params.get("next")), error=None)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    key = str(form.get("key") or "").strip()[:MAX_KEY_CHARS]
+    target = _safe_next(str(form.get("next") or "/"))
+    if not _same_origin(request):
+        return _page(request, "login.html", None, status=403, next=target,
+                     error="Yêu cầu đăng nhập không đến từ trang này; hãy mở lại trang đăng nhập.")
+
+    def check() -> Principal:
+        with session_scope() as s:
+            return authenticate(s, key)
+
+    try:
+        who = await run_in_threadpool(check)
+    except AuthError as exc:
+        message = "Hãy dán khóa truy cập vào ô bên dưới." if not key else exc.message
+        return _page(request, "login.html", None, status=401, next=target, error=message)
+    if who.role == "integration":
+        return _page(request, "login.html", None, status=403, next=target,
+                     error="Khóa tích hợp chỉ dùng cho hệ thống khác, không dùng để đăng nhập.")
+    response = RedirectResponse(target, status_code=303)
+    # HttpOnly: scripts (ours or injected) never see the key; Strict: no other site can make the browser send it.
+    response.set_cookie(COOKIE, key, max_age=COOKIE_MAX_AGE, path="/", httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return _harden(response)
+
+
+@router.api_route("/logout", methods=["GET", "POST"])
+def logout(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return _harden(response)
+
+
+# -- home ----------------------------------------------------------------------------------------------------
+
+@router.get("/")
+def home(request: Request) -> Response:
+    from formsvc.service.jobs import job_view, list_jobs
+    from formsvc.service.records import RecordFilter, list_records
+
+    def build(who: Principal) -> Response:
+        with session_scope() as s:
+            counts = {status: list_records(s, who, RecordFilter(status=status), limit=1)[1]
+                      for status in STATUS_LABELS}
+            approved = list_records(s, who, RecordFilter(approved=True), limit=1)[1]
+            jobs, _ = list_jobs(s, who, limit=5)
+            recent = [job_view(s, j) for j in jobs]
+        return _page(request, "home.html", who, active="home", counts=counts, total=sum(counts.values()),
+                     approved=approved, jobs=recent)
+
+    return _guarded(request, build)
+
+
+# -- forms and print packs -----------------------------------------------------------------------------------
+
+@router.get("/forms")
+def forms(request: Request) -> Response:
+    from formsvc.render import list_forms
+
+    def build(who: Principal) -> Response:
+        all_forms = list_forms()
+        packable = [f for f in all_forms if f.id in PACKABLE]
+        return _page(request, "forms.html", who, active="forms", forms=all_forms, packable=packable,
+                     this_year=dt.date.today().year)
+
+    return _guarded(request, build)
+
+
+# -- uploads -------------------------------------------------------------------------------------------------
+
+@router.get("/upload")
+def upload(request: Request) -> Response:
+    def build(who: Principal) -> Response:
+        return _page(request, "upload.html", who, active="upload")
+
+    return _guarded(request, build)
+
+
+# -- records and jobs ----------------------------------------------------------------------------------------
+
+@router.get("/records")
+def records(request: Request) -> Response:
+    from formsvc.render import list_forms
+    from formsvc.service.records import RecordFilter, list_records
+
+    def build(who: Principal) -> Response:
+        q = request.query_params
+        status = q.get("status") if q.get("status") in STATUS_LABELS else None
+        approved = {"1": True, "0": False}.get(q.get("approved", ""))
+        form_titles = {f.id: f.title for f in list_forms()}
+        form = q.get("form") if q.get("form") in form_titles else None
+        search = q.get("q", "").strip()[:100] or None
+        year = _int_arg(request, "year", 1900, 2100)
+        page = _int_arg(request, "page", 1, 10**6) or 1
+        flt = RecordFilter(status=status, approved=approved, form=form, q=search, year=year)
+        with session_scope() as s:
+            rows, total = list_records(s, who, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+            items = [{"id": r.id, "unit": r.unit, "form": r.form, "form_title": form_titles.get(r.form, r.form),
+                      "year": r.year, "status": r.status, "approved": r.approved, "name": r.subject_name,
+                      "total": (r.data.get("result") or {}).get("total"), "updated_at": r.updated_at}
+                     for r in rows]
+        filters = {"status": status or "", "approved": q.get("approved", "") if approved is not None else "",
+                   "form": form or "", "q": search or "", "year": year or ""}
+        return _page(request, "records.html", who, active="records", items=items, filters=filters,
+                     forms=form_titles, paging=_page_links(request, total, page),
+                     filtered=any(filters.values()))
+
+    return _guarded(request, build)
+
+
+@router.get("/jobs")
+def jobs(request: Request) -> Response:
+    from formsvc.service.jobs import job_view, list_jobs
+
+    def build(who: Principal) -> Response:
+        kind = request.query_params.get("kind")
+        kind = kind if kind in JOB_KIND_LABELS else None
+        page = _int_arg(request, "page", 1, 10**6) or 1
+        with session_scope() as s:
+            rows, total = list_jobs(s, who, kind=kind, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+            items = [job_view(s, j) for j in rows]
+        return _page(request, "jobs.html", who, active="jobs", jobs=items, kind=kind or "",
+                     paging=_page_links(request, total, page))
+
+    return _guarded(request, build)
+
+
+@router.get("/records/{record_id}")
+def record(request: Request, record_id: str) -> Response:
+    from formsvc.service.records import get_record, history
+
+    def build(who: Principal) -> Response:
+        with session_scope() as s:
+            row = get_record(s, who, record_id)
+            changes = history(s, who, record_id)
+            key_ids = {c.key_id for c in changes} | ({row.approved_by} if row.approved_by else set())
+            names = dict(s.execute(select(ApiKey.id, ApiKey.name).where(ApiKey.id.in_(key_ids))).tuples().all())
+            view = review.build(row, changes, names)
+        flash = FLASH.get(request.query_params.get("msg", ""))
+        return _page(request, "record.html", who, active="records", r=view, flash=flash,
+                     can_approve=who.role in ("admin", "reviewer"),
+                     can_edit=who.role in ("admin", "reviewer", "clerk"))
+
+    return _guarded(request, build)

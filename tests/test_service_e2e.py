@@ -1,0 +1,134 @@
+"""End to end through the real service: a degraded multi-person scan stack is uploaded, processed by an rq
+worker, reviewed over the API and delivered to a webhook receiver exactly once per change, signed.
+Runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.scans import degrade, pdf_bytes, random_record, rasterise
+from formsvc.render import render_document
+from formsvc.render.converter import get_converter
+from tests.receiver import Receiver
+from tests.servers import RedisServer
+from tests.stack import Stack, running_stack
+
+pytestmark = pytest.mark.timeout(600)
+UNIT = "Trường THCS Hòa Bình"
+
+
+@pytest.fixture(scope="module")
+def scan_stack(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[dict[str, Any]]]:
+    """Three people's filled-in forms, printed, scanned with different defects, in one PDF."""
+    people = [random_record(seed, blanks=1 if seed == 202 else 0) for seed in (201, 202, 203)]
+    pages = []
+    for i, data in enumerate(people):
+        pages += degrade(rasterise(render_document("cdht-self-assessment", data)), ("rotate", "noise", "jpeg")[i],
+                         seed=i)
+    get_converter().close()
+    return pdf_bytes(pages), people
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
+          database_url: str | None) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("stack"), redis=redis_server, database_url=database_url) as s:
+        yield s
+
+
+def _wait(predicate: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def test_upload_review_approve_and_deliver(stack: Stack, scan_stack: tuple[bytes, list[dict[str, Any]]],
+                                           tmp_path: Path) -> None:
+    pdf, people = scan_stack
+    receiver = Receiver().start()
+    try:
+        clerk = stack.client(stack.new_key("clerk", UNIT))
+        reviewer = stack.client(stack.new_key("reviewer", UNIT))
+        hook = clerk.post("/v1/webhooks", json={"url": receiver.url})
+        assert hook.status_code == 201, hook.text
+        secret = hook.json()["secret"]
+
+        files = {"files": ("xấp phiếu.pdf", pdf, "application/pdf")}
+        r = clerk.post("/v1/submissions", files=files)
+        assert r.status_code == 202, r.text
+        job = stack.wait_job(clerk, r.json()["id"])
+        assert job["status"] == "done", job
+        assert job["progress"]["pages_done"] == job["progress"]["pages_total"] == len(rasterise_pages(pdf))
+        assert len(job["records"]) == 3 and job["errors"] == []
+
+        # The same file again is the same job, not new records.
+        again = clerk.post("/v1/submissions", files=files)
+        assert again.status_code == 200 and again.json()["id"] == job["id"] and again.json()["duplicate"] is True
+
+        records = {rec["id"]: clerk.get(f"/v1/records/{rec['id']}").json() for rec in job["records"]}
+        by_name = {v["record"]["subject"]["full_name"]: v for v in records.values()}
+        assert set(by_name) == {p["subject"]["full_name"] for p in people}
+        blank_person = people[1]
+        flagged = by_name[blank_person["subject"]["full_name"]]
+        assert flagged["status"] != "valid"
+        blank_ind = next(k for k, v in blank_person["scores"].items() if v is None)
+        reasons = flagged["record"]["result"]["reasons"]
+        assert any(r.get("indicator") == blank_ind or r.get("field") == f"scores.{blank_ind}" for r in reasons)
+        assert flagged["crops"], "flagged record has field crops"
+        crop = reviewer.get(next(iter(flagged["crops"].values())))
+        assert crop.status_code == 200 and crop.content.startswith(b"\x89PNG")
+
+        # The reviewer fills the blank box; the declared total then matches again.
+        fix = reviewer.patch(f"/v1/records/{flagged['id']}",
+                             json={"fields": {f"scores.{blank_ind}": 5}, "version": flagged["version"]})
+        assert fix.status_code == 200, fix.text
+        fixed = fix.json()
+        assert fixed["version"] == flagged["version"] + 1
+        assert fixed["record"]["scores"][blank_ind] == 5
+        stale = reviewer.patch(f"/v1/records/{flagged['id']}",
+                               json={"fields": {f"scores.{blank_ind}": 6}, "version": flagged["version"]})
+        assert stale.status_code == 409 and stale.json()["code"] == "version_conflict"
+        history = reviewer.get(f"/v1/records/{flagged['id']}/history").json()
+        assert history[0]["field"] == f"scores.{blank_ind}" and history[0]["old"] is None and history[0]["new"] == 5
+
+        assert fixed["status"] != "rejected", fixed["record"]["result"]["reasons"]
+        approved = reviewer.post(f"/v1/records/{flagged['id']}/approve", json={"version": fixed["version"]})
+        assert approved.status_code == 200 and approved.json()["approved"] is True
+        assert clerk.post(f"/v1/records/{flagged['id']}/approve").status_code == 403  # clerks do not approve
+
+        # Exactly one signed event per change: 3 created + 1 corrected + 1 approved.
+        expected = 3 + 1 + 1
+        _wait(lambda: len(receiver.received) >= expected)
+        time.sleep(1.0)  # nothing more may arrive
+        assert len(receiver.received) == expected
+        assert all(item.signed_by(secret) for item in receiver.received)
+        events = receiver.events()
+        assert len({e["id"] for e in events}) == expected
+        kinds = [e["type"] for e in events if e["record"]["id"] == flagged["id"]]
+        assert kinds == ["record.created", "record.corrected", "record.approved"]
+        assert [e["record"]["version"] for e in events if e["record"]["id"] == flagged["id"]] == [1, 2, 3]
+
+        # Pull feed: change order, resumable from the cursor.
+        integ = stack.client(stack.new_key("integration", UNIT))
+        page1 = integ.get("/v1/records", params={"after": 0, "limit": 2}).json()
+        page2 = integ.get("/v1/records", params={"after": page1["next_cursor"], "limit": 10}).json()
+        seqs = [i["change_seq"] for i in page1["items"] + page2["items"]]
+        assert seqs == sorted(seqs) and len(seqs) == 3
+        assert page2["items"][-1]["id"] == flagged["id"]  # changed last
+        assert integ.get("/v1/records").status_code == 403  # integration keys read the feed only
+    finally:
+        receiver.stop()
+
+
+def rasterise_pages(pdf: bytes) -> list[Any]:
+    import pypdfium2 as pdfium
+
+    return list(pdfium.PdfDocument(pdf))
