@@ -8,20 +8,40 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from formsvc.api.app import create_app
 from formsvc.criteria import load_registry
 from tests.factories import full_record
+from tests.servers import RedisServer
+from tests.service_app import App, service_app
 
-client = TestClient(create_app())
+
+class _Client:
+    """The in-process API, authenticated as a clerk unless told otherwise."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.headers = app.as_(app.key("clerk", "Trường MN Tam Hưng A"))
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.app.client.get(path, headers=self.headers, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.app.client.post(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
 
-def test_health_and_criteria() -> None:
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[_Client]:
+    with service_app(tmp_path_factory.mktemp("api"), redis_server.url, None) as app:
+        yield _Client(app)
+
+
+def test_health_and_criteria(client: _Client) -> None:
     assert client.get("/v1/health").json()["status"] == "ok"
     ids = [s["id"] for s in client.get("/v1/criteria").json()]
     assert "cdht-324-pl4-school" in ids
@@ -31,7 +51,12 @@ def test_health_and_criteria() -> None:
     assert missing.status_code == 404 and missing.json()["code"] == "criteria_set_not_found"
 
 
-def test_render_pdf_and_docx() -> None:
+def test_render_needs_a_key(client: _Client) -> None:
+    r = client.app.client.post("/v1/render/cdht-minutes?format=docx")
+    assert r.status_code == 401 and r.json()["code"] == "auth_missing"
+
+
+def test_render_pdf_and_docx(client: _Client) -> None:
     pdf = client.post("/v1/render/cdht-self-assessment", json={"year": 2024, "subject": {"full_name": "Lê Thị Mai"}})
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     docx = client.post("/v1/render/cdht-minutes?format=docx")
@@ -46,19 +71,19 @@ def test_render_pdf_and_docx() -> None:
     ("/v1/validate", b"", 422, "json_shape"),
     ("/v1/validate", b'{"form": "x"}', 422, "record_invalid"),
 ])
-def test_bad_requests_are_clear_4xx(path: str, body: bytes, status: int, code: str) -> None:
+def test_bad_requests_are_clear_4xx(client: _Client, path: str, body: bytes, status: int, code: str) -> None:
     r = client.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
     assert r.json()["code"] == code and r.json()["message"]
 
 
-def test_oversized_json_is_413() -> None:
+def test_oversized_json_is_413(client: _Client) -> None:
     big = b'{"notes": "' + b"x" * (6 * 1024 * 1024) + b'"}'
     r = client.post("/v1/render/cdht-unit-report", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["code"] == "body_too_large"
 
 
-def test_validate_over_http() -> None:
+def test_validate_over_http(client: _Client) -> None:
     cset = load_registry().get("cdht-324-pl4")
     r = client.post("/v1/validate", json=full_record(cset, score=8).model_dump(mode="json"))
     assert r.status_code == 200 and r.json()["result"]["recognised"] is True
@@ -88,10 +113,25 @@ def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
             pytest.fail("API did not come up")
         ping = subprocess.run(["redis-cli", "-p", str(redis_port), "ping"], capture_output=True, text=True, check=False)
         assert ping.stdout.strip() == "PONG"
+        key_file = tmp_path / "first-admin-key.txt"
+        deadline = time.monotonic() + 30
+        while not key_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        key = key_file.read_text().strip()
+        me = httpx.get(f"http://127.0.0.1:{api_port}/v1/me", headers={"X-API-Key": key}, timeout=5)
+        assert me.status_code == 200 and me.json()["role"] == "admin"
+        deadline = time.monotonic() + 30
+        workers = ""
+        while time.monotonic() < deadline and workers.count("\n") < 2:
+            workers = subprocess.run(["redis-cli", "-p", str(redis_port), "smembers", "rq:workers"],
+                                     capture_output=True, text=True, check=False).stdout
+            time.sleep(0.3)
+        assert workers.count("\n") >= 2, f"two rq workers expected, got {workers!r}"
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{api_port}" in out
+    assert key in out and out.count(key) == 1  # shown once, on first start
     time.sleep(0.5)
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", redis_port)) != 0, "redis left running"
