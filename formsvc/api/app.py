@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -96,7 +96,11 @@ def create_app(*, migrate: bool = True) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, "request_invalid", "Yêu cầu không hợp lệ.", detail=exc.errors()[:10])
+        # Only plain fields: the raw input (bytes, exception objects) may not be JSON and must not be echoed.
+        detail = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
+                  for e in exc.errors()[:10]]
+        where = ", ".join(".".join(d["loc"]) for d in detail[:3])
+        return _error(422, "request_invalid", f"Yêu cầu không hợp lệ ({where}).", detail=detail)
 
     @app.get("/v1/health")
     def health() -> dict[str, str]:
@@ -123,8 +127,11 @@ def create_app(*, migrate: bool = True) -> FastAPI:
         return [FormOut(id=f.id, title=f.title, kind=f.kind, template_version=f.template_version,
                         return_trip=f.return_trip) for f in list_forms()]
 
-    @app.post("/v1/render/{form_id}", responses={200: {"content": {m: {} for m in MEDIA.values()}}})
-    async def render(form_id: str, request: Request, who: Annotated[Principal, Depends(principal)],
+    @app.post("/v1/render/{form_id}", responses={200: {"content": {m: {} for m in MEDIA.values()}}},
+              openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
+                  "schema": {"type": "object", "description": "Dữ liệu điền sẵn (tùy chọn)"}}}}})
+    async def render(form_id: Annotated[str, Path(examples=["cdht-self-assessment", "cdht-minutes"])],
+                     request: Request, who: Annotated[Principal, Depends(principal)],
                      format: Literal["pdf", "docx"] = "pdf") -> Response:
         from formsvc.render import render_document
 
@@ -135,7 +142,8 @@ def create_app(*, migrate: bool = True) -> FastAPI:
         return Response(content, media_type=MEDIA[format],
                         headers={"Content-Disposition": f'attachment; filename="{form_id}.{format}"'})
 
-    @app.post("/v1/validate")
+    @app.post("/v1/validate", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "description": "Một bản ghi, hoặc {\"documents\": [...]}"}}}}})
     async def validate(request: Request, who: Annotated[Principal, Depends(principal)]) -> Any:
         from formsvc.cli.validate_cmds import parse_records
 

@@ -32,7 +32,7 @@ class WebhookIn(BaseModel):
 
 
 class ReplayIn(BaseModel):
-    delivery_ids: list[int] | None = Field(default=None, max_length=10000)
+    delivery_ids: list[Annotated[int, Field(ge=1, le=2**53)]] | None = Field(default=None, max_length=10000)
 
 
 @router.get("/me", summary="Khóa đang dùng: vai trò, đơn vị")

@@ -135,7 +135,8 @@ def print_pack(who: Who, roster: Annotated[UploadFile, File(description="Danh s�
 
 @router.get("/jobs", summary="Danh sách công việc (tải lên, in hàng loạt)")
 def jobs(who: Who, kind: Annotated[str | None, Query(pattern="^(extract|print_pack)$")] = None,
-         limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+         limit: Annotated[int, Query(ge=1, le=200)] = 50,
+         offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
     who.require("admin", "clerk", "reviewer")
     with session_scope() as s:
         rows, total = list_jobs(s, who, kind=kind, limit=limit, offset=offset)

@@ -51,9 +51,9 @@ def _full(row: RecordRow) -> dict[str, Any]:
 def records(who: Who, unit: str | None = None, year: Annotated[int | None, Query(ge=1900, le=2100)] = None,
             status: Status | None = None, form: str | None = None, approved: bool | None = None,
             job: str | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
-            after: Annotated[int | None, Query(ge=0, description="Cursor from next_cursor (feed mode)")] = None,
+            after: Annotated[int | None, Query(ge=0, le=2**53, description="next_cursor of the last page")] = None,
             limit: Annotated[int, Query(ge=1, le=500)] = 50,
-            offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+            offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
     f = _filters(unit, year, status, form, approved, job, q)
     with session_scope() as s:
         if after is not None:
