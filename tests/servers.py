@@ -485,6 +485,19 @@ class PostgresServer(_Server):
             self.dir = None
         _LIVE.discard(self)
 
+    def pause(self) -> None:
+        """Shut the server down (fast, data kept) to simulate an outage; `resume()` brings it back on the same port."""
+        assert self.dir is not None and self.bindir is not None
+        if self._watchdog is not None:
+            self._watchdog.disarm()
+            self._watchdog = None
+        self._run(self._as_postgres(self.bindir / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "-w", "stop"),
+                  timeout=_STOP_TIMEOUT + 10)
+        self._pid = None
+
+    def resume(self) -> None:
+        self._start_cluster()
+
     # --- databases -------------------------------------------------------------------------------------------
 
     def _connect_admin(self) -> psycopg.Connection[tuple[object, ...]]:

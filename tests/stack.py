@@ -20,6 +20,23 @@ from tests.servers import RedisServer, free_port
 FORMSVC = str(Path(sys.executable).with_name("formsvc"))
 
 
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 class Stack:
     def __init__(self, root: Path, *, redis: RedisServer, database_url: str | None = None, workers: int = 1,
                  env: dict[str, str] | None = None) -> None:
@@ -79,7 +96,11 @@ class Stack:
         self._spawn("dispatcher", "dispatch")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill a process and all its descendants (rq's work horse runs in a session of its own)."""
         proc = self.procs.pop(name)
+        for pid in [*descendants(proc.pid), proc.pid]:
+            with suppress(ProcessLookupError):
+                os.kill(pid, sig)
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         proc.wait(15)
@@ -105,6 +126,7 @@ class Stack:
     def stop(self) -> None:
         for name in list(self.procs):
             proc = self.procs.pop(name)
+            family = descendants(proc.pid)
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
@@ -113,6 +135,9 @@ class Stack:
                     with suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(5)
+            for pid in family:  # a work horse left behind must not outlive the test
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     # -- clients ---------------------------------------------------------------------------------
     def client(self, key: str | None = None, **kw: Any) -> httpx.Client:

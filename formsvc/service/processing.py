@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import Job, JobFile, PageErrorRow, StoredFile, utcnow
-from formsvc.errors import FormsvcError
+from formsvc.errors import BusyError, FormsvcError
 from formsvc.service.records import store_record
 from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
@@ -83,6 +83,8 @@ def run_job(job_id: str, attempt: int) -> str:
                 raise ValueError(kind)
     except Superseded:
         return "superseded"
+    except BusyError:
+        raise  # the database is away for a moment: not the job's fault; the janitor retries it later
     except FormsvcError as exc:
         _fail(job_id, attempt, exc.code, exc.message)
         return "failed"
