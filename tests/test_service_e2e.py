@@ -124,6 +124,11 @@ def test_upload_review_approve_and_deliver(stack: Stack, scan_stack: tuple[bytes
         assert seqs == sorted(seqs) and len(seqs) == 3
         assert page2["items"][-1]["id"] == flagged["id"]  # changed last
         assert integ.get("/v1/records").status_code == 403  # integration keys read the feed only
+
+        # No key or signing secret ever reaches a log file of any process.
+        logs = "".join(p.read_text(errors="replace") for p in stack.root.glob("*.log"))
+        for key in (stack.admin_key, clerk.headers["x-api-key"], reviewer.headers["x-api-key"], secret):
+            assert key not in logs and key.split("_")[-1] not in logs
     finally:
         receiver.stop()
 
