@@ -137,3 +137,38 @@ def rasterise_pages(pdf: bytes) -> list[Any]:
     import pypdfium2 as pdfium
 
     return list(pdfium.PdfDocument(pdf))
+
+
+def test_print_pack_job_from_hostile_rosters_prints_names_literally(stack: Stack, tmp_path: Path) -> None:
+    """Rosters whose names are spreadsheet formulas or template/XML markup: the pack is built as a job with
+    progress, and the names come out as plain text (nothing evaluated, nothing broken)."""
+    import pdfplumber
+
+    from fixtures.bad_inputs import CSV_INJECTION_NAMES, MARKUP_NAMES, build_corpus
+    from formsvc.text import nfc
+
+    corpus = {case.name: path for case, path in build_corpus(tmp_path / "bad")}
+    clerk = stack.client(stack.new_key("clerk", UNIT))
+    for case, names in (("roster_csv_injection", CSV_INJECTION_NAMES), ("roster_jinja_xml_markup", MARKUP_NAMES)):
+        r = clerk.post("/v1/print-packs", data={"form": "cdht-self-assessment", "year": "2024"},
+                       files={"roster": ("danh-sach.csv", corpus[case].read_bytes(), "text/csv")})
+        assert r.status_code == 202, r.text
+        job = stack.wait_job(clerk, r.json()["id"], timeout=180)
+        assert job["status"] == "done" and job["errors"] == [], job
+        assert job["progress"]["pages_done"] == job["progress"]["pages_total"] == len(names)
+        pdf = clerk.get(job["result_url"])
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        path = tmp_path / f"{case}.pdf"
+        path.write_bytes(pdf.content)
+        with pdfplumber.open(path) as doc:
+            text = nfc("\n".join(p.extract_text() or "" for p in doc.pages))
+        squashed = text.replace(" ", "").replace("\n", "")
+        for name in names:
+            assert nfc(name).replace(" ", "") in squashed, name
+        assert "Lê Thị 49" not in text and "xxxxxxxxxx" not in squashed  # the template was not evaluated
+    bad = clerk.post("/v1/print-packs", data={"form": "cdht-minutes"},
+                     files={"roster": ("ds.csv", b"Ho va ten\nA\n", "text/csv")})
+    assert bad.status_code == 422 and bad.json()["code"] == "form_not_packable"
+    bad = clerk.post("/v1/print-packs", data={"form": "cdht-self-assessment"},
+                     files={"roster": ("ds.exe", b"MZ", "application/octet-stream")})
+    assert bad.status_code == 422 and bad.json()["code"] == "roster_type_unsupported"
