@@ -40,13 +40,13 @@ def stack_database(stack: Stack) -> Iterator[None]:
         dispose_engines()
 
 
-def add_records(stack: Stack, unit: str, n: int) -> list[str]:
+def add_records(stack: Stack, unit: str, n: int, names: list[str] | None = None) -> list[str]:
     cset = default_registry().get("cdht-324-pl4")
     ids = []
     with stack_database(stack):
         for i in range(n):
             record = validate_document(full_record(cset, score=8), default_registry())
-            subject = record.subject.model_copy(update={"full_name": f"Người {i}"})
+            subject = record.subject.model_copy(update={"full_name": names[i] if names else f"Người {i}"})
             record = record.model_copy(update={"subject": subject})
             with session_scope() as s:
                 row = store_record(s, unit=unit, job_id=None, doc_key=uuid.uuid4().hex, record=record, pages={})

@@ -172,3 +172,29 @@ def test_print_pack_job_from_hostile_rosters_prints_names_literally(stack: Stack
     bad = clerk.post("/v1/print-packs", data={"form": "cdht-self-assessment"},
                      files={"roster": ("ds.exe", b"MZ", "application/octet-stream")})
     assert bad.status_code == 422 and bad.json()["code"] == "roster_type_unsupported"
+
+
+def test_minutes_are_cross_checked_against_self_assessments_already_stored(stack: Stack) -> None:
+    """The sheets came in an earlier upload; the minutes come later: the check still finds them."""
+    from fixtures.foreign import typed_minutes
+    from tests.test_faults_helpers import add_records
+
+    unit = "Trường MN Cát Linh"
+    [sheet_id] = add_records(stack, unit, 1, ["Đinh Thị Hoa"])  # 8 points on each of 10 indicators: recognised
+    clerk = stack.client(stack.new_key("clerk", unit))
+    sheet = clerk.get(f"/v1/records/{sheet_id}").json()["record"]
+    minutes = get_converter().docx_to_pdf(typed_minutes(unit, [
+        {"full_name": "Đinh Thị Hoa", "birth_year": sheet["subject"]["birth_year"], "self_total": 80,
+         "agreed_total": 78, "proposed": True},
+        {"full_name": "Hoàng Thị Yến", "birth_year": 1990, "self_total": 88, "agreed_total": 88, "proposed": True},
+    ]))
+    r = clerk.post("/v1/submissions", files={"files": ("bien-ban.pdf", minutes, "application/pdf")})
+    job = stack.wait_job(clerk, r.json()["id"])
+    [rec] = job["records"]
+    reasons = clerk.get(f"/v1/records/{rec['id']}").json()["record"]["result"]["reasons"]
+    by_code: dict[str, list[str]] = {}
+    for reason in reasons:
+        by_code.setdefault(reason["code"], []).append(reason["message"])
+    assert [m.split(" được")[0] for m in by_code["proposed_without_self_assessment"]] == ["Hoàng Thị Yến"]
+    [differs] = by_code["agreed_total_differs"]  # Đinh Thị Hoa was found among the stored sheets
+    assert differs.startswith("Đinh Thị Hoa") and "78" in differs and "80" in differs

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import Job, JobFile, PageErrorRow, StoredFile, utcnow
 from formsvc.errors import BusyError, FormsvcError
+from formsvc.service.crosscheck import check_minutes_with_stored
 from formsvc.service.records import store_record
 from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
@@ -123,7 +124,8 @@ def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
         s.execute(delete(PageErrorRow).where(PageErrorRow.job_id == job_id))
         s.add_all(PageErrorRow(job_id=job_id, filename=Path(e.file).name, page=e.page, code=e.code,
                                message=e.message) for e in result.errors)
-        for record, key, pages in zip(result.documents, result.keys, result.pages, strict=True):
+        documents = check_minutes_with_stored(s, unit, result.documents)
+        for record, key, pages in zip(documents, result.keys, result.pages, strict=True):
             store_record(s, unit=unit, job_id=job_id, doc_key=key, record=record, pages=pages)
         job.status, job.finished_at, job.heartbeat_at = "done", utcnow(), utcnow()
         job.pages_done = job.pages_total = max(job.pages_total, job.pages_done)
