@@ -40,17 +40,17 @@ class _MemorySampler(threading.Thread):
 
     def __init__(self, stack: Stack) -> None:
         super().__init__(daemon=True)
-        self.stack, self._stop = stack, threading.Event()
+        self.stack, self._halt = stack, threading.Event()
         self.samples: list[float] = []
 
     def run(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._halt.wait(0.5):
             pids = [p.pid for n, p in self.stack.procs.items() if n.startswith("worker")]
             pids += [d for pid in pids for d in descendants(pid)]
             self.samples.append(sum(_rss_mb(pid) for pid in pids))
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
     def summary(self) -> str:

@@ -198,3 +198,34 @@ def test_minutes_are_cross_checked_against_self_assessments_already_stored(stack
     assert [m.split(" được")[0] for m in by_code["proposed_without_self_assessment"]] == ["Hoàng Thị Yến"]
     [differs] = by_code["agreed_total_differs"]  # Đinh Thị Hoa was found among the stored sheets
     assert differs.startswith("Đinh Thị Hoa") and "78" in differs and "80" in differs
+
+
+def test_names_on_forms_printed_from_a_roster_come_back_from_the_roster(stack: Stack, tmp_path: Path) -> None:
+    """Known values beat OCR: the QR code carries the roster id, so the name and birth year are the roster's."""
+    import csv
+
+    from fixtures.roster_gen import write_roster
+
+    unit = "Trường TH Kim Đồng"
+    roster = write_roster(tmp_path / "ds.csv", 2, seed=11)
+    people = list(csv.DictReader(roster.open(encoding="utf-8")))
+    clerk = stack.client(stack.new_key("clerk", unit))
+    r = clerk.post("/v1/print-packs", data={"form": "cdht-self-assessment", "year": "2024"},
+                   files={"roster": ("ds.csv", roster.read_bytes(), "text/csv")})
+    pack = clerk.get(stack.wait_job(clerk, r.json()["id"], timeout=180)["result_url"]).content
+    scanned = pdf_bytes(degrade(rasterise(pack), "blur", seed=3))
+    job = stack.wait_job(clerk, clerk.post("/v1/submissions", files={"files": ("quet.pdf", scanned,
+                                                                               "application/pdf")}).json()["id"])
+    assert len(job["records"]) == 2, job
+    got = {}
+    for rec in job["records"]:
+        record = clerk.get(f"/v1/records/{rec['id']}").json()["record"]
+        got[record["subject"]["id"]] = record
+    for person in people:
+        record = got[person["Mã"]]
+        assert record["subject"]["full_name"] == person["Họ và tên"]
+        assert record["subject"]["birth_year"] == int(person["Năm sinh"])
+        sources = {f["name"]: f["source"] for f in record["fields"]}
+        assert sources["subject.full_name"] == sources["subject.birth_year"] == "known_value"
+        assert not any(r["code"] == "low_confidence" and r["field"] == "subject.full_name"
+                       for r in record["result"]["reasons"])

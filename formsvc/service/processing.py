@@ -15,6 +15,7 @@ from formsvc.db.engine import session_scope
 from formsvc.db.tables import Job, JobFile, PageErrorRow, StoredFile, utcnow
 from formsvc.errors import BusyError, FormsvcError
 from formsvc.service.crosscheck import check_minutes_with_stored
+from formsvc.service.known_values import apply_roster, roster_people
 from formsvc.service.records import store_record
 from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
@@ -124,7 +125,8 @@ def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
         s.execute(delete(PageErrorRow).where(PageErrorRow.job_id == job_id))
         s.add_all(PageErrorRow(job_id=job_id, filename=Path(e.file).name, page=e.page, code=e.code,
                                message=e.message) for e in result.errors)
-        documents = check_minutes_with_stored(s, unit, result.documents)
+        documents = apply_roster(result.documents, roster_people(s, unit))
+        documents = check_minutes_with_stored(s, unit, documents)
         for record, key, pages in zip(documents, result.keys, result.pages, strict=True):
             store_record(s, unit=unit, job_id=job_id, doc_key=key, record=record, pages=pages)
         job.status, job.finished_at, job.heartbeat_at = "done", utcnow(), utcnow()

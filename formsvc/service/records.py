@@ -92,7 +92,8 @@ def _filtered(stmt: Select[Any], who: Principal, f: RecordFilter) -> Select[Any]
     if f.job_id:
         stmt = stmt.where(RecordRow.job_id == f.job_id)
     if f.q:
-        stmt = stmt.where(RecordRow.subject_name.ilike(f"%{f.q.strip()}%"))
+        literal = f.q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(RecordRow.subject_name.ilike(f"%{literal}%", escape="\\"))
     return stmt
 
 
@@ -186,9 +187,12 @@ def correct(session: Session, who: Principal, record_id: str, changes: dict[str,
             raise InputError(f"Không được sửa trường «{path}».", code="field_not_editable",
                              detail={"field": path})
         olds[path] = _set_path(data, path, value)
+    before = {f.get("name"): f for f in data.get("fields", [])}
     provenance = [f for f in data.get("fields", []) if f.get("name") not in changes]
-    provenance += [FieldProvenance(name=p, value=v, confidence=1.0, source="manual").model_dump(mode="json")
-                   for p, v in changes.items()]
+    # The corrected value keeps where it was read, so the reviewer's evidence (the crop) stays visible.
+    provenance += [FieldProvenance(name=p, value=v, confidence=1.0, source="manual",
+                                   page=before.get(p, {}).get("page"), bbox=before.get(p, {}).get("bbox"),
+                                   ).model_dump(mode="json") for p, v in changes.items()]
     data["fields"] = provenance
     try:
         Record.model_validate(data)

@@ -16,7 +16,7 @@ from formsvc.criteria.groups import resolve_group
 from formsvc.criteria.loader import CriteriaRegistry
 from formsvc.criteria.model import CriteriaSet, Indicator, RankingRule, RecognitionRule
 from formsvc.records.model import Reason, Record, RecordStatus, Result
-from formsvc.validation.messages import indicator_label, num
+from formsvc.validation.messages import field_label, indicator_label, num
 
 DEFAULT_REVIEW_CONFIDENCE = 0.80
 
@@ -145,7 +145,8 @@ def _check_confidence(record: Record, threshold: float, reasons: list[Reason]) -
             ind = f.name.split(".", 1)[1] if f.name.startswith("scores.") else None
             reasons.append(Reason(
                 code="low_confidence", field=f.name, indicator=ind, severity="review",
-                message=f"Trường «{f.name}» đọc chưa chắc chắn (độ tin cậy {f.confidence:.0%}), cần kiểm tra lại.",
+                message=f"«{field_label(f.name)}» đọc chưa chắc chắn (độ tin cậy {f.confidence:.0%}), "
+                        "cần kiểm tra lại.",
             ))
 
 
@@ -251,7 +252,7 @@ def validate_document(record: Record, registry: CriteriaRegistry, *,
                                       extra_reasons=extra_reasons)
     reasons = [*(extra_reasons or []),
                *(Reason(code="low_confidence", field=f.name, severity="review",
-                        message=f"Trường «{f.name}» đọc chưa chắc chắn, cần kiểm tra lại.")
+                        message=f"«{field_label(f.name)}» đọc chưa chắc chắn, cần kiểm tra lại.")
                  for f in record.fields if f.confidence < review_confidence)]
     return record.model_copy(update={"result": Result(total=0, max_total=0, reasons=reasons),
                                      "status": status_for(reasons)})

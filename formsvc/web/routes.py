@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -28,7 +28,7 @@ from formsvc import __version__
 from formsvc.api.deps import COOKIE
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import ApiKey
-from formsvc.errors import FormsvcError, NotFoundError
+from formsvc.errors import FormsvcError
 from formsvc.service.auth import ROLE_LABELS, AuthError, Principal, authenticate
 from formsvc.web import review
 from formsvc.web.format import FORM_KIND_LABELS, JOB_KIND_LABELS, STATUS_LABELS, vn_number, vn_time
@@ -98,7 +98,7 @@ def _error_page(request: Request, who: Principal | None, status: int, message: s
                 hint: str | None = None) -> Response:
     titles = {404: "Không tìm thấy", 403: "Không có quyền", 503: "Hệ thống đang bận"}
     return _page(request, "error.html", who, status=status, title=titles.get(status, "Có lỗi xảy ra"),
-                 message=message, hint=hint)
+                 code=status, message=message, hint=hint)
 
 
 def _principal(request: Request) -> Principal | None:
@@ -125,7 +125,9 @@ def _safe_next(value: str | None) -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     parts = urlsplit(value)
-    return value if not parts.scheme and not parts.netloc else "/"
+    if parts.scheme or parts.netloc or parts.path in ("/login", "/logout"):
+        return "/"  # back to the login page after logging in would look like a failed login
+    return value
 
 
 def _same_origin(request: Request) -> bool:
@@ -135,28 +137,30 @@ def _same_origin(request: Request) -> bool:
         return True  # not a browser, or an old one: nothing to compare
     if origin == "null":
         return False  # sandboxed frames and some cross-origin redirects
-    return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
+    # Behind a reverse proxy that rewrites Host, the public name arrives as X-Forwarded-Host.
+    hosts = {request.headers.get("host", request.url.netloc), request.headers.get("x-forwarded-host", "")}
+    return urlsplit(origin).netloc in hosts - {""}
 
 
 def _guarded(request: Request, build: Callable[[Principal], Response]) -> Response:
-    """Run a page for a logged-in user; expected failures become Vietnamese error pages, not JSON."""
-    who = _principal(request)
-    if who is None:
-        return _to_login(request)
-    if who.role == "integration":
-        return _error_page(request, who, 403, "Khóa tích hợp chỉ dùng cho hệ thống khác, không dùng để đăng nhập.",
-                           "Đăng xuất rồi đăng nhập bằng khóa của cán bộ, người duyệt hoặc quản trị.")
+    """Run a page for a logged-in user; expected failures (a record of another unit, the database down)
+    become Vietnamese error pages, not the API's JSON."""
+    who: Principal | None = None
     try:
+        who = _principal(request)
+        if who is None:
+            return _to_login(request)
+        if who.role == "integration":
+            return _error_page(request, who, 403, "Khóa tích hợp chỉ dùng cho hệ thống khác, không dùng để đăng nhập.",
+                               "Đăng xuất rồi đăng nhập bằng khóa của cán bộ, người duyệt hoặc quản trị.")
         return build(who)
-    except NotFoundError as exc:
-        return _error_page(request, who, 404, exc.message, exc.hint)
     except FormsvcError as exc:
         return _error_page(request, who, exc.http_status, exc.message, exc.hint)
 
 
 def _int_arg(request: Request, name: str, lo: int, hi: int) -> int | None:
     raw = request.query_params.get(name, "").strip()
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:  # "²".isdigit() is True, int("²") fails
         return None
     value = int(raw)
     return value if lo <= value <= hi else None
@@ -198,6 +202,8 @@ async def login(request: Request) -> Response:
     except AuthError as exc:
         message = "Hãy dán khóa truy cập vào ô bên dưới." if not key else exc.message
         return _page(request, "login.html", None, status=401, next=target, error=message)
+    except FormsvcError as exc:  # e.g. the database is unreachable: say so on the page, keep the form
+        return _page(request, "login.html", None, status=exc.http_status, next=target, error=exc.message)
     if who.role == "integration":
         return _page(request, "login.html", None, status=403, next=target,
                      error="Khóa tích hợp chỉ dùng cho hệ thống khác, không dùng để đăng nhập.")
@@ -276,7 +282,9 @@ def records(request: Request) -> Response:
         search = q.get("q", "").strip()[:100] or None
         year = _int_arg(request, "year", 1900, 2100)
         page = _int_arg(request, "page", 1, 10**6) or 1
-        flt = RecordFilter(status=status, approved=approved, form=form, q=search, year=year)
+        job = q.get("job", "")
+        job = job if 0 < len(job) <= 32 and job.isascii() and job.isalnum() else ""
+        flt = RecordFilter(status=status, approved=approved, form=form, q=search, year=year, job_id=job or None)
         with session_scope() as s:
             rows, total = list_records(s, who, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
             items = [{"id": r.id, "unit": r.unit, "form": r.form, "form_title": form_titles.get(r.form, r.form),
@@ -284,7 +292,7 @@ def records(request: Request) -> Response:
                       "total": (r.data.get("result") or {}).get("total"), "updated_at": r.updated_at}
                      for r in rows]
         filters = {"status": status or "", "approved": q.get("approved", "") if approved is not None else "",
-                   "form": form or "", "q": search or "", "year": year or ""}
+                   "form": form or "", "q": search or "", "year": year or "", "job": job}
         return _page(request, "records.html", who, active="records", items=items, filters=filters,
                      forms=form_titles, paging=_page_links(request, total, page),
                      filtered=any(filters.values()))

@@ -1,0 +1,78 @@
+"""Known values beat free OCR: a form printed from a roster carries the person's roster id in its QR code, so the
+name and birth year read from the scan are checked against (and, when they agree closely, replaced by) the roster
+the unit printed from. A large disagreement is flagged, never silently overwritten."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from rapidfuzz import fuzz
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from formsvc.db.tables import Job, JobFile
+from formsvc.errors import FormsvcError
+from formsvc.records import FieldProvenance, Reason, Record, Result
+from formsvc.render.roster import Person, read_roster
+from formsvc.storage import get_file_store
+from formsvc.text import fold
+from formsvc.validation import status_for
+
+SAME_NAME = 75  # fold()-ed ratio: OCR slips (a lost diacritic, one wrong letter) stay above it
+MAX_ROSTERS = 50
+
+
+def roster_people(session: Session, unit: str) -> dict[str, Person]:
+    """People of the unit's print-pack rosters by roster id; the newest roster wins."""
+    store = get_file_store()
+    jobs = session.execute(
+        select(Job.id, JobFile.sha256, JobFile.filename).join(JobFile, JobFile.job_id == Job.id)
+        .where(Job.unit == unit, Job.kind == "print_pack", Job.status == "done")
+        .order_by(Job.created_at).limit(MAX_ROSTERS)).all()
+    people: dict[str, Person] = {}
+    for _, sha, filename in jobs:
+        with tempfile.TemporaryDirectory() as tmp:
+            link = Path(tmp) / filename
+            try:
+                link.symlink_to(store.path(sha).resolve())
+                roster = read_roster(link)
+            except (FormsvcError, OSError, ValueError):
+                continue
+        people.update({p.id: p for p in roster.people if p.id})
+    return people
+
+
+def apply_roster(documents: list[Record], people: dict[str, Person]) -> list[Record]:
+    out = []
+    for doc in documents:
+        person = people.get(doc.subject.id or "") if doc.subject.id else None
+        out.append(_corrected(doc, person) if person else doc)
+    return out
+
+
+def _corrected(doc: Record, person: Person) -> Record:
+    similarity = fuzz.ratio(fold(doc.subject.full_name), fold(person.full_name))
+    if similarity < SAME_NAME:
+        reason = Reason(code="name_differs_from_roster", field="subject.full_name", severity="review",
+                        message=f"Họ tên đọc được «{doc.subject.full_name}» khác danh sách in phiếu "
+                                f"(«{person.full_name}», mã {person.id}).")
+        reasons = [*(doc.result.reasons if doc.result else []), reason]
+        flagged = (doc.result or Result(total=0, max_total=0)).model_copy(update={"reasons": reasons})
+        return doc.model_copy(update={"result": flagged, "status": status_for(reasons)})
+    known = {"subject.full_name": person.full_name}
+    subject = doc.subject.model_copy(update={"full_name": person.full_name})
+    if person.birth_year is not None:
+        known["subject.birth_year"] = person.birth_year  # type: ignore[assignment]
+        subject = subject.model_copy(update={"birth_year": person.birth_year})
+    # The roster value is known: reasons about reading it (unsure OCR) no longer apply.
+    reasons = [r for r in (doc.result.reasons if doc.result else [])
+               if not (r.code == "low_confidence" and r.field in known)]
+    result = doc.result.model_copy(update={"reasons": reasons}) if doc.result else None
+    fields = [f for f in doc.fields if f.name not in known]
+    fields += [FieldProvenance(name=name, value=value, confidence=1.0, source="known_value",
+                               page=next((f.page for f in doc.fields if f.name == name), None),
+                               bbox=next((f.bbox for f in doc.fields if f.name == name), None))
+               for name, value in known.items()]
+    return doc.model_copy(update={"subject": subject, "fields": fields, "result": result,
+                                  "status": status_for(reasons) if result else doc.status})
