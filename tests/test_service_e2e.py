@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,12 @@ def test_upload_review_approve_and_deliver(stack: Stack, scan_stack: tuple[bytes
         assert page2["items"][-1]["id"] == flagged["id"]  # changed last
         assert integ.get("/v1/records").status_code == 403  # integration keys read the feed only
 
-        # No key or signing secret ever reaches a log file of any process.
+        # No key, signing secret or person's name ever reaches a log file of any process.
+        assert clerk.get("/v1/records", params={"q": people[0]["subject"]["full_name"]}).json()["total"] == 1
         logs = "".join(p.read_text(errors="replace") for p in stack.root.glob("*.log"))
+        assert "GET /v1/records" in logs  # the access log is there, without query strings
+        for person in people:
+            assert person["subject"]["full_name"] not in logs and quote(person["subject"]["full_name"]) not in logs
         for key in (stack.admin_key, clerk.headers["x-api-key"], reviewer.headers["x-api-key"], secret):
             assert key not in logs and key.split("_")[-1] not in logs
     finally:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from formsvc import __version__
 from formsvc.api import routes_admin, routes_jobs, routes_records
+from formsvc.api.accesslog import AccessLog
 from formsvc.api.deps import principal
 from formsvc.api.idempotency import IdempotencyMiddleware
 from formsvc.api.limits import BodyLimit
@@ -77,6 +78,7 @@ def create_app(*, migrate: bool = True) -> FastAPI:
                   description="Công dân học tập / Đơn vị học tập: biểu mẫu, tiếp nhận và kiểm tra phiếu.")
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimit)
+    app.add_middleware(AccessLog)
 
     @app.exception_handler(FormsvcError)
     async def _formsvc_error(_: Request, exc: FormsvcError) -> JSONResponse:

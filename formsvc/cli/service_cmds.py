@@ -52,9 +52,14 @@ def register(app: typer.Typer) -> None:
     def serve(host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
               port: Annotated[int, typer.Option(help="Port")] = 8000) -> None:
         """Run the HTTP API."""
+        import logging
+
         import uvicorn
 
-        uvicorn.run("formsvc.api.app:create_app", factory=True, host=host, port=port, log_level="info")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        # uvicorn's own access log prints query strings (which can hold names); ours does not.
+        uvicorn.run("formsvc.api.app:create_app", factory=True, host=host, port=port, log_level="info",
+                    access_log=False)
 
     @app.command("up")
     def up(host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
