@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     job_stale_s: float = Field(default=60.0, description="A running job silent this long is retried")
     job_max_attempts: int = 3
     api_key_header: str = "X-API-Key"
+    idempotency_pending_s: float = Field(
+        default=300.0, description="An Idempotency-Key whose request died this long ago may be retried")
     public_url: str = "http://127.0.0.1:8000"
 
     # Webhooks

@@ -56,6 +56,7 @@ class Stack:
             "FORMSVC_WEBHOOK_BACKOFF_MAX_S": "0.5",
             "FORMSVC_DISPATCH_INTERVAL_S": "0.1",
             "FORMSVC_JOB_STALE_S": "6",
+            "FORMSVC_IDEMPOTENCY_PENDING_S": "3",
             "FORMSVC_RATE_LIMIT_PER_MINUTE": "100000",
             "OMP_THREAD_LIMIT": "1",
             **(env or {}),

@@ -125,7 +125,7 @@ def test_api_killed_during_uploads_retries_make_exactly_one_job_each(stack: Stac
         with httpx.Client(base_url=stack.url, headers={"X-API-Key": key}, timeout=20) as c:
             for name, data in files:
                 idem = str(uuid.uuid4())
-                for _attempt in range(200):  # a real client retries with the same Idempotency-Key
+                for _attempt in range(300):  # a real client retries with the same Idempotency-Key
                     try:
                         r = c.post("/v1/submissions", files={"files": (name, data, "image/png")},
                                    headers={"Idempotency-Key": idem})
@@ -140,6 +140,8 @@ def test_api_killed_during_uploads_retries_make_exactly_one_job_each(stack: Stac
                         continue
                     failures.append(f"{name}: {r.status_code} {r.text[:200]}")
                     break
+                else:
+                    failures.append(f"{name}: never accepted")
                 time.sleep(0.1)
 
     t = threading.Thread(target=client_loop)

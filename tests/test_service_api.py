@@ -327,3 +327,29 @@ def test_database_locked_is_503_and_recovers(app: App, database_url: str | None)
     assert r.status_code == 200 and r.json()["version"] == 2  # the refused change left nothing behind
     with session_scope() as s:
         assert s.execute(text("select count(*) from corrections where record_id = :r"), {"r": row.id}).scalar() == 1
+
+
+def test_idempotency_key_of_a_request_that_died_is_taken_over_after_a_while(app: App) -> None:
+    import datetime as dt
+    import hashlib
+
+    from formsvc.db.tables import IdempotencyEntry
+
+    admin = app.key("admin")
+    key_id = admin.split("_")[1]
+    body = b'{"role": "reviewer", "unit": "X", "name": "Thu"}'
+    fingerprint = hashlib.sha256(b"POST /v1/keys?" + body).hexdigest()
+    with session_scope() as s:  # what a request killed half-way leaves behind
+        s.add(IdempotencyEntry(key_id=key_id, idem_key="dead", fingerprint=fingerprint, state="pending",
+                               created_at=dt.datetime.now(dt.UTC)))
+    headers = {**app.as_(admin), "Idempotency-Key": "dead", "content-type": "application/json"}
+    busy = app.client.post("/v1/keys", content=body, headers=headers)
+    assert busy.status_code == 409 and busy.json()["code"] == "idempotency_in_progress" and busy.headers["retry-after"]
+    with session_scope() as s:
+        entry = s.get(IdempotencyEntry, (key_id, "dead"))
+        assert entry is not None
+        entry.created_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=get_settings().idempotency_pending_s + 1)
+    taken = app.client.post("/v1/keys", content=body, headers=headers)
+    assert taken.status_code == 201, taken.text
+    replay = app.client.post("/v1/keys", content=body, headers=headers)
+    assert replay.json() == taken.json() and replay.headers["idempotent-replayed"] == "true"

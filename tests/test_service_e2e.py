@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from urllib.parse import quote
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 

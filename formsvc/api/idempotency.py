@@ -7,10 +7,11 @@ boundary per send, and an upload is made idempotent by its content hash anyway).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -22,6 +23,7 @@ from formsvc.db.engine import session_scope
 from formsvc.db.tables import IdempotencyEntry, utcnow
 from formsvc.errors import FormsvcError
 from formsvc.service.auth import authenticate
+from formsvc.settings import get_settings
 
 HEADER = "idempotency-key"
 MAX_STORED_BODY = 4 * 1024 * 1024
@@ -41,6 +43,16 @@ def _begin(token: str | None, key: str, fingerprint: str) -> tuple[str, Idempote
                                    created_at=utcnow()))
         return who.key_id, None
     except IntegrityError:
+        # A request that died half-way (process killed) leaves its entry pending: after a while a retry takes
+        # it over, or the key would be blocked for good. Compare-and-set, so only one retry wins.
+        cutoff = utcnow() - dt.timedelta(seconds=get_settings().idempotency_pending_s)
+        with session_scope() as s:
+            taken = s.execute(update(IdempotencyEntry).where(
+                IdempotencyEntry.key_id == who.key_id, IdempotencyEntry.idem_key == key,
+                IdempotencyEntry.state == "pending", IdempotencyEntry.fingerprint == fingerprint,
+                IdempotencyEntry.created_at < cutoff).values(created_at=utcnow()))
+            if getattr(taken, "rowcount", 0) == 1:
+                return who.key_id, None
         with session_scope() as s:
             entry = s.get(IdempotencyEntry, (who.key_id, key))
             if entry is not None:
@@ -85,8 +97,10 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
                 return _error(422, "idempotency_key_reused",
                               "Idempotency-Key này đã dùng cho một yêu cầu khác; hãy dùng khóa mới.")
             if entry.state != "done" or entry.status_code is None:
-                return _error(409, "idempotency_in_progress",
+                busy = _error(409, "idempotency_in_progress",
                               "Yêu cầu với Idempotency-Key này đang được xử lý; thử lại sau giây lát.")
+                busy.headers["Retry-After"] = "2"
+                return busy
             return Response(entry.body or b"", status_code=entry.status_code, media_type=entry.media_type,
                             headers={"Idempotent-Replayed": "true"})
         try:
