@@ -160,3 +160,8 @@ def create_app(*, migrate: bool = True) -> FastAPI:
         return out[0] if isinstance(data, dict) and "documents" not in data else out
 
     return app
+
+
+def migrated_app() -> FastAPI:
+    """The app for `formsvc serve`, which has already migrated the database itself."""
+    return create_app(migrate=False)

@@ -50,16 +50,20 @@ def start_redis(url: str, data_dir: Path) -> subprocess.Popen[bytes] | None:
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
-              port: Annotated[int, typer.Option(help="Port")] = 8000) -> None:
-        """Run the HTTP API."""
+              port: Annotated[int, typer.Option(help="Port")] = 8000,
+              processes: Annotated[int, typer.Option(help="API processes (uvicorn workers)")] = 1) -> None:
+        """Run the HTTP API and web UI."""
         import logging
 
         import uvicorn
 
+        from formsvc.db import upgrade
+
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        upgrade()  # once, here: several API processes must not race to migrate a fresh database
         # uvicorn's own access log prints query strings (which can hold names); ours does not.
-        uvicorn.run("formsvc.api.app:create_app", factory=True, host=host, port=port, log_level="info",
-                    access_log=False)
+        uvicorn.run("formsvc.api.app:migrated_app", factory=True, host=host, port=port, log_level="info",
+                    access_log=False, workers=max(1, processes))
 
     @app.command("up")
     def up(host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
