@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = 60_000_000
     max_json_bytes: int = 5 * 1024 * 1024
     max_files_per_upload: int = 500
+    max_queued_jobs_per_unit: int = Field(
+        default=300, description="Uploads are refused (503, retry later) while a unit has this many jobs waiting")
     rate_limit_per_minute: int = 600
 
     # Rendering

@@ -16,6 +16,7 @@ APT_PACKAGES=(
   redis-server
   postgresql
   chromium chromium-driver
+  wrk
   python3-uno
   libzbar0 libgl1 libglib2.0-0
 )

@@ -34,8 +34,10 @@ def app(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
         yield a
 
 
-def _png(path: Path) -> bytes:
-    save_scan([np.full((1169, 827), 255, np.uint8)], path, dpi=100)
+def _png(path: Path, seed: int = 0) -> bytes:
+    img = np.full((1169, 827), 255, np.uint8)
+    img[0, seed] = 0  # distinct bytes per seed: not a duplicate upload
+    save_scan([img], path, dpi=100)
     return path.read_bytes()
 
 
@@ -353,3 +355,22 @@ def test_idempotency_key_of_a_request_that_died_is_taken_over_after_a_while(app:
     assert taken.status_code == 201, taken.text
     replay = app.client.post("/v1/keys", content=body, headers=headers)
     assert replay.json() == taken.json() and replay.headers["idempotent-replayed"] == "true"
+
+
+def test_a_unit_with_a_full_queue_is_told_to_wait(app: App, tmp_path: Path) -> None:
+    clerk = app.as_(app.key("clerk", "Xã Hàng Đợi"))
+    settings = get_settings()
+    settings.max_queued_jobs_per_unit = 2
+    try:
+        codes = [app.client.post("/v1/submissions", headers=clerk,
+                                 files={"files": (f"{i}.png", _png(tmp_path / f"{i}.png", seed=i), "image/png")}
+                                 ).status_code for i in range(3)]
+        r = app.client.post("/v1/submissions", headers=clerk,
+                            files={"files": ("x.png", _png(tmp_path / "x.png", seed=9), "image/png")})
+    finally:
+        settings.max_queued_jobs_per_unit = 300
+    assert codes == [202, 202, 503]
+    assert r.status_code == 503 and r.json()["code"] == "queue_full" and r.headers["retry-after"] == "30"
+    other = app.as_(app.key("clerk", "Xã Khác"))  # per unit: another unit is not held up
+    assert app.client.post("/v1/submissions", headers=other,
+                           files={"files": ("y.png", _png(tmp_path / "y.png", seed=8), "image/png")}).status_code == 202

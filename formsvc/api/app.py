@@ -105,7 +105,7 @@ def create_app(*, migrate: bool = True) -> FastAPI:
         return _error(422, "request_invalid", f"Yêu cầu không hợp lệ ({where}).", detail=detail)
 
     @app.get("/v1/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # async: never waits behind the thread pool
         return {"status": "ok", "version": __version__}
 
     for router in (routes_jobs.router, routes_records.router, routes_admin.router):

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from formsvc.api.deps import principal
+from formsvc.api.deps import forget_cached_keys, principal
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import ApiKey
 from formsvc.errors import NotFoundError
@@ -64,6 +64,7 @@ def key_revoke(who: Who, key_id: str) -> None:
     with session_scope() as s:
         if not revoke_key(s, key_id):
             raise NotFoundError("Không tìm thấy khóa còn hiệu lực.", code="key_not_found")
+    forget_cached_keys()  # this process at once; others within the cache's few seconds
 
 
 def _hook_view(h: Any) -> dict[str, Any]:

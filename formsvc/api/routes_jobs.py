@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from formsvc.api.deps import principal
 from formsvc.db.engine import session_scope
-from formsvc.errors import InputError, LimitError, NotFoundError
+from formsvc.errors import BusyError, InputError, LimitError, NotFoundError
 from formsvc.extract.pages import check_file
 from formsvc.service.auth import Principal
 from formsvc.service.jobs import Upload, create_job, get_job, job_view, list_jobs, safe_filename, unit_for
@@ -63,6 +63,21 @@ def _store_uploads(files: list[UploadFile]) -> list[Upload]:
     return out
 
 
+def _check_backlog(unit: str) -> None:
+    """Workers finish a job in about a second; a unit that uploads far faster waits instead of piling up work."""
+    from sqlalchemy import func, select
+
+    from formsvc.db.tables import Job
+
+    limit = get_settings().max_queued_jobs_per_unit
+    with session_scope() as s:
+        waiting = s.scalar(select(func.count()).select_from(Job).where(Job.unit == unit, Job.status == "queued")) or 0
+    if waiting >= limit:
+        raise BusyError(f"Đơn vị đang có {waiting} lần tải lên chờ xử lý; vui lòng thử lại sau ít phút.",
+                        code="queue_full", hint="Các tệp đã gửi trước vẫn đang được xử lý theo thứ tự.",
+                        detail={"retry_after": 30})
+
+
 def _check_spooled(f: UploadFile, name: str) -> dict[str, Any] | None:
     import tempfile
 
@@ -92,6 +107,7 @@ def upload(who: Who, files: Annotated[list[UploadFile], File(description="PDF, J
            unit: Annotated[str | None, Form()] = None) -> JSONResponse:
     who.require("admin", "clerk")
     unit_name = unit_for(who, unit)
+    _check_backlog(unit_name)
     uploads = _store_uploads(files)
     with session_scope() as s:
         job, created = create_job(s, who, kind="extract", unit=unit_name, uploads=uploads)

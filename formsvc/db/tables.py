@@ -128,7 +128,8 @@ class PageErrorRow(Base):
 
 class RecordRow(Base):
     __tablename__ = "records"
-    __table_args__ = (Index("ix_records_filter", "unit", "year", "status"),)
+    __table_args__ = (Index("ix_records_filter", "unit", "year", "status"),
+                      Index("ix_records_unit_updated", "unit", "updated_at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     # One record per source document: re-running a job can never store a document twice.

@@ -25,7 +25,7 @@ from formsvc.db.engine import session_scope
 from formsvc.db.tables import Change, Delivery, Job, Webhook, utcnow
 from formsvc.errors import FormsvcError
 from formsvc.service.jobs import stale_jobs
-from formsvc.service.queue import enqueue, waiting_in_queue
+from formsvc.service.queue import enqueue, rq_job_id, waiting_job_ids
 from formsvc.service.webhooks import check_target
 from formsvc.settings import get_settings
 
@@ -116,8 +116,9 @@ def requeue_stale_jobs() -> int:
     with session_scope() as s:
         candidates = [(j.id, j.attempts, j.status) for j in
                       stale_jobs(s, dt.timedelta(seconds=settings.job_stale_s))]
+    waiting = waiting_job_ids() if any(status == "queued" for _, _, status in candidates) else set()
     for job_id, attempt, status in candidates:
-        if status == "queued" and waiting_in_queue(job_id, attempt) is not False:
+        if status == "queued" and (waiting is None or rq_job_id(job_id, attempt) in waiting):
             continue  # still in line (or Redis cannot tell us now): leave it
         with session_scope() as s:
             job = s.get(Job, job_id, with_for_update=True)

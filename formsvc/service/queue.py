@@ -12,7 +12,6 @@ from functools import lru_cache
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.job import Job as RqJob
 
 from formsvc.settings import get_settings
 
@@ -49,12 +48,12 @@ def enqueue(job_id: str, attempt: int) -> bool:
         return False
 
 
-def waiting_in_queue(job_id: str, attempt: int) -> bool | None:
-    """True when rq still holds this attempt as queued or started; None when Redis cannot say."""
+def waiting_job_ids() -> set[str] | None:
+    """rq ids of every attempt still queued or running, in two Redis calls; None when Redis cannot say."""
+    from rq.registry import StartedJobRegistry
+
     try:
-        job = RqJob.fetch(rq_job_id(job_id, attempt), connection=get_redis())
+        queue = get_queue()
+        return set(queue.get_job_ids()) | set(StartedJobRegistry(queue=queue).get_job_ids())
     except RedisError:
         return None
-    except Exception:  # rq raises NoSuchJobError (and others on a half-written job): it is not waiting
-        return False
-    return job.get_status(refresh=False) in ("queued", "started", "deferred", "scheduled")
