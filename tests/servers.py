@@ -165,8 +165,21 @@ class _Server:
     def stop(self) -> None:
         raise NotImplementedError
 
+    _watchdog: _Watchdog | None
+    dir: Path | None
+
     def __enter__(self) -> Self:
         return self.start()
+
+    def _forget(self) -> None:
+        """After the process is gone: no watchdog, no folder, not live."""
+        if self._watchdog is not None:
+            self._watchdog.disarm()
+            self._watchdog = None
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+        _LIVE.discard(self)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -282,13 +295,7 @@ class RedisServer(_Server):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if self._watchdog is not None:
-            self._watchdog.disarm()
-            self._watchdog = None
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
-        _LIVE.discard(self)
+        self._forget()
 
     def restart(self) -> Self:
         """Stop and start again on the same port (data is gone: there is no persistence)."""
@@ -477,13 +484,7 @@ class PostgresServer(_Server):
             if failed:
                 self._kill_postmaster(self._pid)
         self._pid = None
-        if self._watchdog is not None:
-            self._watchdog.disarm()
-            self._watchdog = None
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
-        _LIVE.discard(self)
+        self._forget()
 
     def pause(self) -> None:
         """Shut the server down (fast, data kept) to simulate an outage; `resume()` brings it back on the same port."""
