@@ -130,7 +130,7 @@ def _export_rows(who: Principal, f: svc.RecordFilter) -> list[Any]:
     from formsvc.exports import ExportRow
 
     with session_scope() as s:
-        stmt = svc._filtered(select(RecordRow), who, f).order_by(RecordRow.unit, RecordRow.subject_name)
+        stmt = svc.filtered_query(select(RecordRow), who, f).order_by(RecordRow.unit, RecordRow.subject_name)
         return [ExportRow(record=svc.as_record(r), id=r.id, unit=r.unit, approved=r.approved,
                           updated_at=r.updated_at) for r in s.scalars(stmt)]
 

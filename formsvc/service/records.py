@@ -76,7 +76,7 @@ class RecordFilter:
     q: str | None = None
 
 
-def _filtered(stmt: Select[Any], who: Principal, f: RecordFilter) -> Select[Any]:
+def filtered_query(stmt: Select[Any], who: Principal, f: RecordFilter) -> Select[Any]:
     if who.unit is not None:
         stmt = stmt.where(RecordRow.unit == who.unit)
     if f.unit:
@@ -101,7 +101,7 @@ def list_records(session: Session, who: Principal, f: RecordFilter, *, limit: in
                  offset: int = 0) -> tuple[list[RecordRow], int]:
     from sqlalchemy import func
 
-    base = _filtered(select(RecordRow), who, f)
+    base = filtered_query(select(RecordRow), who, f)
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     rows = session.scalars(base.order_by(RecordRow.updated_at.desc(), RecordRow.id).limit(limit).offset(offset))
     return list(rows), total
@@ -109,7 +109,7 @@ def list_records(session: Session, who: Principal, f: RecordFilter, *, limit: in
 
 def feed(session: Session, who: Principal, f: RecordFilter, *, after: int, limit: int = 100) -> list[RecordRow]:
     """Records changed after the cursor, in change order (the cursor is the last `change_seq` seen)."""
-    stmt = _filtered(select(RecordRow), who, f).where(RecordRow.change_seq > after)
+    stmt = filtered_query(select(RecordRow), who, f).where(RecordRow.change_seq > after)
     rows = list(session.scalars(stmt.order_by(RecordRow.change_seq).limit(limit)))
     audit_reads(session, who, rows, "feed")
     return rows
