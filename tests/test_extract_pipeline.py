@@ -191,3 +191,12 @@ def test_cli_extract_prints_documents_and_errors(forms: list[tuple[dict[str, Any
     out = json.loads(run.stdout)
     assert out["documents"][0]["subject"]["full_name"] == data["subject"]["full_name"]
     assert out["errors"][0]["code"] == "file_unreadable"
+
+
+def test_names_keep_only_vietnamese_letters_and_say_so() -> None:
+    from formsvc.text import name_letters
+
+    assert name_letters("NÑgô Hữu Thảo") == ("Ngô Hữu Thảo", 1)  # a stray mark Tesseract added
+    assert name_letters("ĐẶNG  VĂN KHÁNH") == ("ĐẶNG VĂN KHÁNH", 0)
+    assert name_letters("Hồ-Xuân Hương") == ("Hồ-Xuân Hương", 0)
+    assert name_letters("Lê Thị 1984")[1] == 4

@@ -12,7 +12,7 @@ from formsvc.criteria import CriteriaRegistry, load_groups, resolve_group
 from formsvc.extract.read import FieldRead
 from formsvc.payload import PagePayload
 from formsvc.records import FieldProvenance, Reason, Record
-from formsvc.text import fold, nfc
+from formsvc.text import fold, name_letters, nfc
 
 _FILLER = re.compile(r"^[\s.…·_:\-]*$")
 _YEAR = re.compile(r"(19|20)\d{2}")
@@ -101,9 +101,10 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         prov("total_declared", total, values["total_declared"].confidence)
 
     name_read = values.get("subject.full_name")
-    full_name = clean(name_read.text) if name_read else ""
+    full_name, dropped = name_letters(clean(name_read.text)) if name_read else ("", 0)
     if name_read:
-        prov("subject.full_name", full_name, name_read.confidence if full_name else 0.0)
+        confidence = name_read.confidence * (0.9 ** dropped)  # a stray mark removed: less sure, never surer
+        prov("subject.full_name", full_name, confidence if full_name else 0.0)
     birth_year = None
     if "subject.birth_year" in values:
         m = _YEAR.search(values["subject.birth_year"].text)
