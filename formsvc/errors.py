@@ -40,6 +40,32 @@ class InputError(FormsvcError):
     http_status = 422
 
 
+class AuthError(FormsvcError):
+    """No API key, or one that is unknown or revoked."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class ForbiddenError(FormsvcError):
+    """The key is valid but its role may not do this."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class ConflictError(FormsvcError):
+    """The object changed since the caller read it, or is not in a state that allows the action."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class RateLimitError(FormsvcError):
+    code = "rate_limited"
+    http_status = 429
+
+
 class NotFoundError(FormsvcError):
     code = "not_found"
     http_status = 404

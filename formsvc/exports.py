@@ -22,8 +22,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from formsvc.criteria import resolve_group
-from formsvc.records import Record
-from formsvc.records.model import RecordStatus
+from formsvc.records import STATUS_LABELS, Record
 
 __all__ = ["STATUS_LABELS", "ExportRow", "export_table", "records_to_csv", "records_to_xlsx"]
 
@@ -33,11 +32,6 @@ Cell = str | int | float | None
 # Excel strips them and then evaluates what follows).
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
-STATUS_LABELS: dict[RecordStatus, str] = {
-    "valid": "Hợp lệ",
-    "needs_review": "Cần kiểm tra",
-    "rejected": "Không hợp lệ",
-}
 
 # Vietnam has had no daylight saving since 1975, so a fixed offset is exact and needs no tz database.
 VIETNAM_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")

@@ -12,17 +12,12 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from formsvc.db.engine import session_scope
-from formsvc.errors import FormsvcError
+from formsvc.errors import RateLimitError
 from formsvc.service.auth import Principal, authenticate
 from formsvc.settings import get_settings
 
 log = logging.getLogger(__name__)
 COOKIE = "formsvc_key"
-
-
-class RateLimited(FormsvcError):
-    code = "rate_limited"
-    http_status = 429
 
 
 def token_of(request: Request) -> str | None:
@@ -92,7 +87,7 @@ def _rate_limit(who: Principal) -> None:
         return
     if count > limit:
         retry = 60 - int(time.time()) % 60
-        raise RateLimited(f"Quá {limit} yêu cầu mỗi phút cho khóa này; thử lại sau {retry} giây.",
+        raise RateLimitError(f"Quá {limit} yêu cầu mỗi phút cho khóa này; thử lại sau {retry} giây.",
                           detail={"retry_after": retry})
 
 

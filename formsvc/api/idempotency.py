@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -115,7 +114,3 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
         await run_in_threadpool(_finish, key_id, key, response.status_code, response.media_type
                                 or response.headers.get("content-type"), body)
         return Response(body, status_code=response.status_code, headers=headers)
-
-
-def replayable(data: object) -> bytes:
-    return json.dumps(data, ensure_ascii=False).encode()

@@ -17,6 +17,7 @@ from formsvc.errors import NotFoundError
 from formsvc.service import records as svc
 from formsvc.service.auth import Principal
 from formsvc.service.changes import record_view
+from formsvc.service.jobs import unit_for
 from formsvc.storage import get_file_store
 
 router = APIRouter(prefix="/v1", tags=["records"])
@@ -159,7 +160,7 @@ def unit_report(who: Who, year: Annotated[int, Query(ge=1900, le=2100)],
     from formsvc.reports import unit_report as build
 
     who.require("admin", "clerk", "reviewer")
-    unit_name = _report_unit(who, unit)
+    unit_name = unit_for(who, unit)
     rows = _export_rows(who, svc.RecordFilter(unit=unit_name, year=year))
     return build(rows, unit=unit_name, year=year).model_dump(mode="json")
 
@@ -176,15 +177,9 @@ def unit_report_document(who: Who, fmt: Literal["pdf", "docx"], year: Annotated[
     from formsvc.reports import unit_report as build
 
     who.require("admin", "clerk", "reviewer")
-    unit_name = _report_unit(who, unit)
+    unit_name = unit_for(who, unit)
     rows = _export_rows(who, svc.RecordFilter(unit=unit_name, year=year))
     context = report_context(build(rows, unit=unit_name, year=year), staff=staff)
     content = render_document("cdht-unit-report", context, fmt)
     return Response(content, media_type=MEDIA[fmt],
                     headers={"Content-Disposition": f'attachment; filename="bao-cao-{year}.{fmt}"'})
-
-
-def _report_unit(who: Principal, unit: str | None) -> str:
-    from formsvc.service.jobs import unit_for
-
-    return unit_for(who, unit)

@@ -1,6 +1,7 @@
 """The record model: one assessed document, as extracted, validated and stored."""
 
 from formsvc.records.model import (
+    STATUS_LABELS,
     FieldProvenance,
     Reason,
     Record,
@@ -12,6 +13,7 @@ from formsvc.records.model import (
 )
 
 __all__ = [
+    "STATUS_LABELS",
     "FieldProvenance",
     "Reason",
     "Record",

@@ -12,6 +12,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from formsvc.text import nfc
 
 RecordStatus = Literal["valid", "needs_review", "rejected"]
+STATUS_LABELS: dict[RecordStatus, str] = {"valid": "Hợp lệ", "needs_review": "Cần kiểm tra",
+                                          "rejected": "Không hợp lệ"}
 Severity = Literal["error", "review", "warning", "info"]
 
 _NUMBER = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")

@@ -20,22 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from formsvc.db.tables import ApiKey, utcnow
-from formsvc.errors import FormsvcError, InputError
+from formsvc.errors import AuthError, ForbiddenError, InputError
 
 Role = Literal["admin", "clerk", "reviewer", "integration"]
 ROLES: tuple[Role, ...] = ("admin", "clerk", "reviewer", "integration")
 ROLE_LABELS: dict[str, str] = {"admin": "Quản trị", "clerk": "Cán bộ đơn vị", "reviewer": "Người duyệt",
                                "integration": "Hệ thống tích hợp"}
-
-
-class AuthError(FormsvcError):
-    code = "unauthorized"
-    http_status = 401
-
-
-class ForbiddenError(FormsvcError):
-    code = "forbidden"
-    http_status = 403
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -15,23 +14,17 @@ from sqlalchemy.orm import Session
 
 from formsvc.criteria import default_registry
 from formsvc.db.tables import Correction, ReadAudit, RecordRow, utcnow
-from formsvc.errors import FormsvcError, InputError, NotFoundError
+from formsvc.errors import ConflictError, InputError, NotFoundError
 from formsvc.records import FieldProvenance, Reason, Record
 from formsvc.service.auth import Principal
 from formsvc.service.changes import record_change
 from formsvc.settings import get_settings
 from formsvc.validation import validate_document
 
-STATUS_LABELS = {"valid": "Hợp lệ", "needs_review": "Cần kiểm tra", "rejected": "Không hợp lệ"}
 # What a reviewer may change; anything else is set by the system.
 EDITABLE_PREFIXES = ("scores.", "evidence.", "extra.")
 EDITABLE_FIELDS = ("total_declared", "year", "assessment_date", "registered_on", "subject.full_name",
                    "subject.birth_year", "subject.unit", "subject.group", "subject.id")
-
-
-class ConflictError(FormsvcError):
-    code = "conflict"
-    http_status = 409
 
 
 def source_key(job_id: str, doc_key: str) -> str:
@@ -251,7 +244,3 @@ def history(session: Session, who: Principal, record_id: str) -> list[Correction
 
 def as_record(row: RecordRow) -> Record:
     return Record.model_validate({**row.data, "id": row.id})
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None

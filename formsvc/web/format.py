@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from formsvc.records import STATUS_LABELS
 from formsvc.service.jobs import JOB_STATUS_LABELS
-from formsvc.service.records import STATUS_LABELS
 
 __all__ = ["FORM_KIND_LABELS", "JOB_KIND_LABELS", "JOB_STATUS_LABELS", "STATUS_LABELS", "vn_number", "vn_time"]
 

@@ -28,8 +28,8 @@ from formsvc import __version__
 from formsvc.api.deps import COOKIE
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import ApiKey
-from formsvc.errors import FormsvcError
-from formsvc.service.auth import ROLE_LABELS, AuthError, Principal, authenticate
+from formsvc.errors import AuthError, FormsvcError
+from formsvc.service.auth import ROLE_LABELS, Principal, authenticate
 from formsvc.web import review
 from formsvc.web.format import FORM_KIND_LABELS, JOB_KIND_LABELS, STATUS_LABELS, vn_number, vn_time
 
