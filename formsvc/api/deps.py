@@ -36,7 +36,7 @@ _cache: dict[str, tuple[float, Principal]] = {}
 _cache_lock = threading.Lock()
 
 
-def _authenticate(token: str | None) -> Principal:
+def principal_for_token(token: str | None) -> Principal:
     """Key lookups are cached for a few seconds per process (keyed by the key's hash, never the key): one
     database round trip less per request. A revoked key stops working within _CACHE_TTL_S."""
     if not token:
@@ -63,7 +63,7 @@ def forget_cached_keys() -> None:
 
 
 def _authorise(token: str | None) -> Principal:
-    who = _authenticate(token)
+    who = principal_for_token(token)
     _rate_limit(who)
     return who
 

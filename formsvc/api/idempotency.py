@@ -17,11 +17,10 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from formsvc.api.deps import token_of
+from formsvc.api.deps import principal_for_token, token_of
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import IdempotencyEntry, utcnow
 from formsvc.errors import FormsvcError
-from formsvc.service.auth import authenticate
 from formsvc.settings import get_settings
 
 HEADER = "idempotency-key"
@@ -33,9 +32,8 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def _begin(token: str | None, key: str, fingerprint: str) -> tuple[str, IdempotencyEntry | None]:
-    """('new', None) when this request owns the key now; ('seen', entry) for a stored or running one."""
-    with session_scope() as s:
-        who = authenticate(s, token)
+    """(key id, None) when this request owns the Idempotency-Key now; (key id, entry) for a stored or running one."""
+    who = principal_for_token(token)
     try:
         with session_scope() as s:
             s.add(IdempotencyEntry(key_id=who.key_id, idem_key=key, fingerprint=fingerprint, state="pending",

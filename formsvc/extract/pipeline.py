@@ -84,10 +84,17 @@ def _jpeg(image: np.ndarray) -> bytes:
 
 
 def process_page(page: Page, keep_image: bool = False) -> PageResult:
-    """Identify, align and read one page (runs in a worker process when jobs > 1)."""
+    """Identify, align and read one page (runs in a worker process when jobs > 1). With `keep_image`, the page
+    as read (aligned when scanned) comes back as JPEG, only for pages that became part of a document."""
+    result, image = _read_page(page)
+    if keep_image and (result.payload is not None or result.text is not None):
+        result.image = _jpeg(image)
+    return result
+
+
+def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
+    """The page's result and the image its field boxes refer to."""
     result = PageResult(page.file, page.number)
-    if keep_image:
-        result.image = _jpeg(page.image)
     where = f"{page.file}, trang {page.number}"
     ident = identify(page.image)
     if ident is None:
@@ -100,34 +107,32 @@ def process_page(page: Page, keep_image: bool = False) -> PageResult:
                 f"{where}: không có mã QR của formsvc và không nhận ra biểu mẫu; trang chưa được xếp vào phiếu nào.")
         else:
             result.text, result.kind = text, kind
-        return result
+        return result, page.image
     payload = ident.payload
     form = next((f for f in list_forms() if f.id == payload.form), None)
     if form is None or form.template_version != payload.template_version:
         result.error = PageError(page.file, page.number, "form_unknown",
                                  f"{where}: biểu mẫu '{payload.form}' phiên bản {payload.template_version} không có.")
-        return result
+        return result, page.image
     try:
         zones = form_zones(payload.form, payload.criteria_set).on_page(payload.page)
     except FormsvcError as exc:
         result.error = PageError(page.file, page.number, exc.code, f"{where}: {exc.message}")
-        return result
+        return result, page.image
     result.payload = payload
     if page.digital:
         result.reads = read_digital(zones, page.words, page.dpi)
         result.method = "text_layer"
-        return result
+        return result, page.image
     aligned = align(page.image, page.dpi, ident.corners)
     if aligned is None:
         result.error = PageError(page.file, page.number, "align_failed",
                                  f"{where}: không định vị được trang (dấu góc và mã QR bị hỏng).")
         result.payload = None
-        return result
+        return result, page.image
     result.reads = read_scanned(zones, aligned.image, page.dpi)
     result.method = aligned.method
-    if keep_image:
-        result.image = _jpeg(aligned.image)
-    return result
+    return result, aligned.image
 
 
 def count_pages(paths: Sequence[Path]) -> int:

@@ -122,5 +122,5 @@ def list_jobs(session: Session, who: Principal, *, kind: str | None = None, limi
 def stale_jobs(session: Session, older_than: dt.timedelta) -> list[Job]:
     """Jobs not finished whose last sign of life is older than `older_than`."""
     cutoff = utcnow() - older_than
-    stmt = select(Job).where(Job.status.in_(("queued", "running")))
-    return [j for j in session.scalars(stmt) if (j.heartbeat_at or j.enqueued_at or j.created_at) < cutoff]
+    last_sign = func.coalesce(Job.heartbeat_at, Job.enqueued_at, Job.created_at)
+    return list(session.scalars(select(Job).where(Job.status.in_(("queued", "running")), last_sign < cutoff)))

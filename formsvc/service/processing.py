@@ -7,9 +7,12 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import Job, JobFile, PageErrorRow, StoredFile, utcnow
@@ -104,6 +107,26 @@ def _fail(job_id: str, attempt: int, code: str, message: str) -> None:
             job.status, job.error_code, job.error_message, job.finished_at = "failed", code, message, utcnow()
 
 
+@contextmanager
+def _finishing(job_id: str, attempt: int, *, files: dict[str, str],
+               errors: Sequence[tuple[str, int | None, str, str]]) -> Iterator[tuple[Session, Job]]:
+    """The one transaction that ends a job: fenced by the attempt number, the files it stored registered
+    (sha256 -> media type), its errors (file, page, code, message) replacing any earlier attempt's."""
+    store = get_file_store()
+    with session_scope() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is None or job.attempts != attempt or job.status == "done":
+            raise Superseded(job_id)
+        for sha, media_type in files.items():
+            if s.get(StoredFile, sha) is None:
+                s.add(StoredFile(sha256=sha, size=store.path(sha).stat().st_size, media_type=media_type))
+        s.execute(delete(PageErrorRow).where(PageErrorRow.job_id == job_id))
+        s.add_all(PageErrorRow(job_id=job_id, filename=file, page=page, code=code, message=message)
+                  for file, page, code, message in errors)
+        yield s, job
+        job.status, job.finished_at = "done", utcnow()
+
+
 def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
     from formsvc.extract.pipeline import extract_files
 
@@ -114,22 +137,14 @@ def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
 
     result = extract_files(paths, progress=_Progress(job_id, attempt), jobs=max(1, get_settings().extract_jobs),
                            page_sink=sink)
-    images = {sha for pages in result.pages for sha in pages.values()}
-    with session_scope() as s:
-        job = s.get(Job, job_id, with_for_update=True)
-        if job is None or job.attempts != attempt or job.status == "done":
-            raise Superseded(job_id)
-        for sha in images:
-            if s.get(StoredFile, sha) is None:
-                s.add(StoredFile(sha256=sha, size=store.path(sha).stat().st_size, media_type="image/jpeg"))
-        s.execute(delete(PageErrorRow).where(PageErrorRow.job_id == job_id))
-        s.add_all(PageErrorRow(job_id=job_id, filename=Path(e.file).name, page=e.page, code=e.code,
-                               message=e.message) for e in result.errors)
+    images = {sha: "image/jpeg" for pages in result.pages for sha in pages.values()}
+    errors = [(Path(e.file).name, e.page, e.code, e.message) for e in result.errors]
+    with _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
         documents = apply_roster(result.documents, roster_people(s, unit))
         documents = check_minutes_with_stored(s, unit, documents)
         for record, key, pages in zip(documents, result.keys, result.pages, strict=True):
             store_record(s, unit=unit, job_id=job_id, doc_key=key, record=record, pages=pages)
-        job.status, job.finished_at, job.heartbeat_at = "done", utcnow(), utcnow()
+        job.heartbeat_at = utcnow()
         job.pages_done = job.pages_total = max(job.pages_total, job.pages_done)
 
 
@@ -143,14 +158,7 @@ def _print_pack(job_id: str, attempt: int, params: dict[str, object], roster: Pa
         report = print_pack(str(params["form"]), roster, out, year=int(year) if isinstance(year, int) else None,
                             progress=_Progress(job_id, attempt))
         with out.open("rb") as fh:
-            sha, size = store.put_stream(fh)
-    with session_scope() as s:
-        job = s.get(Job, job_id, with_for_update=True)
-        if job is None or job.attempts != attempt or job.status == "done":
-            raise Superseded(job_id)
-        if s.get(StoredFile, sha) is None:
-            s.add(StoredFile(sha256=sha, size=size, media_type="application/pdf"))
-        s.execute(delete(PageErrorRow).where(PageErrorRow.job_id == job_id))
-        s.add_all(PageErrorRow(job_id=job_id, filename=roster.name, page=None, code="roster_row_invalid",
-                               message=e.message) for e in report.errors)
-        job.result_sha256, job.status, job.finished_at = sha, "done", utcnow()
+            sha, _ = store.put_stream(fh)
+    errors = [(roster.name, None, "roster_row_invalid", e.message) for e in report.errors]
+    with _finishing(job_id, attempt, files={sha: "application/pdf"}, errors=errors) as (_, job):
+        job.result_sha256 = sha
