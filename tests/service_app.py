@@ -38,14 +38,21 @@ class App:
 
     def add_record(self, unit: str, *, name: str = "Nguyễn Thị Hương", score: float = 8, year: int = 2024,
                    **overrides: Any) -> RecordRow:
-        cset = default_registry().get("cdht-324-pl4")
-        record = full_record(cset, score=score, year=year, **overrides)
-        record = record.model_copy(update={"subject": record.subject.model_copy(update={"full_name": name})})
-        checked: Record = validate_document(record, default_registry())
-        with session_scope() as s:
-            row = store_record(s, unit=unit, job_id=None, doc_key=uuid.uuid4().hex, record=checked, pages={})
-            assert row is not None
-            return row
+        return store_sample_record(unit, name=name, score=score, year=year, **overrides)
+
+
+def store_sample_record(unit: str, *, name: str = "Nguyễn Thị Hương", score: float = 8, year: int = 2024,
+                        **overrides: Any) -> RecordRow:
+    """A validated self-assessment stored the way extraction stores one (with its change and outbox rows),
+    in the database the current settings point at: records for tests without running OCR."""
+    cset = default_registry().get("cdht-324-pl4")
+    record = full_record(cset, score=score, year=year, **overrides)
+    record = record.model_copy(update={"subject": record.subject.model_copy(update={"full_name": name})})
+    checked: Record = validate_document(record, default_registry())
+    with session_scope() as s:
+        row = store_record(s, unit=unit, job_id=None, doc_key=uuid.uuid4().hex, record=checked, pages={})
+        assert row is not None
+        return row
 
 
 @contextmanager
