@@ -466,14 +466,9 @@ def lua_list(items: list[str]) -> str:
 
 
 def replace_api(stack: Stack, processes: int) -> None:
-    """The API as `uvicorn --workers N` (a master and N processes in one process group) instead of `formsvc serve`."""
+    """The API as `formsvc serve --processes N` (uvicorn's master and N processes in one process group)."""
     stack.kill("api", signal.SIGTERM)
-    log = (stack.root / "api.log").open("ab")
-    stack.procs["api"] = subprocess.Popen(
-        [str(Path(sys.executable).with_name("uvicorn")), "formsvc.api.app:create_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(stack.port), "--workers", str(processes), "--log-level", "info"],
-        env=stack.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    stack.wait_healthy()
+    stack.start_api(processes)
 
 
 def split_clients(total: int) -> dict[str, int]:
@@ -736,7 +731,8 @@ def main() -> int:
         print(f"== Load, {dt.date.today().isoformat()}: {args.clients} clients, {args.seconds} s, {db_kind}, "
               f"{args.workers} workers, {args.records} records seeded, think {args.think_ms} ms "
               f"(uploads {upload_think} ms)"
-              f"{f', API: {args.api_processes} processes (uvicorn --workers)' if args.api_processes > 1 else ''} ==")
+              + (f", API: {args.api_processes} processes (formsvc serve --processes)" if args.api_processes > 1 else "")
+              + " ==")
         head = (f"{'kind':<34} {'conns':>5} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
                 f"{'p99 ms':>8} {'max ms':>8}  errors")
         print(head)

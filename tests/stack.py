@@ -86,8 +86,8 @@ class Stack:
         self.start_dispatcher()
         return self
 
-    def start_api(self) -> None:
-        self._spawn("api", "serve", "--port", str(self.port))
+    def start_api(self, processes: int = 1) -> None:
+        self._spawn("api", "serve", "--port", str(self.port), "--processes", str(processes))
         self.wait_healthy()
 
     def start_worker(self, i: int = 0) -> subprocess.Popen[bytes]:
