@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _system_tessdata() -> str:
+    """The Debian package's model folder (tesseract-ocr-vie installs vie.traineddata there)."""
+    if os.environ.get("TESSDATA_PREFIX"):
+        return os.environ["TESSDATA_PREFIX"]
+    found = sorted(Path("/usr/share/tesseract-ocr").glob("*/tessdata"))
+    return str(found[-1]) if found else "/usr/share/tesseract-ocr/5/tessdata"
 
 
 class Settings(BaseSettings):
@@ -38,6 +47,7 @@ class Settings(BaseSettings):
 
     # Extraction
     raster_dpi: int = 200
+    tessdata_dir: str = Field(default_factory=_system_tessdata, description="Folder with vie/eng.traineddata")
     review_confidence: float = 0.80
     extract_jobs: int = Field(default=1, description="Page processes per extraction job inside a worker")
 

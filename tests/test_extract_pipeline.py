@@ -84,6 +84,28 @@ def test_scanned_and_degraded_pages_have_no_silent_errors(forms: list[tuple[dict
     assert all(f.page in (1, 2) and f.bbox is not None for f in score_fields)
 
 
+def test_page_photographed_small_and_off_centre_is_still_aligned(forms: list[tuple[dict[str, Any], bytes]],
+                                                                  tmp_path: Path) -> None:
+    """Markers are looked for in the page's corners first; a photo where the page fills only part of the frame
+    has none there and must fall back to searching the whole image."""
+    import cv2
+
+    data, pdf = forms[2]
+    pages = []
+    for page in rasterise(pdf):
+        h, w = page.shape
+        small = cv2.resize(page, (int(w * 0.6), int(h * 0.6)), interpolation=cv2.INTER_AREA)
+        frame = np.full((h, w), 110, np.uint8)  # a dark desk around the sheet
+        frame[int(h * 0.3): int(h * 0.3) + small.shape[0], int(w * 0.35): int(w * 0.35) + small.shape[1]] = small
+        pages.append(frame)
+    result = extract_files([save_scan(pages, tmp_path / "far.tif")])
+    assert result.errors == []
+    [doc] = result.documents
+    assert doc.subject.id == data["subject"]["id"]
+    wrong, silent = _wrong_and_flagged(doc, data)
+    assert silent == [] and len(wrong) <= 2, (wrong, silent)
+
+
 def test_shuffled_stack_of_many_people_regroups_into_documents(forms: list[tuple[dict[str, Any], bytes]],
                                                                tmp_path: Path) -> None:
     pages: list[np.ndarray] = []

@@ -1,23 +1,32 @@
-"""Tesseract, batched: all of a page's crops of one kind go through ONE tesseract call.
+"""Tesseract, batched: all of a page's crops of one kind go through ONE recognition.
 
 Crops are pasted side by side (numbers, one line) or one under another (text lines) with wide white gaps;
-each recognised word is mapped back to the crop it came from by position. One process per crop costs ~135 ms
-here, one per page keeps OCR cheap.
+each recognised word is mapped back to the crop it came from by position. Tesseract runs in this process
+through its C++ API (tesserocr), one engine per language kept for the life of the process: starting the
+`tesseract` program and loading its model for every call cost more than the recognition itself.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
+# For any `tesseract` program started from this process: OpenMP makes it ~4x slower on 2 cores.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+import cv2
 import numpy as np
-import pytesseract
+import tesserocr
 
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # OpenMP makes tesseract ~4x slower on 2 cores
+from formsvc.errors import ExternalToolError
+from formsvc.settings import get_settings
 
 GAP = 40
-DIGITS_CONFIG = "--psm 6 -c tessedit_char_whitelist=0123456789,."
-TEXT_CONFIG = "--psm 6"
+DIGITS = "0123456789,."
+# Tesseract falls back to 70 dpi for images without a resolution (as crops are); the engines were tuned with
+# it, and the page dpi would make it discard small glyphs as noise.
+SOURCE_DPI = 70
 
 
 @dataclass(frozen=True)
@@ -26,18 +35,65 @@ class OcrText:
     confidence: float  # 0..1
 
 
-def _read(canvas: np.ndarray, lang: str, config: str) -> list[tuple[str, float, float, float]]:
-    data = pytesseract.image_to_data(canvas, lang=lang, config=config, output_type=pytesseract.Output.DICT)
+@dataclass(frozen=True)
+class OcrWord:
+    text: str
+    confidence: float  # 0..1
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the image given
+
+
+@dataclass
+class _Engine:
+    api: tesserocr.PyTessBaseAPI
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_ENGINES: dict[tuple[str, int, str], _Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _engine(lang: str, psm: int, whitelist: str) -> _Engine:
+    key = (lang, psm, whitelist)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            path = get_settings().tessdata_dir
+            try:
+                api = tesserocr.PyTessBaseAPI(path=path, lang=lang, psm=psm)
+            except RuntimeError as exc:
+                raise ExternalToolError(f"Không khởi động được Tesseract (ngôn ngữ {lang}, dữ liệu {path}).",
+                                        code="tesseract_unavailable") from exc
+            if whitelist:
+                api.SetVariable("tessedit_char_whitelist", whitelist)
+            engine = _ENGINES[key] = _Engine(api)
+    return engine
+
+
+def read_words(image: np.ndarray, lang: str, psm: int, whitelist: str = "", dpi: int = SOURCE_DPI) -> list[OcrWord]:
+    """Words Tesseract finds in a grayscale image, with their boxes."""
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = img.shape
+    engine = _engine(lang, psm, whitelist)
     words = []
-    for text, conf, left, top, width, height in zip(data["text"], data["conf"], data["left"], data["top"],
-                                                    data["width"], data["height"], strict=True):
-        if text.strip() and float(conf) >= 0:
-            words.append((text.strip(), float(conf) / 100, left + width / 2, top + height / 2))
+    with engine.lock:
+        api = engine.api
+        api.SetImageBytes(img.tobytes(), w, h, 1, w)
+        api.SetSourceResolution(dpi)
+        api.Recognize()
+        it = api.GetIterator()
+        if it is not None:
+            level = tesserocr.RIL.WORD
+            for r in tesserocr.iterate_level(it, level):
+                text = (r.GetUTF8Text(level) or "").strip()
+                box = r.BoundingBox(level)
+                if text and box is not None:
+                    words.append(OcrWord(text, max(0.0, r.Confidence(level)) / 100, tuple(box)))
+        api.Clear()
     return words
 
 
 def read_numbers_twice(crops: list[np.ndarray], height: int = 48) -> tuple[list[OcrText], list[OcrText]]:
-    """Typed/printed numbers, one per crop, read twice in ONE tesseract call: once rescaled to `height`
+    """Typed/printed numbers, one per crop, read twice in ONE recognition: once rescaled to `height`
     pixels and once at the scan's own scale, all stacked as separate lines. Two scales disagree when a
     reading is shaky, which is what the caller checks."""
     scaled = []
@@ -45,16 +101,16 @@ def read_numbers_twice(crops: list[np.ndarray], height: int = 48) -> tuple[list[
         h, w = c.shape
         s = height / max(h, 1)
         scaled.append(_resize(c, max(1, round(w * s)), height))
-    both = _stacked(scaled + list(crops), "eng", DIGITS_CONFIG, joiner="")
+    both = _stacked(scaled + list(crops), "eng", DIGITS, joiner="")
     return both[: len(crops)], both[len(crops):]
 
 
 def read_lines(crops: list[np.ndarray]) -> list[OcrText]:
-    """Printed Vietnamese text, one line per crop, read in one call with crops stacked vertically."""
-    return _stacked(crops, "vie", TEXT_CONFIG, joiner=" ")
+    """Printed Vietnamese text, one line per crop, read in one recognition with crops stacked vertically."""
+    return _stacked(crops, "vie", "", joiner=" ")
 
 
-def _stacked(crops: list[np.ndarray], lang: str, config: str, joiner: str) -> list[OcrText]:
+def _stacked(crops: list[np.ndarray], lang: str, whitelist: str, joiner: str) -> list[OcrText]:
     if not crops:
         return []
     width = max(c.shape[1] for c in crops) + 2 * GAP
@@ -67,16 +123,15 @@ def _stacked(crops: list[np.ndarray], lang: str, config: str, joiner: str) -> li
         spans.append((y, y + c.shape[0]))
         y += c.shape[0] + GAP
     out: list[list[tuple[str, float, float]]] = [[] for _ in crops]
-    for text, conf, cx, cy in _read(canvas, lang, config):
+    for word in read_words(canvas, lang, 6, whitelist):
+        cx, cy = (word.box[0] + word.box[2]) / 2, (word.box[1] + word.box[3]) / 2
         for i, (a, b) in enumerate(spans):
             if a - GAP / 2 <= cy <= b + GAP / 2:
-                out[i].append((text, conf, cx))
+                out[i].append((word.text, word.confidence, cx))
                 break
     return [OcrText(joiner.join(t for t, _, _ in sorted(ws, key=lambda w: w[2])),
                     min((c for _, c, _ in ws), default=0.0)) for ws in out]
 
 
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
-    import cv2
-
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_CUBIC)
