@@ -9,20 +9,24 @@ one whose indicator texts match best; the person's name, unit and year come from
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from rapidfuzz import fuzz
 
 from formsvc.criteria import CriteriaRegistry, CriteriaSet
 from formsvc.extract.lines import Line, page_lines, table_rows
+from formsvc.extract.table_read import CellRead, PageReading, TableRead
 from formsvc.extract.types import PageText
 from formsvc.records import FieldProvenance, Record
-from formsvc.text import fold, nfc
+from formsvc.text import fold, name_letters, nfc
 
 SCORE_HEADERS = ("tu cham", "diem tu danh gia", "tu danh gia", "ca nhan tu cham", "diem tu cham")
 NUM = re.compile(r"^\d{1,3}(?:[.,]\d{1,2})?$")
 YEAR = re.compile(r"\bnam (20\d{2})\b")
 MATCH_MIN = 75
+TEXT_HEADERS = ("noi dung", "chi tieu", "tieu chi")
+NUMBER_HEADERS = ("stt", "tt")
 
 
 def classify_page(page: PageText) -> Literal["self_assessment", "minutes", "unknown"]:
@@ -63,12 +67,13 @@ def _label_value(lines: list[Line], labels: tuple[str, ...]) -> tuple[str, Line]
     return None
 
 
-def _best_set(rows: list[Line], registry: CriteriaRegistry) -> tuple[CriteriaSet, dict[int, tuple[str, float]]]:
+def _best_set(rows: list[str], registry: CriteriaRegistry) -> tuple[CriteriaSet, dict[int, tuple[str, float]]]:
+    """The criteria set whose indicator texts match the rows' texts best, and row index -> (indicator, ratio)."""
     best: tuple[float, CriteriaSet, dict[int, tuple[str, float]]] | None = None
     for cset in registry:
         matches: dict[int, tuple[str, float]] = {}
         for n, row in enumerate(rows):
-            text = fold(" ".join(w.text for w in row.words[1:]))  # without the row number
+            text = fold(row)
             scored = [(fuzz.token_set_ratio(fold(ind.title), text), ind.id) for ind in cset.indicators]
             ratio, ind_id = max(scored)
             if ratio >= MATCH_MIN:
@@ -88,11 +93,14 @@ def _best_set(rows: list[Line], registry: CriteriaRegistry) -> tuple[CriteriaSet
 
 def read_foreign_self_assessment(pages: list[PageText], registry: CriteriaRegistry) -> Record | None:
     lines = [line for p in pages for line in page_lines(p)]
+    if any(p.source == "ocr" for p in pages):
+        # A scan: only its ruled table is read cell by cell; the full-page OCR misses lone digits in cells.
+        return _read_scanned(pages, lines, registry)
     column = _score_column(lines)
     if column is None:
         return None
     rows = table_rows(lines, stop=("tong",))
-    cset, matches = _best_set(rows, registry)
+    cset, matches = _best_set([" ".join(w.text for w in row.words[1:]) for row in rows], registry)  # no row number
     if len(matches) < max(3, len(cset.indicators) // 2):
         return None
     fields: list[FieldProvenance] = []
@@ -115,25 +123,167 @@ def read_foreign_self_assessment(pages: list[PageText], registry: CriteriaRegist
                 fields.append(FieldProvenance(name="total_declared", value=total, confidence=nums[0].confidence,
                                               page=line.page, bbox=nums[0].box, source="ocr"))
             break
+    return _record(lines, cset, scores, total, fields)
+
+
+def _record(lines: list[Line], cset: CriteriaSet, scores: dict[str, float | str | None], total: float | None,
+            fields: list[FieldProvenance], *, scanned: bool = False) -> Record:
+    """The record around the scores: person, unit, year from their labelled lines."""
     name = _label_value(lines, ("ho va ten", "ho ten"))
     unit = _label_value(lines, ("don vi", "co quan", "noi cong tac"))
     birth = _label_value(lines, ("nam sinh", "ngay sinh"))
     year_match = next((YEAR.search(line.key) for line in lines if YEAR.search(line.key)), None)
+    full_name = name[0] if name else ""
     if name:
-        fields.append(FieldProvenance(name="subject.full_name", value=name[0], confidence=name[1].confidence(),
+        confidence = name[1].confidence()
+        if scanned:
+            # OCR adds marks no Vietnamese name has; each one dropped makes the name less sure, never surer.
+            full_name, dropped = name_letters(full_name)
+            confidence *= 0.9 ** dropped
+        fields.append(FieldProvenance(name="subject.full_name", value=full_name, confidence=round(confidence, 3),
                                       page=name[1].page, bbox=name[1].box, source="ocr"))
     birth_year = None
     if birth:
         m = re.search(r"(19|20)\d{2}", birth[0])
         birth_year = int(m.group(0)) if m else None
+        if scanned:
+            fields.append(FieldProvenance(name="subject.birth_year", value=birth_year,
+                                          confidence=birth[1].confidence() if m else 0.0, page=birth[1].page,
+                                          bbox=birth[1].box, source="ocr"))
     year = int(year_match.group(1)) if year_match else cset.years.last
     if not year_match:
         fields.append(FieldProvenance(name="year", value=year, confidence=0.0, source="ocr"))
     return Record(
         form="cdht-self-assessment" if cset.kind == "cdht" else "dvht-self-assessment",
         criteria_set=cset.id, year=year,
-        subject={"full_name": name[0] if name else "", "birth_year": birth_year, "unit": unit[0] if unit else None,
+        subject={"full_name": full_name, "birth_year": birth_year, "unit": unit[0] if unit else None,
                  "group": cset.audience_groups[0] if len(cset.audience_groups) == 1 else None},
         scores=scores, evidence={k: "(theo bản tự đánh giá)" for k, v in scores.items() if v},
         total_declared=total, fields=fields, extra={"layout": "foreign"},
     )
+
+
+@dataclass
+class _Row:
+    """One indicator row of a scanned table: its text (wrapped over pages joined), number cell and score cell."""
+
+    text: str
+    number: CellRead | None
+    score: CellRead | None
+    page: int
+
+
+def _columns(table: TableRead, previous: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+    """(number, text, score, n_cols) columns; a table continued on the next page without a header keeps them."""
+    if not any(table.header):
+        return previous if previous and previous[3] == table.n_cols else None
+    scored = [(max(fuzz.partial_ratio(h, head) for h in SCORE_HEADERS), n) for n, head in enumerate(table.header)
+              if head]
+    ratio, score_col = max(scored)
+    if ratio < 80:
+        return None
+    number_col = table.column(*NUMBER_HEADERS)
+    text_col = table.column(*TEXT_HEADERS)
+    if text_col is None:
+        # The indicator text is the column with the most words.
+        words = [sum(len(c.text.split()) for c in table.cells if c.col == k) for k in range(table.n_cols)]
+        text_col = max(range(table.n_cols), key=lambda k: words[k])
+    return (0 if number_col is None else number_col), text_col, score_col, table.n_cols
+
+
+def _scanned_rows(tables: list[TableRead]) -> tuple[list[_Row], CellRead | None, int]:
+    """Indicator rows of every table (in page order), and the total's cell."""
+    rows: list[_Row] = []
+    total: tuple[CellRead | None, int] | None = None
+    cols: tuple[int, int, int, int] | None = None
+    for table in tables:
+        found = _columns(table, cols)
+        if found is None:
+            continue
+        has_header = found is not cols
+        cols = found
+        number_col, text_col, score_col, _ = cols
+        for r in range(1 if has_header else 0, table.n_rows):
+            text_cell = table.at(r, text_col)
+            if text_cell is None or text_cell.row != r:
+                continue  # a row merged into the one above
+            number, score = table.at(r, number_col), table.at(r, score_col)
+            if fold(text_cell.text).startswith("tong"):
+                total = (score, table.page)
+                continue
+            numbered = number is not None and not number.blank and number is not text_cell
+            if not numbered and (score is None or score.blank) and rows:
+                # A row wrapped onto the next page (or an unnumbered line of the same row): same indicator.
+                rows[-1].text += " " + text_cell.text
+                continue
+            rows.append(_Row(text_cell.text, number if number is not text_cell else None, score, table.page))
+    return rows, (total[0] if total else None), (total[1] if total else 0)
+
+
+def _plausible(value: float, max_points: float, step: float) -> bool:
+    return 0 <= value <= max_points and abs(value / step - round(value / step)) < 1e-9
+
+
+def _score_field(name: str, cell: CellRead | None, page: int, match_conf: float, max_points: float,
+                 step: float) -> tuple[float | None, FieldProvenance]:
+    """A score cell's value and provenance: unsure when unread, blank or not a value the criteria allow."""
+    if cell is None:
+        return None, FieldProvenance(name=name, value=None, confidence=0.0, page=page, source="ocr")
+    value, conf = cell.number, cell.number_confidence
+    if cell.blank:
+        value, conf = None, 0.97
+    elif value is not None and not _plausible(value, max_points, step):
+        conf = min(conf, 0.3)
+        # A dropped decimal comma ("75" where at most 10 is allowed) is offered, still for a human to confirm.
+        if value.is_integer() and 10 <= value < 100 and _plausible(value / 10, max_points, step):
+            value, conf = value / 10, min(conf, 0.5)
+    conf = min(conf, match_conf)
+    return value, FieldProvenance(name=name, value=value, confidence=round(conf, 3), page=page, bbox=cell.box,
+                                  source=cell.number_source)
+
+
+def _read_scanned(pages: list[PageText], lines: list[Line], registry: CriteriaRegistry) -> Record | None:
+    tables = [t for p in pages if isinstance(p, PageReading) for t in p.table_reads]
+    rows, total_cell, total_page = _scanned_rows(tables)
+    if not rows:
+        return None
+    cset, matches = _best_set([r.text for r in rows], registry)
+    by_number = {i.number: i.id for i in cset.indicators}
+    # A row whose text matched nothing but whose printed number names an indicator not matched elsewhere is that
+    # indicator (OCR garbled the text), with a confidence that sends it to review.
+    taken = {ind for ind, _ in matches.values()}
+    for n, row in enumerate(rows):
+        num = row.number.number if row.number else None
+        if n not in matches and num is not None and num.is_integer() and by_number.get(int(num)) not in (None, *taken):
+            matches[n] = (by_number[int(num)], 0.0)
+            taken.add(by_number[int(num)])
+    if len(matches) < max(3, len(cset.indicators) // 2):
+        return None
+    fields: list[FieldProvenance] = []
+    scores: dict[str, float | str | None] = {}
+    for n, (ind_id, ratio) in matches.items():
+        row, ind = rows[n], cset.indicator(ind_id)
+        assert ind is not None
+        num = row.number.number if row.number else None
+        # The row number printed beside the text confirms the match; a different number contradicts it.
+        if num == ind.number and row.number and row.number.number_confidence >= 0.8:
+            match_conf = 1.0 if ratio >= 60 or ratio == 0.0 else 0.6
+        elif num is not None and num != ind.number:
+            match_conf = 0.4
+        else:
+            match_conf = 1.0 if ratio >= 90 else ratio / 100 * 0.9
+        if ratio == 0.0 and match_conf == 1.0:
+            match_conf = 0.7  # matched by its number alone
+        value, prov = _score_field(f"scores.{ind_id}", row.score, row.page, match_conf, ind.max_points, ind.step)
+        scores[ind_id] = value
+        fields.append(prov)
+    for ind in cset.indicators:
+        if ind.id not in scores:
+            scores[ind.id] = None
+            fields.append(FieldProvenance(name=f"scores.{ind.id}", value=None, confidence=0.0, source="ocr"))
+    total = None
+    if total_cell is not None:
+        max_total = sum(i.max_points for i in cset.indicators)
+        total, prov = _score_field("total_declared", total_cell, total_page, 1.0, max_total, 0.01)
+        fields.append(prov)
+    return _record(lines, cset, scores, total, fields, scanned=True)

@@ -23,6 +23,7 @@ from formsvc.errors import ExternalToolError
 from formsvc.settings import get_settings
 
 GAP = 40
+PSM_AUTO, PSM_BLOCK = 3, 6  # Tesseract page segmentation: find the layout / one block of text
 DIGITS = "0123456789,."
 # Tesseract falls back to 70 dpi for images without a resolution (as crops are); the engines were tuned with
 # it, and the page dpi would make it discard small glyphs as noise.
@@ -84,7 +85,10 @@ def read_words(image: np.ndarray, lang: str, psm: int, whitelist: str = "", dpi:
         if it is not None:
             level = tesserocr.RIL.WORD
             for r in tesserocr.iterate_level(it, level):
-                text = (r.GetUTF8Text(level) or "").strip()
+                try:
+                    text = (r.GetUTF8Text(level) or "").strip()
+                except RuntimeError:  # an element with no text (tesserocr raises rather than returning "")
+                    continue
                 box = r.BoundingBox(level)
                 if text and box is not None:
                     words.append(OcrWord(text, max(0.0, r.Confidence(level)) / 100, tuple(box)))
@@ -110,7 +114,8 @@ def read_lines(crops: list[np.ndarray]) -> list[OcrText]:
     return _stacked(crops, "vie", "", joiner=" ")
 
 
-def _stacked(crops: list[np.ndarray], lang: str, whitelist: str, joiner: str) -> list[OcrText]:
+def stacked_words(crops: list[np.ndarray], lang: str, whitelist: str = "") -> list[list[OcrWord]]:
+    """Words of each crop, left to right, with all crops stacked one under another and read at once."""
     if not crops:
         return []
     width = max(c.shape[1] for c in crops) + 2 * GAP
@@ -122,15 +127,20 @@ def _stacked(crops: list[np.ndarray], lang: str, whitelist: str, joiner: str) ->
         canvas[y:y + c.shape[0], GAP:GAP + c.shape[1]] = c
         spans.append((y, y + c.shape[0]))
         y += c.shape[0] + GAP
-    out: list[list[tuple[str, float, float]]] = [[] for _ in crops]
-    for word in read_words(canvas, lang, 6, whitelist):
-        cx, cy = (word.box[0] + word.box[2]) / 2, (word.box[1] + word.box[3]) / 2
+    out: list[list[OcrWord]] = [[] for _ in crops]
+    for word in read_words(canvas, lang, PSM_BLOCK, whitelist):
+        cy = (word.box[1] + word.box[3]) / 2
         for i, (a, b) in enumerate(spans):
             if a - GAP / 2 <= cy <= b + GAP / 2:
-                out[i].append((word.text, word.confidence, cx))
+                out[i].append(word)
                 break
-    return [OcrText(joiner.join(t for t, _, _ in sorted(ws, key=lambda w: w[2])),
-                    min((c for _, c, _ in ws), default=0.0)) for ws in out]
+    return out
+
+
+def _stacked(crops: list[np.ndarray], lang: str, whitelist: str, joiner: str) -> list[OcrText]:
+    return [OcrText(joiner.join(w.text for w in sorted(ws, key=lambda w: w.box[0] + w.box[2])),
+                    min((w.confidence for w in ws), default=0.0))
+            for ws in stacked_words(crops, lang, whitelist)]
 
 
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:

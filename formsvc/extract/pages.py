@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def _err(file: str, page: int | None, code: str, message: str) -> PageError:
     return PageError(file=file, page=page, code=code, message=message)
 
 
+REOPEN_EVERY = 25  # pages
+
+
 def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Iterator[Page | PageError]:
     name = path.name
     try:
@@ -67,6 +71,12 @@ def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Itera
         plumber = pdfplumber.open(str(path))
         try:
             for index in range(count):
+                if index and index % REOPEN_EVERY == 0:
+                    # PDFium and pdfminer keep every object they have parsed (a scan's page image included) until
+                    # the document is closed: without this a 1,000-page scanned PDF would end up wholly in memory.
+                    doc.close()
+                    plumber.close()
+                    doc, plumber = pdfium.PdfDocument(str(path)), pdfplumber.open(str(path))
                 try:
                     page = doc[index]
                     w_pt, h_pt = page.get_size()
@@ -93,11 +103,23 @@ def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Itera
         doc.close()
 
 
+@contextmanager
+def _pixel_limit(max_pixels: int) -> Iterator[None]:
+    """PIL refuses to open an image over twice `max_pixels` (a decompression bomb), checked on open only; the
+    limit is PIL's global, so it is put back for the rest of the process."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 def _image_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Iterator[Page | PageError]:
     name = path.name
-    Image.MAX_IMAGE_PIXELS = max_pixels  # PIL raises DecompressionBombError above twice this
     try:
-        img = Image.open(path)
+        with _pixel_limit(max_pixels):
+            img = Image.open(path)
     except (UnidentifiedImageError, OSError) as exc:
         yield _err(name, None, "image_unreadable", f"{name}: ảnh bị hỏng hoặc không đọc được ({exc}).")
         return
@@ -190,9 +212,8 @@ def check_file(path: Path, name: str, *, max_pages: int, max_pixels: int) -> Pag
             return _err(name, None, "too_many_pages",
                         f"{name}: {count} trang, vượt giới hạn {max_pages} trang mỗi tệp.")
         return None
-    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(path) as img:
+        with _pixel_limit(max_pixels), Image.open(path) as img:
             frames = getattr(img, "n_frames", 1)
             if frames > max_pages:
                 return _err(name, None, "too_many_pages", f"{name}: {frames} trang, vượt giới hạn {max_pages}.")

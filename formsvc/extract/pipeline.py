@@ -16,7 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pypdfium2 as pdfium
-import pytesseract
 from PIL import Image
 
 from formsvc.criteria import CriteriaRegistry, default_registry
@@ -26,9 +25,12 @@ from formsvc.extract.crosscheck import cross_check
 from formsvc.extract.foreign import classify_page, read_foreign_self_assessment
 from formsvc.extract.identify import identify
 from formsvc.extract.minutes import read_minutes
+from formsvc.extract.ocr import PSM_AUTO, read_words
 from formsvc.extract.pages import Page, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
+from formsvc.extract.table_grid import find_tables
+from formsvc.extract.table_read import PageReading, read_tables
 from formsvc.extract.types import PageError, PageText, Word
 from formsvc.payload import PagePayload
 from formsvc.records import Record, Result
@@ -61,17 +63,19 @@ class PageResult:
     image: bytes | None = None  # the page as read (aligned when scanned), JPEG, only when asked for
 
 
-def page_text(page: Page) -> PageText:
-    """Words of a page: its text layer when digital, otherwise one full-page Tesseract `vie` pass."""
+# formsvc's own forms whose table grows with the content (no fixed zones): read like their typed counterparts.
+TABLE_FORMS = {"cdht-minutes": "minutes"}
+
+
+def page_text(page: Page, image: np.ndarray | None = None) -> PageText:
+    """Words of a page: its text layer when digital, otherwise one full-page Tesseract `vie` pass over `image`
+    (the page straightened or aligned; the page as scanned by default)."""
     if page.digital:
         words = page.words
         source = "text_layer"
     else:
-        data = pytesseract.image_to_data(page.image, lang="vie", config="--psm 3",
-                                         output_type=pytesseract.Output.DICT)
-        words = [Word(t.strip(), (x, y, x + w, y + h), max(0.0, float(c)) / 100)
-                 for t, c, x, y, w, h in zip(data["text"], data["conf"], data["left"], data["top"], data["width"],
-                                             data["height"], strict=True) if t.strip()]
+        words = [Word(w.text, w.box, w.confidence)
+                 for w in read_words(page.image if image is None else image, "vie", PSM_AUTO)]
         source = "ocr"
     h, w = page.image.shape
     return PageText(words=words, width=w, height=h, dpi=page.dpi, source=source,  # type: ignore[arg-type]
@@ -98,22 +102,42 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
     where = f"{page.file}, trang {page.number}"
     ident = identify(page.image)
     if ident is None:
-        # Not printed by formsvc: classify by its title and leave it to the foreign-layout readers.
-        text = page_text(page)
+        # Not printed by formsvc: classify by its title and leave it to the foreign-layout readers. A scan is
+        # straightened first (its table's rules must be level to be found); every box refers to that image.
+        tables = None if page.digital else find_tables(page.image, page.dpi)
+        image = page.image if tables is None else tables.image
+        text = page_text(page, image)
         kind = classify_page(text)
         if kind == "unknown":
             result.error = PageError(
                 page.file, page.number, "page_unidentified",
                 f"{where}: không có mã QR của formsvc và không nhận ra biểu mẫu; trang chưa được xếp vào phiếu nào.")
         else:
+            if tables is not None:
+                text = PageReading(**vars(text), table_reads=read_tables(tables, page.number, page.dpi))
             result.text, result.kind = text, kind
-        return result, page.image
+        return result, image
     payload = ident.payload
     form = next((f for f in list_forms() if f.id == payload.form), None)
     if form is None or form.template_version != payload.template_version:
         result.error = PageError(page.file, page.number, "form_unknown",
                                  f"{where}: biểu mẫu '{payload.form}' phiên bản {payload.template_version} không có.")
         return result, page.image
+    if payload.form in TABLE_FORMS:
+        if page.digital:
+            result.text = PageReading(**vars(page_text(page)), payload=payload)
+            result.kind = TABLE_FORMS[payload.form]
+            return result, page.image
+        own = align(page.image, page.dpi, ident.corners)
+        if own is None:
+            result.error = PageError(page.file, page.number, "align_failed",
+                                     f"{where}: không định vị được trang (dấu góc và mã QR bị hỏng).")
+            return result, page.image
+        tables = find_tables(own.image, page.dpi, deskew=False)  # aligned onto the template: already level
+        result.text = PageReading(**vars(page_text(page, own.image)), payload=payload,
+                                  table_reads=read_tables(tables, page.number, page.dpi))
+        result.kind, result.method = TABLE_FORMS[payload.form], own.method
+        return result, own.image
     try:
         zones = form_zones(payload.form, payload.criteria_set).on_page(payload.page)
     except FormsvcError as exc:
@@ -195,6 +219,7 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
     order: list[str] = []
     done = 0
     foreign: dict[tuple[str, str], list[PageText]] = {}
+    foreign_file: dict[tuple[str, str], str] = {}
     images: dict[str, dict[int, str]] = {}
     total = count_pages(paths) if progress else 0
     for res in _results(_pages(paths, out.errors), jobs, page_sink is not None):
@@ -202,11 +227,14 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
         if progress:
             progress(done, max(total, done))
         if res.text is not None:
-            foreign.setdefault((res.file, res.kind), []).append(res.text)
+            # formsvc's own minutes group by their printed copy (QR), like every own form; others by file.
+            own = res.text.payload if isinstance(res.text, PageReading) else None
+            where_from = (own.doc if own else res.file, res.kind)
+            foreign.setdefault(where_from, []).append(res.text)
+            foreign_file.setdefault(where_from, res.file)
             if page_sink is not None and res.image:
-                key = f"{res.file}#{res.kind}"
-                bucket = images.setdefault(key, {})
-                bucket[len(bucket) + 1] = page_sink(res.image)
+                bucket = images.setdefault(_foreign_key(where_from, own is not None), {})
+                bucket[own.page if own else len(bucket) + 1] = page_sink(res.image)
             continue
         if res.error is not None or res.payload is None:
             if res.error:
@@ -233,7 +261,9 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
                                                     extra_reasons=reasons))
         out.keys.append(doc_id)
         out.pages.append(images.get(doc_id, {}))
-    for (file, kind), texts in foreign.items():
+    for (group, kind), texts in foreign.items():
+        file = foreign_file[(group, kind)]
+        own_doc = any(isinstance(t, PageReading) and t.payload for t in texts)
         foreign_record = (read_foreign_self_assessment(texts, registry) if kind == "self_assessment"
                           else read_minutes(texts))
         if foreign_record is None:
@@ -242,10 +272,15 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
                                         f"{file}: nhận ra {what} nhưng không đọc được nội dung; cần nhập tay."))
             continue
         out.documents.append(validate_document(foreign_record, registry, review_confidence=threshold))
-        out.keys.append(f"{file}#{kind}")
-        out.pages.append(images.get(f"{file}#{kind}", {}))
+        out.keys.append(_foreign_key((group, kind), own_doc))
+        out.pages.append(images.get(_foreign_key((group, kind), own_doc), {}))
     _apply_cross_checks(out.documents)
     return out
+
+
+def _foreign_key(group: tuple[str, str], own: bool) -> str:
+    """Stable key of a document read by the layout readers: an own form's printed-copy id, else file#kind."""
+    return group[0] if own else f"{group[0]}#{group[1]}"
 
 
 def _apply_cross_checks(documents: list[Record]) -> None:
