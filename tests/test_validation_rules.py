@@ -351,3 +351,16 @@ def test_cli_validate_missing_file_exits_2(tmp_path: Path) -> None:
 
 def test_registry_type_is_exported() -> None:
     assert isinstance(REG, CriteriaRegistry)
+
+
+@pytest.mark.parametrize(("name", "label"), [
+    ("scores.ct3", "Điểm chỉ tiêu 3"),
+    ("subject.full_name", "Họ và tên"),
+    ("minutes.candidates.2.agreed_total", "Biên bản, người thứ 3: tổng điểm hội đồng thống nhất"),
+    ("extra.minutes.candidates", "Biên bản: danh sách đề nghị"),
+    ("minutes.meeting_start", "Biên bản: thời gian họp"),
+])
+def test_field_names_read_as_users_know_them(name: str, label: str) -> None:
+    from formsvc.validation.messages import field_label
+
+    assert field_label(name) == label

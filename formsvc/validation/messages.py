@@ -33,6 +33,21 @@ _FIELD_LABELS = {
     "subject.id": "Mã người/đơn vị",
 }
 _PREFIX_LABELS = {"scores": "Điểm", "evidence": "Minh chứng", "extra": "Thông tin"}
+_MINUTES_LABELS = {
+    "meeting_start": "thời gian họp", "meeting_end": "giờ kết thúc", "place": "địa điểm", "chair": "chủ trì",
+    "secretary": "thư ký", "members_present": "số thành viên có mặt", "members_total": "tổng số thành viên",
+    "votes_for": "số phiếu tán thành", "votes_total": "tổng số phiếu", "candidates": "danh sách đề nghị",
+    "full_name": "họ và tên", "birth_year": "năm sinh", "self_total": "tổng điểm tự đánh giá",
+    "agreed_total": "tổng điểm hội đồng thống nhất", "proposed": "đề nghị công nhận",
+}
+
+
+def _minutes_label(path: str) -> str:
+    """'candidates.2.agreed_total' -> 'Biên bản, người thứ 3: tổng điểm hội đồng thống nhất'."""
+    parts = path.split(".")
+    if len(parts) == 3 and parts[0] == "candidates" and parts[1].isdigit():
+        return f"Biên bản, người thứ {int(parts[1]) + 1}: {_MINUTES_LABELS.get(parts[2], parts[2])}"
+    return "Biên bản: " + _MINUTES_LABELS.get(path, path.replace("_", " "))
 
 
 def field_label(name: str) -> str:
@@ -42,6 +57,8 @@ def field_label(name: str) -> str:
     head, _, rest = name.partition(".")
     if head in ("scores", "evidence") and rest.startswith("ct") and rest[2:].isdigit():
         return f"{_PREFIX_LABELS[head]} chỉ tiêu {int(rest[2:])}"
+    if head == "minutes":
+        return _minutes_label(rest)
     if head == "extra" and rest.startswith("minutes."):
-        return "Biên bản: " + rest.removeprefix("minutes.").replace("_", " ")
+        return _minutes_label(rest.removeprefix("minutes."))
     return f"{_PREFIX_LABELS.get(head, head)} {rest}".strip()
