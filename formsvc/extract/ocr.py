@@ -23,7 +23,8 @@ from formsvc.errors import ExternalToolError
 from formsvc.settings import get_settings
 
 GAP = 40
-PSM_AUTO, PSM_BLOCK = 3, 6  # Tesseract page segmentation: find the layout / one block of text
+PSM_OSD, PSM_AUTO, PSM_BLOCK = 0, 3, 6  # Tesseract page segmentation: orientation only / layout / one block
+OSD_MIN_CONFIDENCE = 2.0  # Tesseract's orientation confidence (a margin, not a probability); below it, keep as is
 DIGITS = "0123456789,."
 # Tesseract falls back to 70 dpi for images without a resolution (as crops are); the engines were tuned with
 # it, and the page dpi would make it discard small glyphs as noise.
@@ -94,6 +95,26 @@ def read_words(image: np.ndarray, lang: str, psm: int, whitelist: str = "", dpi:
                     words.append(OcrWord(text, max(0.0, r.Confidence(level)) / 100, tuple(box)))
         api.Clear()
     return words
+
+
+def upright_turns(image: np.ndarray, dpi: float) -> int:
+    """Quarter turns counter-clockwise (as numpy.rot90 counts them) that set a page's text upright; 0 when it
+    already is or Tesseract is unsure. Needs the page at its scanning resolution: at half, 180° is missed."""
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = img.shape
+    engine = _engine("osd", PSM_OSD, "")
+    with engine.lock:
+        api = engine.api
+        api.SetImageBytes(img.tobytes(), w, h, 1, w)
+        api.SetSourceResolution(round(dpi))
+        try:
+            found = api.DetectOrientationScript()
+        except RuntimeError:  # too little text to tell
+            found = None
+        api.Clear()
+    if not found or found["orient_conf"] < OSD_MIN_CONFIDENCE:
+        return 0
+    return int(found["orient_deg"]) // 90 % 4
 
 
 def read_numbers_twice(crops: list[np.ndarray], height: int = 48) -> tuple[list[OcrText], list[OcrText]]:

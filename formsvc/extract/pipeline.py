@@ -25,11 +25,11 @@ from formsvc.extract.crosscheck import cross_check
 from formsvc.extract.foreign import classify_page, read_foreign_self_assessment
 from formsvc.extract.identify import identify
 from formsvc.extract.minutes import read_minutes
-from formsvc.extract.ocr import PSM_AUTO, read_words
+from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
 from formsvc.extract.pages import Page, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
-from formsvc.extract.table_grid import find_tables
+from formsvc.extract.table_grid import PageTables, find_tables
 from formsvc.extract.table_read import PageReading, read_tables
 from formsvc.extract.types import PageError, PageText, Word
 from formsvc.payload import PagePayload
@@ -77,7 +77,7 @@ def page_text(page: Page, image: np.ndarray | None = None) -> PageText:
         words = [Word(w.text, w.box, w.confidence)
                  for w in read_words(page.image if image is None else image, "vie", PSM_AUTO)]
         source = "ocr"
-    h, w = page.image.shape
+    h, w = (page.image if image is None else image).shape
     return PageText(words=words, width=w, height=h, dpi=page.dpi, source=source,  # type: ignore[arg-type]
                     page_number=page.number, file=page.file)
 
@@ -96,18 +96,28 @@ def process_page(page: Page, keep_image: bool = False) -> PageResult:
     return result
 
 
+def _foreign_reading(page: Page, image: np.ndarray) -> tuple[PageTables | None, np.ndarray, PageText, str]:
+    """Tables, the image every box refers to, words and kind of a page not printed by formsvc. A scan is
+    straightened first: its table's rules must be level to be found."""
+    tables = None if page.digital else find_tables(image, page.dpi)
+    image = image if tables is None else tables.image
+    text = page_text(page, image)
+    return tables, image, text, classify_page(text)
+
+
 def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
     """The page's result and the image its field boxes refer to."""
     result = PageResult(page.file, page.number)
     where = f"{page.file}, trang {page.number}"
     ident = identify(page.image)
     if ident is None:
-        # Not printed by formsvc: classify by its title and leave it to the foreign-layout readers. A scan is
-        # straightened first (its table's rules must be level to be found); every box refers to that image.
-        tables = None if page.digital else find_tables(page.image, page.dpi)
-        image = page.image if tables is None else tables.image
-        text = page_text(page, image)
-        kind = classify_page(text)
+        # Not printed by formsvc: classify by its title and leave it to the foreign-layout readers.
+        tables, image, text, kind = _foreign_reading(page, page.image)
+        if kind == "unknown" and not page.digital:
+            # Scanned upside down or sideways, a page reads as nothing; only then is its orientation asked for.
+            turns = upright_turns(page.image, page.dpi)
+            if turns:
+                tables, image, text, kind = _foreign_reading(page, np.ascontiguousarray(np.rot90(page.image, turns)))
         if kind == "unknown":
             result.error = PageError(
                 page.file, page.number, "page_unidentified",
