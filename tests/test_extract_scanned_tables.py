@@ -19,7 +19,7 @@ from formsvc.render.api import render_document
 from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
-KINDS = ["clean", "rotate", "noise", "jpeg", "fax", "upside_down"]
+KINDS = ["clean", "rotate", "noise", "jpeg", "fax", "upside_down", "phone"]
 UNIT = "Trường MN Tam Hưng A"
 PEOPLE = ["Nguyễn Thị Hương Ngọc", "Trần Văn Bình", "Lê Thị Hồng", "Phạm Quốc Việt", "Đỗ Minh Khang"]
 

@@ -286,4 +286,6 @@ def _read_scanned(pages: list[PageText], lines: list[Line], registry: CriteriaRe
         max_total = sum(i.max_points for i in cset.indicators)
         total, prov = _score_field("total_declared", total_cell, total_page, 1.0, max_total, 0.01)
         fields.append(prov)
+    else:  # no "Tổng" row read: the sheet's total is unknown, which a reviewer must see, not a silent blank
+        fields.append(FieldProvenance(name="total_declared", value=None, confidence=0.0, source="ocr"))
     return _record(lines, cset, scores, total, fields, scanned=True)

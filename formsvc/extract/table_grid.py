@@ -203,8 +203,53 @@ def _grid(hmask: np.ndarray, vmask: np.ndarray, ink: np.ndarray, box: tuple[int,
     return Grid(xs=xs, ys=ys, cells=cells)
 
 
+def _table_quad(gray: np.ndarray, dpi: float) -> np.ndarray | None:
+    """Corners (top-left, top-right, bottom-right, bottom-left) of the page's largest ruled table: its rules are
+    one connected stroke in the ink, whatever the perspective."""
+    ink = _ink(gray, dpi, thin=True)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n < 2:
+        return None
+    big = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT]))
+    if stats[big, cv2.CC_STAT_WIDTH] < _px(60, dpi) or stats[big, cv2.CC_STAT_HEIGHT] < _px(30, dpi):
+        return None
+    contours, _ = cv2.findContours(((labels == big) * 255).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea)).reshape(-1, 2).astype(np.float32)
+    # The extreme points along the diagonals are the table's corners (tilts stay well under 45°).
+    total, diff = hull.sum(axis=1), hull[:, 0] - hull[:, 1]
+    return np.array([hull[total.argmin()], hull[diff.argmax()], hull[total.argmax()], hull[diff.argmin()]],
+                    np.float32)
+
+
+def rectify(gray: np.ndarray, dpi: float) -> np.ndarray:
+    """Undo a phone photo's perspective, taking the largest table's outline as the rectangle it was printed as.
+    A scan (outline already a rectangle, at most turned) comes back unchanged: rotation is the deskew's job."""
+    quad = _table_quad(gray, dpi)
+    if quad is None:
+        return gray
+    tl, tr, br, bl = quad
+    width = max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))
+    height = max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))
+    # Opposite sides of equal length and a right angle: a turned rectangle, nothing to undo.
+    sides = abs(np.linalg.norm(tr - tl) - np.linalg.norm(br - bl)) + abs(np.linalg.norm(bl - tl) -
+                                                                         np.linalg.norm(br - tr))
+    top, left = tr - tl, bl - tl
+    cos = abs(float(np.dot(top, left) / (np.linalg.norm(top) * np.linalg.norm(left) + 1e-6)))
+    if sides < _px(1.0, dpi) and cos < 0.01:
+        return gray
+    x, y = float(tl[0]), float(tl[1])
+    target = np.array([[x, y], [x + width, y], [x + width, y + height], [x, y + height]], np.float32)
+    matrix = cv2.getPerspectiveTransform(quad, target)
+    h, w = gray.shape
+    return cv2.warpPerspective(gray, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
+
+
 def find_tables(gray: np.ndarray, dpi: float, *, deskew: bool = True) -> PageTables:
-    """Every ruled table (at least 2 x 2 cells) on a page, top to bottom."""
+    """Every ruled table (at least 2 x 2 cells) on a page, top to bottom. With `deskew`, a photographed page's
+    perspective is undone and a scan's tilt straightened first."""
+    if deskew:
+        gray = rectify(gray, dpi)
     angle = skew_angle(gray, dpi) if deskew else 0.0
     image = _rotate(gray, angle, 255) if angle else gray
     ink = _ink(image, dpi, thin=True)
