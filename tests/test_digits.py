@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fixtures.handwriting import render_crossed, render_handwritten, score_text
-from fixtures.scans import degrade, handwritten_record, rasterise, save_scan, write_by_hand
+from fixtures.scans import degrade, handwritten_record, noise, rasterise, save_scan, write_by_hand
 from formsvc.extract.digits import read_score
 from formsvc.extract.pipeline import extract_files
 from formsvc.render import render_document
@@ -36,6 +36,14 @@ def test_accuracy_floor_and_no_confident_mistakes_on_held_out_writers() -> None:
     assert len(silent) <= 2, silent
 
 
+def test_the_right_value_is_almost_always_among_the_first_candidates() -> None:
+    """What the declared-total decoding relies on: a misread box still offers its right value."""
+    results = _sample(300, seed=31)
+    top3 = sum(v in [c for c, _ in r.candidates[:3]] for v, r in results)
+    assert top3 / len(results) >= 0.97
+    assert all(0 <= c <= 10 and (c * 2).is_integer() for _, r in results for c, _ in r.candidates)
+
+
 def test_blank_box_is_blank_not_zero() -> None:
     r = read_score(np.full((110, 160), 255, np.uint8))
     assert r.state == "blank" and r.value is None and r.confidence > 0.9
@@ -45,6 +53,21 @@ def test_crossed_out_box_is_detected() -> None:
     rng = np.random.default_rng(5)
     states = [read_score(render_crossed(score_text(v), (110, 160), rng)).state for v in (7, 8.5, 10, 3, 6)]
     assert states.count("crossed") >= 4
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_slanted_seven_or_one_is_not_a_cross_out(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    states = [read_score(noise(render_handwritten(v, (110, 160), rng), rng)).state for v in ["7", "1"] * 15]
+    assert "crossed" not in states
+
+
+def test_a_leading_zero_is_a_missed_comma_not_a_confident_number() -> None:
+    rng = np.random.default_rng(9)
+    for _ in range(5):
+        r = read_score(render_handwritten("05", (110, 160), rng, style="test"))  # "0,5" whose comma was lost
+        assert r.value != 5 or r.confidence < 0.8
+        assert r.value == 0.5 or r.confidence < 0.8
 
 
 @pytest.mark.parametrize(("max_value", "step"), [(10, 0.5), (5, 1.0)])

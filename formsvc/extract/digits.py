@@ -16,6 +16,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 MODEL = Path(__file__).with_name("models") / "digits.npz"
 MODEL_HOG = Path(__file__).with_name("models") / "digits_hog.npz"
@@ -24,18 +25,72 @@ SIDE = 28
 INNER = 20
 
 
+SEPARATOR_MISSED = 0.15  # prior of a decimal comma the segmentation did not see (or saw where there was none)
+TOP_DIGITS = 3
+MAX_CANDIDATES = 12
+
+
 @dataclass(frozen=True)
 class ScoreReading:
     value: float | None
     text: str
     confidence: float
     state: Literal["number", "blank", "crossed", "unreadable"]
+    # Values the criteria allow, best first, with a score (product of digit probabilities and separator prior):
+    # what a joint decoding with the declared total chooses from. Empty when nothing allowed was read.
+    candidates: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Glyphs:
+    """Per glyph: mean class probabilities over variants and models, and whether every vote agreed."""
+    probs: np.ndarray  # n x 10
+    unanimous: tuple[bool, ...]
+
+
+def allowed(value: float, max_value: float, step: float) -> bool:
+    return 0 <= value <= max_value and round(value / step, 6) == int(round(value / step, 6))
+
+
+def _candidates(glyphs: _Glyphs, cut: int | None, max_value: float, step: float) -> tuple[tuple[float, float], ...]:
+    """Allowed values from the top digits of every glyph, with the separator where it was seen and, at a low
+    prior, moved or dropped: a missed comma ("45" for 4,5) is the commonest handwriting misread, a big comma
+    taken for a digit ("985" for 9,5) the next."""
+    n = len(glyphs.probs)
+    tops = [np.argsort(-p)[:TOP_DIGITS] for p in glyphs.probs]
+    cuts: list[tuple[int | None, float]] = [(cut, 1.0)]
+    cuts += [(c, SEPARATOR_MISSED) for c in [None, *range(1, n)] if c != cut]
+    scores: dict[float, float] = {}
+    for combo in np.array(np.meshgrid(*tops, indexing="ij")).reshape(n, -1).T:
+        p = float(np.prod([glyphs.probs[i][d] for i, d in enumerate(combo)]))
+        digits = "".join(str(d) for d in combo)
+        for c, prior in cuts:
+            text = digits if c is None else digits[:c] + "." + digits[c:]
+            if len(text.split(".")[0]) > 1 and text.startswith("0"):
+                continue  # nobody writes a leading zero
+            value = float(text)
+            if allowed(value, max_value, step):
+                scores[value] = max(scores.get(value, 0.0), p * prior)
+        if cut is None:
+            for i in range(1, n - 1):
+                value = float(digits[:i] + "." + digits[i + 1:])
+                if allowed(value, max_value, step):
+                    p_rest = p / max(float(glyphs.probs[i][combo[i]]), 1e-9)
+                    scores[value] = max(scores.get(value, 0.0), p_rest * SEPARATOR_MISSED)
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:MAX_CANDIDATES]
+    return tuple((v, round(s, 6)) for v, s in ranked)
 
 
 @lru_cache(maxsize=2)
 def _weights(path: Path = MODEL) -> list[np.ndarray]:
     with np.load(path) as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+@lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    """Found once: looking up the loaded BLAS libraries costs more than a whole box's classification."""
+    return ThreadpoolController()
 
 
 def hog(vectors: np.ndarray) -> np.ndarray:
@@ -102,23 +157,29 @@ def _variants(glyph: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _classify_glyphs(glyphs: list[np.ndarray]) -> tuple[list[str], float]:
-    """Digit per glyph and a confidence: the mean probability over variants and both models, 0.5 at most if any
-    variant or model disagrees."""
-    chars: list[str] = []
-    confidence = 1.0
-    for glyph in glyphs:
-        vectors = np.stack([normalise(v) for v in _variants(glyph)])
-        probs = np.vstack([classify(vectors), classify(vectors, MODEL_HOG)])  # two models must agree too
-        votes = probs.argmax(axis=1)
+def _classify_glyphs(glyphs: list[np.ndarray]) -> _Glyphs:
+    """Mean class probabilities per glyph over its variants and both models, and whether all votes agree."""
+    means, unanimous = [], []
+    vectors = [np.stack([normalise(v) for v in _variants(glyph)]) for glyph in glyphs]
+    # Products this small finish before BLAS's threads wake up: one thread is ~10x faster on a busy 2-core box.
+    with _blas().limit(limits=1, user_api="blas"):
+        both = [np.vstack([classify(v), classify(v, MODEL_HOG)]) for v in vectors]  # two models must agree too
+    for probs in both:
         mean = probs.mean(axis=0)
-        best = int(mean.argmax())
-        c = float(mean[best])
-        if not np.all(votes == best):
-            c = min(c, 0.5)
-        chars.append(str(best))
-        confidence *= c
-    return chars, confidence
+        means.append(mean)
+        unanimous.append(bool(np.all(probs.argmax(axis=1) == int(mean.argmax()))))
+    return _Glyphs(np.array(means), tuple(unanimous))
+
+
+def _confidence(glyphs: _Glyphs) -> float:
+    """Product over the digits of the best class's lead over the runner-up (a blob 82 % "8" and 13 % "5" is
+    not 82 % sure), each 0.5 at most if any variant or model disagreed."""
+    c = 1.0
+    for mean, agreed in zip(glyphs.probs, glyphs.unanimous, strict=True):
+        first, second = np.sort(mean)[::-1][:2]
+        lead = float(first - second)
+        c *= lead if agreed else min(lead, 0.5)
+    return c
 
 
 def _ink(cell: np.ndarray) -> np.ndarray:
@@ -128,18 +189,21 @@ def _ink(cell: np.ndarray) -> np.ndarray:
 
 
 def _crossed(mask: np.ndarray) -> bool:
-    """A cross-out: long straight strokes spanning most of the box diagonally."""
+    """A cross-out: an X of long strokes, or one slash from corner to corner. A single shorter diagonal is the
+    stem of a 7 or a slanted 1, never a cancellation on its own."""
     h, w = mask.shape
     lines = cv2.HoughLinesP(mask * 255, 1, np.pi / 180, threshold=max(10, int(min(h, w) * 0.5)),
                             minLineLength=int(min(h, w) * 0.7), maxLineGap=4)
-    if lines is None:
+    if lines is None or mask.mean() <= 0.03:
         return False
-    diagonals = 0
+    slopes = set()
     for x0, y0, x1, y1 in lines.reshape(-1, 4):
         dx, dy = abs(x1 - x0), abs(y1 - y0)
+        if dx > 0.6 * w and dy > 0.7 * h:
+            return True
         if dx > 0.3 * w and dy > 0.5 * h:
-            diagonals += 1
-    return diagonals >= 1 and mask.mean() > 0.03
+            slopes.add(bool((x1 - x0) * (y1 - y0) > 0))
+    return len(slopes) == 2
 
 
 def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) -> ScoreReading:
@@ -177,19 +241,31 @@ def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) ->
         else:
             merged.append([i])
             spans.append((left, right))
-    chars, confidence = _classify_glyphs([np.isin(labels, group).astype(np.uint8) for group in merged])
+    glyphs = _classify_glyphs([np.isin(labels, group).astype(np.uint8) for group in merged])
+    confidence = _confidence(glyphs)
+    chars = [str(int(p.argmax())) for p in glyphs.probs]
     text = "".join(chars)
+    cut: int | None = None
     sep_between = [s for s in seps if spans[0][1] <= s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH] / 2 <= spans[-1][0]]
     if len(chars) >= 2 and sep_between:
         cut = sum(1 for a, _ in spans if a < sep_between[0][cv2.CC_STAT_LEFT])
         text = "".join(chars[:cut]) + "," + "".join(chars[cut:])
-    try:
-        value = float(text.replace(",", "."))
-    except ValueError:
-        return ScoreReading(None, text, 0.1, "unreadable")
-    if not (0 <= value <= max_value) or round(value / step, 6) != int(round(value / step, 6)):
-        return ScoreReading(value, text, min(confidence, 0.3), "number")
-    return ScoreReading(value, text, confidence, "number")
+    candidates = _candidates(glyphs, cut, max_value, step)
+    value = float(text.replace(",", "."))
+    # "05" is nobody's way of writing 5: a comma went missing (0,5). Like a value out of range, impossible as read.
+    leading_zero = len(text.split(",")[0]) > 1 and text.startswith("0")
+    if leading_zero or not allowed(value, max_value, step):
+        # The top reading is impossible; the best allowed candidate is a better guess, but only a guess.
+        if candidates:
+            best = candidates[0][0]
+            return ScoreReading(best, as_written(best), min(confidence, 0.3), "number", candidates)
+        return ScoreReading(value, text, min(confidence, 0.3), "number", candidates)
+    return ScoreReading(value, text, confidence, "number", candidates)
+
+
+def as_written(value: float) -> str:
+    """A value as written on the form: "7,5", "10"."""
+    return f"{value:.1f}".rstrip("0").rstrip(".").replace(".", ",")
 
 
 def read_scores(cells: list[np.ndarray], *, max_value: float = 10, step: float = 0.5) -> list[ScoreReading]:

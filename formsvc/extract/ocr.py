@@ -79,13 +79,13 @@ def read_words(image: np.ndarray, lang: str, psm: int, whitelist: str = "", dpi:
     words = []
     with engine.lock:
         api = engine.api
-        api.SetImageBytes(img.tobytes(), w, h, 1, w)
-        api.SetSourceResolution(dpi)
-        api.Recognize()
-        it = api.GetIterator()
-        if it is not None:
+        try:
+            api.SetImageBytes(img.tobytes(), w, h, 1, w)
+            api.SetSourceResolution(dpi)
+            api.Recognize()
+            it = api.GetIterator()
             level = tesserocr.RIL.WORD
-            for r in tesserocr.iterate_level(it, level):
+            for r in tesserocr.iterate_level(it, level) if it is not None else ():
                 try:
                     text = (r.GetUTF8Text(level) or "").strip()
                 except RuntimeError:  # an element with no text (tesserocr raises rather than returning "")
@@ -93,7 +93,8 @@ def read_words(image: np.ndarray, lang: str, psm: int, whitelist: str = "", dpi:
                 box = r.BoundingBox(level)
                 if text and box is not None:
                     words.append(OcrWord(text, max(0.0, r.Confidence(level)) / 100, tuple(box)))
-        api.Clear()
+        finally:
+            api.Clear()  # the next page must never see this one's image or results
     return words
 
 
@@ -105,13 +106,14 @@ def upright_turns(image: np.ndarray, dpi: float) -> int:
     engine = _engine("osd", PSM_OSD, "")
     with engine.lock:
         api = engine.api
-        api.SetImageBytes(img.tobytes(), w, h, 1, w)
-        api.SetSourceResolution(round(dpi))
         try:
+            api.SetImageBytes(img.tobytes(), w, h, 1, w)
+            api.SetSourceResolution(round(dpi))
             found = api.DetectOrientationScript()
         except RuntimeError:  # too little text to tell
             found = None
-        api.Clear()
+        finally:
+            api.Clear()
     if not found or found["orient_conf"] < OSD_MIN_CONFIDENCE:
         return 0
     return int(found["orient_deg"]) // 90 % 4

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz, process
 
@@ -12,10 +13,21 @@ from formsvc.criteria import CriteriaRegistry, load_groups, resolve_group
 from formsvc.extract.read import FieldRead
 from formsvc.payload import PagePayload
 from formsvc.records import FieldProvenance, Reason, Record
+from formsvc.settings import get_settings
 from formsvc.text import fold, name_letters, nfc
 
 _FILLER = re.compile(r"^[\s.…·_:\-]*$")
 _YEAR = re.compile(r"(19|20)\d{2}")
+# Score of a value no reader saw, for a box nothing could be read from: the declared total may still imply it.
+UNSEEN = 1e-4
+# A value the joint decoding chose over a box's own top reading is a guess for review, never trusted as read.
+CHOSEN_CONFIDENCE = 0.6
+# A sum that only agrees after changing more boxes than this says the readings are poor, not which are wrong:
+# changing several right boxes to cover for one unreadable one does more harm than good.
+MAX_CHANGES = 2
+# Below this a reading is a guess even to its own reader (a box read as noise); the sum agreeing with a guess
+# can be luck, so it is not raised.
+CONFIRMABLE = 0.2
 
 
 @dataclass
@@ -57,6 +69,88 @@ def plausible(value: float | str | None, max_points: float, step: float) -> bool
     return 0 <= value <= max_points and (value / step) == int(value / step)
 
 
+@dataclass(frozen=True)
+class ScoreBox:
+    """One score box as parse sees it: the value, its confidence and the allowed alternatives with scores."""
+    name: str
+    value: float | str | None
+    confidence: float
+    candidates: tuple[tuple[float, float], ...]  # allowed values, best first; one entry when not in doubt
+
+
+def _allowed_candidates(r: FieldRead, value: float | str | None, confidence: float, max_points: float,
+                        step: float, threshold: float) -> tuple[tuple[float, float], ...]:
+    """The box's alternatives within the criteria; a trusted reading (text layer, confident print) has none."""
+    if isinstance(value, float) and confidence >= threshold:
+        return ((value, 1.0),)
+    cands = tuple((v, p) for v, p in r.candidates if plausible(v, max_points, step))
+    if cands:
+        return cands
+    if isinstance(value, float) and plausible(value, max_points, step):
+        return ((value, 1.0),)
+    # Nothing allowed was read: every allowed value is possible, none likely.
+    n = round(max_points / step)
+    return tuple((round(k * step, 6), UNSEEN) for k in range(n + 1))
+
+
+def decode_with_total(boxes: list[ScoreBox], total: ScoreBox) -> tuple[list[float], float] | None:
+    """The most likely choice of one candidate per box and one for the declared total whose sum agrees.
+
+    The sheet's total is a checksum over the indicator scores, written (or typed) independently of them: a box
+    misread by the recogniser usually breaks the sum, and its right value is then among its other candidates.
+    Scores multiply (sums of logs); a dynamic programme over the running sum in hundredths keeps it small.
+    None when no choice agrees (the validator then reports the mismatch).
+    """
+    # running sum (hundredths) -> (log score, chosen values)
+    states: dict[int, tuple[float, tuple[float, ...]]] = {0: (0.0, ())}
+    for box in boxes:
+        nxt: dict[int, tuple[float, tuple[float, ...]]] = {}
+        for key, (logp, chosen) in states.items():
+            for v, p in box.candidates:
+                k = key + round(v * 100)
+                cand = (logp + math.log(max(p, 1e-12)), (*chosen, v))
+                if k not in nxt or cand[0] > nxt[k][0]:
+                    nxt[k] = cand
+        states = nxt
+    best: tuple[float, tuple[float, ...], float] | None = None
+    for t, p in total.candidates:
+        hit = states.get(round(t * 100))
+        if hit is not None:
+            score = hit[0] + math.log(max(p, 1e-12))
+            if best is None or score > best[0]:
+                best = (score, hit[1], t)
+    return (list(best[1]), best[2]) if best else None
+
+
+def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float) -> tuple[list[ScoreBox], ScoreBox]:
+    """Boxes and total after the joint decoding.
+
+    A value changed by the decoding is flagged (CHOSEN_CONFIDENCE at most). When the chosen values are every
+    field's own reading and only ONE of them (a box or the total) is unsure, the others are trusted readings
+    that imply it exactly and its own reading agrees: two independent sources, so it is trusted too.
+    """
+    decoded = decode_with_total(boxes, total)
+    if decoded is None:
+        return boxes, total
+    values, t = decoded
+    fields = [*boxes, total]
+    chosen = [*values, t]
+    changes = sum(f.value != v for f, v in zip(fields, chosen, strict=True))
+    if changes > MAX_CHANGES:
+        return boxes, total
+    unchanged = changes == 0
+    unsure = [f for f in fields if f.confidence < threshold]
+    out = []
+    for f, v in zip(fields, chosen, strict=True):
+        if f.value != v:
+            out.append(replace(f, value=v, confidence=min(f.confidence, CHOSEN_CONFIDENCE)))
+        elif unchanged and len(unsure) == 1 and f is unsure[0] and f.confidence >= CONFIRMABLE:
+            out.append(replace(f, confidence=threshold))
+        else:
+            out.append(f)
+    return out[:-1], out[-1]
+
+
 def build_record(pages: list[PageFields], *, missing_pages: list[int],
                  registry: CriteriaRegistry | None = None) -> tuple[Record, list[Reason]]:
     first = pages[0].payload
@@ -78,6 +172,9 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
 
     scores: dict[str, float | str | None] = {}
     evidence: dict[str, str | None] = {}
+    threshold = get_settings().review_confidence
+    boxes: list[ScoreBox] = []
+    order = [name.split(".", 1)[1] for name in values if name.startswith("scores.")]
     for name, r in values.items():
         if name.startswith("scores."):
             value = to_score(r.text)
@@ -85,20 +182,45 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             confidence = r.confidence
             if ind is not None and not plausible(value, ind.max_points, ind.step):
                 confidence = min(confidence, 0.3)
+                allowed = [v for v, _ in r.candidates if plausible(v, ind.max_points, ind.step)]
+                if allowed:
+                    # The readers' best value the criteria allow (a dropped comma: "45" was "4,5"), for review.
+                    value, confidence = allowed[0], min(r.confidence, 0.5)
                 # OCR often drops a small decimal comma: "45" where at most 10 is allowed was "4,5". Offer that
                 # reading, still flagged for a human to confirm.
-                if isinstance(value, float) and value.is_integer() and 10 <= value < 100:
+                elif isinstance(value, float) and value.is_integer() and 10 <= value < 100:
                     candidate = value / 10
                     if plausible(candidate, ind.max_points, ind.step):
                         value, confidence = candidate, min(r.confidence, 0.5)
-            scores[name.split(".", 1)[1]] = value
-            prov(name, value, confidence)
+            if ind is not None and r.source != "text_layer" and not r.blank:
+                boxes.append(ScoreBox(name, value, confidence, _allowed_candidates(
+                    r, value, confidence, ind.max_points, ind.step, threshold)))
+            else:
+                scores[name.split(".", 1)[1]] = value
+                prov(name, value, confidence)
         elif name.startswith("evidence."):
             text = clean(r.text)
             evidence[name.split(".", 1)[1]] = text or None
     total = to_score(values["total_declared"].text) if "total_declared" in values else None
+    total_conf = values["total_declared"].confidence if "total_declared" in values else 0.0
+    total_read = values.get("total_declared")
+    # A total nobody wrote is not filled in from the boxes: only a written one is a checksum.
+    if boxes and cset is not None and total_read is not None and total_read.source != "text_layer" \
+            and not total_read.blank:
+        step = min(i.step for i in cset.indicators)
+        r = total_read
+        if not plausible(total, cset.total_max, step):
+            total_conf = min(total_conf, 0.3)
+        total_box = ScoreBox("total_declared", total, total_conf,
+                             _allowed_candidates(r, total, total_conf, cset.total_max, step, threshold))
+        boxes, total_box = apply_total(boxes, total_box, threshold)
+        total, total_conf = total_box.value, total_box.confidence
+    for box in boxes:
+        scores[box.name.split(".", 1)[1]] = box.value
+        prov(box.name, box.value, box.confidence)
+    scores = {k: scores[k] for k in order}
     if "total_declared" in values:
-        prov("total_declared", total, values["total_declared"].confidence)
+        prov("total_declared", total, total_conf)
 
     name_read = values.get("subject.full_name")
     full_name, dropped = name_letters(clean(name_read.text)) if name_read else ("", 0)

@@ -1,18 +1,24 @@
 """Stage 4, read fields by zone: from the text layer of digital pages, or from the aligned image.
 
-Score boxes are first checked for ink (a blank box is a confident "nothing written"); the inked ones are read
-together in one Tesseract call. Text lines likewise. Every value comes with a confidence, a page and a box.
+Score boxes are cleaned of stamp arcs, then checked for ink (a blank box is a confident "nothing written"); the
+inked ones are read together in one Tesseract call (print) and each by the handwriting recogniser; the box's ink
+(the print font's digit height and shape, or not) says whom to believe. Score reads carry their candidate values
+so parse can check them against the declared total. Text lines likewise in one call. Every value comes with a
+confidence, a page and a box.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-from formsvc.extract.digits import ScoreReading, read_score
+from formsvc.extract.digits import ScoreReading, allowed, as_written, read_score
 from formsvc.extract.ocr import OcrText, read_lines, read_numbers_twice
 from formsvc.extract.types import Word
 from formsvc.layout import mm_to_px
@@ -21,6 +27,34 @@ from formsvc.zones import Zone
 INK_RATIO_BLANK = 0.004
 EVIDENCE_PRESENT = "(có ghi minh chứng trên phiếu)"
 NUMBER = re.compile(r"^\d{1,3}(?:[.,]\d{1,2})?$")
+# Pre-filled scores are printed in Liberation Serif at TABLE_PT (templates/build/forms.py); its digits are
+# 0.66 em tall. A box whose ink has that height and that font's shape is print, anything else handwriting.
+TYPED_PT = 11
+DIGIT_EM = 0.66
+TYPED_HEIGHT = (0.75, 1.35)  # tolerated share of the expected digit height (scan scale, blur, bold totals)
+TYPED_MATCH = 0.5  # normalised cross-correlation with the font's rendering of Tesseract's reading
+TYPED_BLUR = 1.0  # px, both sides of the comparison
+FONTS = ("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
+         "/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf",
+         "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
+         "/usr/share/fonts/truetype/liberation/LiberationSerif-Bold.ttf")
+# A stamp scanned in grey is a band of flat mid-grey ink much lighter than pen or toner.
+STAMP_DARK = 120  # darker than this is text or pen ink, never stamp
+STAMP_NEAR = 2  # px: lighter ink this close to dark ink is the dark stroke's own anti-aliased edge
+STAMP_MIN_DARK = 40  # px of dark ink a box needs before anything lighter in it can be called a stamp
+STAMP_FLAT = 20  # grey levels around a component's median that still count as the same ink
+# Where a stamp was painted over, whatever it hid went with it (a grey arc over the top of a 9 leaves a 0), and
+# where a signature runs through a box its strokes join the digits': nothing read from a box something crossed
+# is trusted on its own; the declared total may still confirm it (parse).
+STAMPED = 0.7
+EDGE_PX = 2  # ink this close to the box's edge came from outside it
+# Boxes are read with generous bounds (any number up to 1000 with at most two decimals): the criteria's own
+# limits and steps are applied in parse, which knows the criteria set, to every candidate.
+READ_MAX = 1000.0
+READ_STEP = 0.01
+# How much one Tesseract reading that names a handwriting candidate raises that candidate's score. Tesseract
+# misreads handwriting often (it agrees with itself on "3" for a written 9), so it only breaks near-ties.
+TESS_SUPPORT = 1.5
 
 
 @dataclass(frozen=True)
@@ -31,7 +65,10 @@ class FieldRead:
     blank: bool
     confidence: float
     bbox: tuple[float, float, float, float]  # pixels at the pipeline dpi, upright page
-    source: str  # text_layer | ocr
+    source: str  # text_layer | ocr | handwriting
+    # Score boxes: values the readers found possible, best first, as (value, score); parse chooses among them
+    # the combination that agrees with the declared total. Empty: only `text` is known.
+    candidates: tuple[tuple[float, float], ...] = ()
 
 
 def zone_px(zone: Zone, dpi: float) -> tuple[int, int, int, int]:
@@ -54,6 +91,130 @@ def _ink_ratio(crop: np.ndarray) -> float:
     return float((smooth < paper - 60).mean())
 
 
+def stamp_mask(cell: np.ndarray) -> np.ndarray:
+    """Pixels of long runs of mid-grey ink that no dark stroke explains: a stamp's arcs crossing the box.
+
+    Only ink far (> STAMP_NEAR px) from dark ink and of one flat grey counts, and only once a long arc of that
+    grey comes in over the box's edge; faint or blurred strokes of the number itself, which hug their dark core,
+    fade, and stay inside the box, stay.
+    A real red stamp on a colour scan would vanish in the red channel; pages reach this stage as grayscale only
+    (pages.py), so the grey level is all there is to go by.
+    """
+    smooth = cv2.medianBlur(cell, 3)
+    stamp = np.zeros(cell.shape, bool)
+    dark = (smooth < STAMP_DARK).astype(np.uint8)
+    if int(dark.sum()) < STAMP_MIN_DARK:
+        return stamp  # no darker writing to tell a stamp from: pale ink (pencil, blue ballpoint) is the number
+    paper = float(np.percentile(smooth, 90))
+    near = cv2.dilate(dark, np.ones((2 * STAMP_NEAR + 1, 2 * STAMP_NEAR + 1), np.uint8)) > 0
+    far = ((smooth < paper - 40) & ~near).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(far, connectivity=8)
+    h, w = cell.shape
+    pieces: list[tuple[int, float, bool]] = []  # (label, grey level, an arc of the stamp for certain)
+    for i in range(1, n):
+        x, y, cw, ch, area = (int(v) for v in stats[i])
+        if area < 15:
+            continue
+        # Stamp ink is one flat grey; the pale fringe of a soft pen stroke fades from dark to paper.
+        levels = smooth[labels == i].astype(np.float32)
+        level = float(np.median(levels))
+        if level >= paper - 60 or float((np.abs(levels - level) <= STAMP_FLAT).mean()) < 0.5:
+            continue
+        # A stamp is bigger than a box: a long arc of it comes in over the box's edge. A number is written inside.
+        edge = x <= 1 or y <= 1 or x + cw >= w - 1 or y + ch >= h - 1
+        pieces.append((i, level, edge and area >= 40 and (cw >= 0.4 * w or ch >= 0.5 * h)))
+    # Once an arc is certain, the other flat pieces of its grey (cut off by the number's strokes) are the stamp too.
+    stamp_levels = [level for _, level, certain in pieces if certain]
+    for i, level, _ in pieces:
+        if any(abs(level - s) <= STAMP_FLAT for s in stamp_levels):
+            stamp |= labels == i
+    return stamp
+
+
+def ink_crosses_edge(cell: np.ndarray) -> bool:
+    """Does ink run over the box's edge? A number is written inside its box; a stroke that comes in from outside
+    is a signature, a stamp or a neighbour's writing, and whatever it crossed may read as another digit."""
+    smooth = cv2.medianBlur(cell, 3)
+    ink = smooth < float(np.percentile(smooth, 90)) - 60
+    b = EDGE_PX
+    border = int(ink[:b].sum() + ink[-b:].sum() + ink[b:-b, :b].sum() + ink[b:-b, -b:].sum())
+    return border >= 3
+
+
+def suppress_stamp(cell: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """The box with stamp_mask's pixels painted paper-white."""
+    mask = stamp_mask(cell) if mask is None else mask
+    if not mask.any():
+        return cell
+    out = cell.copy()
+    out[mask] = int(np.percentile(cv2.medianBlur(cell, 3), 90))
+    return out
+
+
+def strip_long_strokes(cell: np.ndarray, dpi: float) -> np.ndarray:
+    """Paint over straight dark strokes longer than any printed digit: a signature or a line crossing the box.
+
+    Printed digits are TYPED_PT tall, so no stroke of theirs is as long as this; handwriting's can be, which is
+    why only the print readers (Tesseract, the print check) get this cleaned copy.
+    """
+    length = int(1.4 * TYPED_PT * DIGIT_EM / 72 * dpi)
+    smooth = cv2.medianBlur(cell, 3)
+    dark = ((smooth < 140) * 255).astype(np.uint8)
+    segments = cv2.HoughLinesP(dark, 1, np.pi / 180, threshold=int(length * 0.8), minLineLength=length,
+                               maxLineGap=2)
+    if segments is None:
+        return cell
+    out = cell.copy()
+    paper = int(np.percentile(smooth, 90))
+    for x0, y0, x1, y1 in segments.reshape(-1, 4):
+        cv2.line(out, (int(x0), int(y0)), (int(x1), int(y1)), paper, 5)
+    return out
+
+
+@lru_cache(maxsize=256)
+def _font_glyphs(text: str) -> tuple[np.ndarray, ...]:
+    """`text` in the form's print font (regular and bold), cut to its ink: what a typed box looks like."""
+    out = []
+    for path in FONTS:
+        if not Path(path).exists():
+            continue
+        img = Image.new("L", (48 * len(text) + 40, 110), 255)
+        ImageDraw.Draw(img).text((20, 15), text, font=ImageFont.truetype(path, 64), fill=0)
+        arr = np.asarray(img)
+        ys, xs = np.nonzero(arr < 128)
+        out.append(arr[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1])
+    return tuple(out)
+
+
+def typed_evidence(cell: np.ndarray, text: str, dpi: float) -> bool:
+    """Is this box's ink `text` printed by formsvc? Print has the template's digit height and the font's shape;
+    handwriting is taller and shaped otherwise. Decides whom to believe when Tesseract and the recogniser differ.
+    """
+    h, w = cell.shape
+    inner = cell[int(h * 0.08): int(h * 0.92), int(w * 0.06): int(w * 0.94)]
+    ys, xs = np.nonzero(cv2.medianBlur(inner, 3) < 140)
+    if len(xs) == 0 or not text:
+        return False
+    expected = TYPED_PT * DIGIT_EM / 72 * dpi
+    height = ys.max() - ys.min() + 1
+    if not TYPED_HEIGHT[0] * expected <= height <= TYPED_HEIGHT[1] * expected:
+        return False
+    # Both softened alike: a scan's edges and the reference's differ by a pixel here and there, the shapes do not.
+    ink = 255 - cv2.GaussianBlur(inner[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1].astype(np.float32), (0, 0),
+                                 TYPED_BLUR)
+    ink -= ink.mean()
+    glyphs = _font_glyphs(text.replace(".", ","))
+    if not glyphs:
+        return True  # the print font is not installed: the height alone has to do
+    best = 0.0
+    for glyph in glyphs:
+        ref = cv2.resize(glyph, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
+        ref = (255 - cv2.GaussianBlur(ref, (0, 0), TYPED_BLUR)).astype(np.float32)
+        ref -= ref.mean()
+        best = max(best, float((ink * ref).sum() / (np.linalg.norm(ink) * np.linalg.norm(ref) + 1e-6)))
+    return best >= TYPED_MATCH
+
+
 def _tight(crop: np.ndarray) -> np.ndarray:
     """Cut the ink's bounding box (plus a margin) so the OCR sees the number, not the cell borders."""
     h, w = crop.shape
@@ -72,23 +233,51 @@ def _num(text: str) -> float | None:
     return float(text.replace(",", ".")) if NUMBER.match(text) else None
 
 
-def combine(z: Zone, box: tuple[int, int, int, int], a: OcrText, b: OcrText, hand: ScoreReading) -> FieldRead:
-    """Typed or handwritten? Tesseract (twice) reads print, the recogniser reads handwriting; they must agree.
+def _support(hand: ScoreReading, a: float | None, b: float | None, max_value: float,
+             step: float) -> tuple[tuple[float, float], ...]:
+    """The recogniser's candidates, re-ranked by what Tesseract read at its two scales."""
+    scores = dict(hand.candidates)
+    for t in (a, b):
+        if t is None or not allowed(t, max_value, step):
+            continue
+        # A value only Tesseract saw stays a long shot; one both readers saw moves up.
+        scores[t] = scores[t] * TESS_SUPPORT if t in scores else max(scores.get(t, 0.0), 1e-3)
+    return tuple(sorted(scores.items(), key=lambda kv: -kv[1]))
 
-    - Tesseract's two readings agree and the recogniser too: confident.
-    - Tesseract agrees with itself but the recogniser reads another number: keep the print reading, for review.
-    - Tesseract unsure: the recogniser's reading with its own confidence (handwriting).
+
+def combine(z: Zone, box: tuple[int, int, int, int], a: OcrText, b: OcrText, hand: ScoreReading,
+            typed: bool = False, max_value: float = READ_MAX, step: float = READ_STEP) -> FieldRead:
+    """Typed or handwritten? Tesseract (twice) reads print, the recogniser reads handwriting; `typed` says which
+    the ink looks like (the print font's height and shape).
+
+    - Print, Tesseract agrees with itself: its reading; confident only if the recogniser reads it too.
+    - Handwriting: the recogniser's candidates, Tesseract's readings only moving near-ties; confident when the
+      recogniser is sure and its top reading stays on top, or when Tesseract (both scales) reads it too.
+    - Tesseract agrees with itself but the ink is not print and the recogniser has nothing: Tesseract's reading,
+      flagged.
     """
-    typed = _num(a.text) if _num(a.text) is not None and _num(a.text) == _num(b.text) else None
+    ta, tb = _num(a.text), _num(b.text)
+    typed_value = ta if ta is not None and ta == tb else None
     typed_conf = min(a.confidence, b.confidence)
     if hand.state == "crossed":
         return FieldRead(z.name, z.kind, "", True, 0.5, box, "handwriting")
-    if typed is not None:
-        if hand.value == typed:
-            return FieldRead(z.name, z.kind, a.text, False, max(typed_conf, hand.confidence), box, "ocr")
-        return FieldRead(z.name, z.kind, a.text, False, min(typed_conf, 0.6), box, "ocr")
-    if hand.state == "number":
-        return FieldRead(z.name, z.kind, hand.text, False, hand.confidence, box, "handwriting")
+    if typed_value is not None and (typed or hand.state != "number"):
+        conf = max(typed_conf, hand.confidence) if hand.value == typed_value else min(typed_conf, 0.6)
+        if not typed:
+            conf = min(conf, 0.6)
+        return FieldRead(z.name, z.kind, a.text, False, conf, box, "ocr", ((typed_value, 1.0),))
+    if hand.state == "number" and hand.value is not None:
+        ranked = _support(hand, ta, tb, max_value, step)
+        if not ranked:
+            return FieldRead(z.name, z.kind, hand.text, False, hand.confidence, box, "handwriting")
+        best = ranked[0][0]
+        if best == hand.value:
+            conf = hand.confidence
+            if typed_value == best:
+                conf = max(conf, typed_conf)  # two different readers agree
+        else:
+            conf = min(hand.confidence, 0.5)  # Tesseract tipped the balance: a guess for review
+        return FieldRead(z.name, z.kind, as_written(best), False, conf, box, "handwriting", ranked)
     return FieldRead(z.name, z.kind, a.text, False, min(typed_conf, 0.3), box, "ocr")
 
 
@@ -103,32 +292,46 @@ def read_digital(zones: list[Zone], words: list[Word], dpi: float) -> list[Field
     return out
 
 
+@dataclass(frozen=True)
+class _ScoreCrop:
+    zone: Zone
+    box: tuple[int, int, int, int]
+    cell: np.ndarray  # stamp suppressed: what the handwriting recogniser reads
+    printed: np.ndarray  # also without long straight strokes: what Tesseract and the print check see
+    overwritten: bool  # a stamp or a stroke from outside crossed the box (see STAMPED)
+
+
 def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float) -> list[FieldRead]:
     out: dict[str, FieldRead] = {}
-    numbers: list[tuple[Zone, tuple[int, int, int, int], np.ndarray]] = []
+    numbers: list[_ScoreCrop] = []
     lines: list[tuple[Zone, tuple[int, int, int, int], np.ndarray]] = []
     for z in zones:
         box = zone_px(z, dpi)
         x0, y0, x1, y1 = box
         crop = image[max(0, y0): y1, max(0, x0): x1]
         if z.kind == "score":
-            if _ink_ratio(crop) < INK_RATIO_BLANK:
-                out[z.name] = FieldRead(z.name, z.kind, "", True, 0.97, box, "ocr")
+            stamp = stamp_mask(crop)
+            cell = suppress_stamp(crop, stamp)
+            if _ink_ratio(cell) < INK_RATIO_BLANK:
+                out[z.name] = FieldRead(z.name, z.kind, "", True, 0.97 if not stamp.any() else STAMPED, box, "ocr")
             else:
-                numbers.append((z, box, _tight(crop)))
+                overwritten = bool(stamp.any()) or ink_crosses_edge(cell)
+                numbers.append(_ScoreCrop(z, box, cell, strip_long_strokes(cell, dpi), overwritten))
         elif z.name.startswith("evidence."):
             # Evidence is usually handwritten: record whether the cell has content; a reviewer reads the crop.
             inked = _ink_ratio(crop) >= INK_RATIO_BLANK
             out[z.name] = FieldRead(z.name, z.kind, EVIDENCE_PRESENT if inked else "", not inked, 0.9, box, "ocr")
         elif z.kind == "text":
             lines.append((z, box, crop))
-    crops = [c for _, _, c in numbers]
     # Two readings at two scales: a typed number both agree on is trusted.
-    first, second = read_numbers_twice(crops)
-    for (z, box, _), a, b in zip(numbers, first, second, strict=True):
-        x0, y0, x1, y1 = box
-        hand = read_score(image[max(0, y0): y1, max(0, x0): x1])
-        out[z.name] = combine(z, box, a, b, hand)
+    first, second = read_numbers_twice([_tight(n.printed) for n in numbers])
+    for n, a, b in zip(numbers, first, second, strict=True):
+        hand = read_score(n.cell, max_value=READ_MAX, step=READ_STEP)
+        typed = typed_evidence(n.printed, a.text if _num(a.text) is not None else b.text, dpi)
+        read = combine(n.zone, n.box, a, b, hand, typed)
+        if n.overwritten:
+            read = replace(read, confidence=min(read.confidence, STAMPED))
+        out[n.zone.name] = read
     for (z, box, _), res in zip(lines, read_lines([c for _, _, c in lines]), strict=True):
         out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr")
     return [out[z.name] for z in zones if z.name in out]

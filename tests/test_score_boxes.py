@@ -1,0 +1,235 @@
+"""Score boxes on scans: stamp and signature ink, print vs handwriting, and the declared total as a checksum."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from fixtures.handwriting import render_handwritten
+from formsvc.criteria import default_registry
+from formsvc.extract.digits import read_score
+from formsvc.extract.ocr import OcrText
+from formsvc.extract.parse import (
+    CHOSEN_CONFIDENCE,
+    PageFields,
+    ScoreBox,
+    apply_total,
+    build_record,
+    decode_with_total,
+)
+from formsvc.extract.read import (
+    FONTS,
+    STAMPED,
+    TYPED_PT,
+    FieldRead,
+    combine,
+    ink_crosses_edge,
+    read_scanned,
+    strip_long_strokes,
+    suppress_stamp,
+    typed_evidence,
+    zone_px,
+)
+from formsvc.layout import Box
+from formsvc.payload import PagePayload
+from formsvc.zones import Zone
+
+DPI = 200
+CELL = (105, 160)  # a score box of the self-assessment at 200 dpi
+
+
+def _typed(text: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """`text` as formsvc prints a pre-filled score: Liberation Serif at the table's size, centred in the box."""
+    font = next(f for f in FONTS if Path(f).exists())
+    k = 4  # drawn large and scaled down, as a PDF is rasterised (small-size font hinting would change the shapes)
+    img = Image.new("L", (CELL[1] * k, CELL[0] * k), 255)
+    draw = ImageDraw.Draw(img)
+    f = ImageFont.truetype(font, round(TYPED_PT / 72 * DPI * k))
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=f)
+    draw.text(((CELL[1] * k - (x1 - x0)) / 2 - x0, (CELL[0] * k - (y1 - y0)) / 2 - y0), text, font=f, fill=0)
+    return cv2.resize(np.asarray(img), (CELL[1], CELL[0]), interpolation=cv2.INTER_AREA)
+
+
+def _with_stamp(cell: np.ndarray) -> np.ndarray:
+    """Arcs of a round stamp, mid-grey as a red stamp comes out of a grayscale scan, across the box."""
+    ink = np.full_like(cell, 255)
+    cv2.circle(ink, (20, 150), 130, 150, 6)
+    cv2.circle(ink, (20, 150), 95, 150, 3)
+    return np.minimum(cell, ink)  # stamp ink over toner: the darker shows
+
+
+ZONE = Zone("scores.ct1", "score", 1, Box(left=0, top=0, width=20, height=13))
+
+
+def test_stamp_arcs_go_and_the_number_stays() -> None:
+    clean = _typed("7,5")
+    stamped = _with_stamp(clean)
+    out = suppress_stamp(stamped)
+    arc = (stamped < 200) & (clean > 230)
+    assert arc.sum() > 300
+    assert (out[arc] > 230).mean() > 0.9  # the arcs are painted over
+    digits = clean < 100
+    assert (out[digits] < 100).mean() > 0.97  # the printed number is not
+
+
+def test_faint_blurred_handwriting_is_not_taken_for_a_stamp() -> None:
+    rng = np.random.default_rng(4)
+    img = cv2.GaussianBlur(render_handwritten("8,5", CELL, rng, style="test"), (0, 0), 1.4)
+    img = np.clip(img.astype(np.float32) * 0.5 + 127, 0, 255).astype(np.uint8)  # pale ink: all of it mid-grey
+    out = suppress_stamp(img)
+    ink = img < 200
+    assert (out[ink] < 200).mean() > 0.95
+
+
+def test_a_signature_line_is_removed_for_the_print_readers_but_a_digit_is_not() -> None:
+    cell = _typed("10")
+    signed = cell.copy()
+    cv2.line(signed, (0, 80), (159, 45), 60, 3)  # across the box, grazing the number
+    out = strip_long_strokes(signed, DPI)
+    line_only = (signed < 120) & (cell > 200)
+    assert (out[line_only] > 200).mean() > 0.9
+    crossing = cv2.dilate(((signed < 120) & (cell > 200)).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert (out[(cell < 100) & ~crossing] < 150).mean() > 0.9  # the number is cut only where the line crossed it
+
+
+@pytest.mark.parametrize("text", ["7,5", "10", "4"])
+def test_print_is_told_from_handwriting(text: str) -> None:
+    assert typed_evidence(_typed(text), text, DPI)
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        assert not typed_evidence(render_handwritten(text, CELL, rng), text, DPI)
+
+
+def test_print_check_rejects_a_reading_of_the_wrong_shape() -> None:
+    assert not typed_evidence(_typed("10"), "4,5", DPI)
+
+
+def test_tesseract_agreeing_with_itself_does_not_overrule_the_recogniser_on_handwriting() -> None:
+    rng = np.random.default_rng(2)
+    cell = render_handwritten("9", CELL, rng, style="test")
+    hand = read_score(cell, max_value=1000, step=0.01)
+    assert hand.value == 9
+    wrong = OcrText("3", 0.76)
+    out = combine(ZONE, (0, 0, 160, 105), wrong, wrong, hand, typed=False)
+    assert out.text == "9" and out.source == "handwriting"
+    # Print with the recogniser disagreeing: Tesseract's reading, flagged.
+    printed = combine(ZONE, (0, 0, 160, 105), wrong, wrong, hand, typed=True)
+    assert printed.text == "3" and printed.confidence < 0.8
+
+
+def test_a_stroke_from_outside_the_box_makes_its_reading_unsure() -> None:
+    rng = np.random.default_rng(4)
+    cell = render_handwritten("9", CELL, rng, style="test")
+    assert not ink_crosses_edge(cell)
+    signed = cell.copy()
+    cv2.line(signed, (0, 95), (70, 60), 40, 3)  # a signature's tail running into the box
+    assert ink_crosses_edge(signed)
+    zone = Zone("scores.ct1", "score", 1, Box(left=10, top=10, width=CELL[1] * 25.4 / DPI, height=CELL[0] * 25.4 / DPI))
+    x0, y0, x1, y1 = zone_px(zone, DPI)
+    page = np.full((400, 400), 255, np.uint8)
+    page[y0:y1, x0:x1] = cv2.resize(signed, (x1 - x0, y1 - y0))
+    [read] = read_scanned([zone], page, DPI)
+    assert read.confidence <= STAMPED
+    page[y0:y1, x0:x1] = cv2.resize(cell, (x1 - x0, y1 - y0))
+    [clean] = read_scanned([zone], page, DPI)
+    assert clean.text == "9" and clean.confidence > STAMPED
+
+
+def test_a_dropped_comma_is_offered_as_the_allowed_value_for_review() -> None:
+    rng = np.random.default_rng(6)
+    r = read_score(render_handwritten("45", CELL, rng, style="test"))  # 45 points where at most 10 are allowed
+    assert r.value == 4.5 and r.confidence < 0.8
+    assert 4.5 in [v for v, _ in r.candidates]
+
+
+def _box(name: str, value: float, confidence: float, *cands: tuple[float, float]) -> ScoreBox:
+    return ScoreBox(name, value, confidence, cands or ((value, 1.0),))
+
+
+def test_the_declared_total_picks_the_misread_box_second_reading() -> None:
+    boxes = [_box("a", 8.0, 0.95), _box("b", 4.5, 0.5, (4.5, 0.5), (7.5, 0.3), (1.5, 0.1)), _box("c", 6.0, 0.9)]
+    total = _box("t", 21.5, 0.9)
+    decoded = decode_with_total(boxes, total)
+    assert decoded == ([8.0, 7.5, 6.0], 21.5)
+    out, t = apply_total(boxes, total, 0.8)
+    assert [b.value for b in out] == [8.0, 7.5, 6.0] and t.value == 21.5
+    assert out[1].confidence <= CHOSEN_CONFIDENCE  # chosen, not read: stays flagged
+    assert out[0].confidence == 0.95 and out[2].confidence == 0.9
+
+
+def test_a_misread_total_is_corrected_by_the_boxes_rather_than_the_other_way_round() -> None:
+    boxes = [_box("a", 8.0, 0.95), _box("b", 7.5, 0.9), _box("c", 6.0, 0.9)]
+    total = _box("t", 27.5, 0.5, (27.5, 0.5), (21.5, 0.3))
+    out, t = apply_total(boxes, total, 0.8)
+    assert [b.value for b in out] == [8.0, 7.5, 6.0]
+    assert t.value == 21.5 and t.confidence <= CHOSEN_CONFIDENCE
+
+
+def test_one_unsure_box_confirmed_by_the_total_and_every_other_field_is_trusted() -> None:
+    boxes = [_box("a", 8.0, 0.95), _box("b", 7.5, 0.5, (7.5, 0.5), (1.5, 0.2)), _box("c", 6.0, 0.9)]
+    out, _ = apply_total(boxes, _box("t", 21.5, 0.9), 0.8)
+    assert out[1].value == 7.5 and out[1].confidence >= 0.8
+
+
+def test_two_unsure_boxes_that_add_up_stay_unsure() -> None:
+    # 7.5 + 4 or 4.5 + 7: the total cannot say which, so neither is trusted.
+    boxes = [_box("a", 8.0, 0.95), _box("b", 7.5, 0.5, (7.5, 0.5), (4.5, 0.4)),
+             _box("c", 4.0, 0.5, (4.0, 0.5), (7.0, 0.4))]
+    out, _ = apply_total(boxes, _box("t", 19.5, 0.9), 0.8)
+    assert [b.value for b in out] == [8.0, 7.5, 4.0]
+    assert out[1].confidence < 0.8 and out[2].confidence < 0.8
+
+
+def test_a_sum_that_needs_many_changes_changes_nothing() -> None:
+    boxes = [_box(n, 5.0, 0.5, (5.0, 0.5), (5.5, 0.01)) for n in "abcd"]
+    total = _box("t", 22.0, 0.9)  # four boxes would each have to move
+    assert apply_total(boxes, total, 0.8) == (boxes, total)
+
+
+def test_no_agreeing_choice_leaves_the_readings_as_they_are() -> None:
+    boxes = [_box("a", 8.0, 0.95), _box("b", 7.5, 0.9)]
+    assert decode_with_total(boxes, _box("t", 99.0, 0.9)) is None
+    assert apply_total(boxes, _box("t", 99.0, 0.9), 0.8)[0] == boxes
+
+
+def test_the_print_size_is_the_templates() -> None:
+    from formsvc.templates.build.forms import TABLE_PT
+
+    assert TYPED_PT == TABLE_PT
+
+
+def _page(reads: list[FieldRead]) -> PageFields:
+    payload = PagePayload(form="cdht-self-assessment", template_version=1, criteria_set="cdht-324-pl4",
+                          subject_id="nv-1", year=2024, page=1, pages=1, doc="d1")
+    return PageFields(payload, reads)
+
+
+def _hand(name: str, text: str, confidence: float, *cands: tuple[float, float]) -> FieldRead:
+    return FieldRead(name, "score", text, not text, confidence, (0, 0, 1, 1), "handwriting", cands)
+
+
+def _form(total: FieldRead) -> list[FieldRead]:
+    """Ten handwritten scores adding up to 73; ct2 (truly 7.5) was read as 1.5, with 7.5 its second guess."""
+    reads = [_hand(f"scores.ct{i}", "7", 0.95, (7.0, 0.95)) for i in range(1, 11)]
+    reads[0] = _hand("scores.ct1", "9,5", 0.9, (9.5, 0.9))
+    reads[1] = _hand("scores.ct2", "1,5", 0.5, (1.5, 0.5), (7.5, 0.3), (4.5, 0.1))
+    return [*reads, total]
+
+
+def test_the_record_takes_the_value_the_written_total_implies_and_flags_it() -> None:
+    record, _ = build_record([_page(_form(_hand("total_declared", "73", 0.9, (73.0, 0.9))))], missing_pages=[],
+                             registry=default_registry())
+    assert record.scores["ct2"] == 7.5 and record.total_declared == 73
+    conf = {f.name: f.confidence for f in record.fields}
+    assert conf["scores.ct2"] < 0.8 and conf["scores.ct3"] >= 0.8
+    assert list(record.scores) == [f"ct{i}" for i in range(1, 11)]
+
+
+def test_a_blank_total_is_not_filled_in_from_the_boxes() -> None:
+    record, _ = build_record([_page(_form(_hand("total_declared", "", 0.97)))], missing_pages=[],
+                             registry=default_registry())
+    assert record.total_declared is None and record.scores["ct2"] == 1.5
