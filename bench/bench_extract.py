@@ -42,13 +42,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--people", type=int, default=12)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="Another set of people, writers and degradations (the readers were tuned on seed 0)")
     args = ap.parse_args()
     threshold = get_settings().review_confidence
-    truth = [random_record(1000 + n) for n in range(args.people)]
+    o = args.seed
+    truth = [random_record(1000 + o + n) for n in range(args.people)]
     renders = [rasterise(render_document("cdht-self-assessment", t)) for t in truth]
-    hand = [handwritten_record(2000 + n) for n in range(args.people)]
+    hand = [handwritten_record(2000 + o + n) for n in range(args.people)]
     hand_truth = [t for _, t in hand]
-    hand_renders = [write_by_hand(rasterise(render_document("cdht-self-assessment", p)), t, seed=n)
+    hand_renders = [write_by_hand(rasterise(render_document("cdht-self-assessment", p)), t, seed=o + n)
                     for n, (p, t) in enumerate(hand)]
     get_converter().close()
     stats: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # total, correct, silent
@@ -56,9 +59,9 @@ def main() -> None:
         work = Path(tmp)
         speed_files: list[Path] = []
         for kind in DEGRADATIONS:
-            files = [save_scan(degrade(pages, kind, seed=n), work / f"{kind}-{n}.tif")
+            files = [save_scan(degrade(pages, kind, seed=o + n), work / f"{kind}-{n}.tif")
                      for n, pages in enumerate(renders)]
-            hand_files = [save_scan(degrade(pages, kind, seed=n), work / f"{kind}-h{n}.tif")
+            hand_files = [save_scan(degrade(pages, kind, seed=o + n), work / f"{kind}-h{n}.tif")
                           for n, pages in enumerate(hand_renders)]
             if kind in ("rotate", "noise", "jpeg"):
                 speed_files += files
@@ -96,7 +99,7 @@ def main() -> None:
             subprocess.run(["tesseract", str(f), "-", "-l", "vie"], capture_output=True, check=True)
         bare = time.perf_counter() - started
         get_converter().close()
-    print(f"date: {dt.date.today().isoformat()}  people: {args.people}  jobs: {args.jobs}")
+    print(f"date: {dt.date.today().isoformat()}  people: {args.people}  jobs: {args.jobs}  seed: {args.seed}")
     print(f"{'degradation':<12} {'field type':<15} {'fields':>6} {'accuracy':>9} {'silent':>6}")
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for (kind, ftype), (n, ok, silent) in stats.items():

@@ -20,6 +20,7 @@ from formsvc.extract.parse import (
     apply_total,
     build_record,
     decode_with_total,
+    doubt_unchecked,
 )
 from formsvc.extract.read import (
     FONTS,
@@ -194,6 +195,17 @@ def test_no_agreeing_choice_leaves_the_readings_as_they_are() -> None:
     boxes = [_box("a", 8.0, 0.95), _box("b", 7.5, 0.9)]
     assert decode_with_total(boxes, _box("t", 99.0, 0.9)) is None
     assert apply_total(boxes, _box("t", 99.0, 0.9), 0.8)[0] == boxes
+
+
+def test_handwritten_boxes_of_a_sheet_whose_total_nothing_agrees_with_are_all_unsure() -> None:
+    """A confident misread ('7,5' read as '1,5' at 0.95) with a misread total: no choice of readings adds up, so
+    no handwritten box may stay trusted; typed ones keep their confidence."""
+    boxes = [_box("scores.ct1", 1.5, 0.95), _box("scores.ct2", 8.0, 0.95)]
+    reads = {"scores.ct1": FieldRead("scores.ct1", "score", "1,5", False, 0.95, (0, 0, 1, 1), "handwriting"),
+             "scores.ct2": FieldRead("scores.ct2", "score", "8", False, 0.95, (0, 0, 1, 1), "ocr")}
+    out = doubt_unchecked(boxes, 17.0, reads)
+    assert out[0].confidence < 0.8 and out[1].confidence == 0.95
+    assert doubt_unchecked(boxes, 9.5, reads) == boxes  # the sum agrees: nothing to doubt
 
 
 def test_the_print_size_is_the_templates() -> None:

@@ -28,6 +28,8 @@ MAX_CHANGES = 2
 # Below this a reading is a guess even to its own reader (a box read as noise); the sum agreeing with a guess
 # can be luck, so it is not raised.
 CONFIRMABLE = 0.2
+# A handwritten box on a sheet whose total no reading agrees with: below the review threshold.
+UNCHECKED = 0.7
 
 
 @dataclass
@@ -151,6 +153,18 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float) -> tup
     return out[:-1], out[-1]
 
 
+def doubt_unchecked(boxes: list[ScoreBox], total: float | str | None, reads: dict[str, FieldRead]) -> list[ScoreBox]:
+    """When no choice of readings agrees with the declared total, the sheet holds a misread (or the writer's own
+    sum is wrong) and nothing says which handwritten box it is: none of them can be trusted on its own reading."""
+    read = [b.value for b in boxes]
+    if not isinstance(total, float) or not all(isinstance(v, float) or v is None for v in read):
+        return boxes
+    if abs(sum(v for v in read if isinstance(v, float)) - total) < 1e-6:
+        return boxes
+    return [replace(b, confidence=min(b.confidence, UNCHECKED)) if reads[b.name].source == "handwriting" else b
+            for b in boxes]
+
+
 def build_record(pages: list[PageFields], *, missing_pages: list[int],
                  registry: CriteriaRegistry | None = None) -> tuple[Record, list[Reason]]:
     first = pages[0].payload
@@ -215,6 +229,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                              _allowed_candidates(r, total, total_conf, cset.total_max, step, threshold))
         boxes, total_box = apply_total(boxes, total_box, threshold)
         total, total_conf = total_box.value, total_box.confidence
+        boxes = doubt_unchecked(boxes, total, values)
     for box in boxes:
         scores[box.name.split(".", 1)[1]] = box.value
         prov(box.name, box.value, box.confidence)
