@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.foreign import unit_self_assessment
+from fixtures.foreign import typed_minutes, unit_self_assessment
 from fixtures.scans import degrade, random_record, rasterise, save_scan
 from formsvc.extract.pipeline import extract_files
 from formsvc.records import Record
@@ -137,3 +137,23 @@ def test_scanned_own_minutes_are_cross_checked(tmp_path: Path) -> None:
     codes = [r.code for r in minutes.result.reasons]  # type: ignore[union-attr]
     assert "proposed_not_meeting_rule" in codes and "proposed_without_self_assessment" in codes
     assert minutes.status == "needs_review"
+
+
+def test_scanned_freely_typed_minutes_are_read(tmp_path: Path) -> None:
+    """A committee's own typed minutes (no formsvc QR), printed, signed and scanned turned: the meeting's facts
+    from the full-page text, the candidates from the ruled table."""
+    people = [random_record(s) for s in (502, 503, 504)]
+    candidates = [{"full_name": p["subject"]["full_name"], "birth_year": p["subject"]["birth_year"],
+                   "self_total": p["total_declared"], "agreed_total": p["total_declared"], "proposed": True}
+                  for p in people]
+    pages = rasterise(get_converter().docx_to_pdf(typed_minutes(UNIT, candidates)), 200)
+    result = extract_files([save_scan(degrade(pages, "rotate", 3), tmp_path / "bien-ban.tif")])
+    [doc] = result.documents
+    m = doc.extra["minutes"]
+    assert doc.form == "cdht-minutes" and doc.extra["layout"] == "foreign"
+    assert m["meeting_start"] == "2024-11-20T14:00:00" and m["chair"] == "Nhữ Thị Thủy"
+    assert (m["members_present"], m["members_total"], m["votes_for"]) == (7, 9, 7)
+    assert len(m["candidates"]) == 3
+    for n, (got, want) in enumerate(zip(m["candidates"], candidates, strict=True)):
+        for key in ("full_name", "self_total", "agreed_total"):
+            assert got[key] == want[key] or _flagged(doc, f"minutes.candidates.{n}.{key}"), (n, key)
