@@ -49,7 +49,15 @@ class _Glyphs:
 
 
 def allowed(value: float, max_value: float, step: float) -> bool:
+    """A value the criteria allow: 0..max on the step."""
     return 0 <= value <= max_value and round(value / step, 6) == int(round(value / step, 6))
+
+
+def lost_comma(value: float, max_value: float, step: float) -> float | None:
+    """OCR often drops a small decimal comma: "45" where at most 10 is allowed was "4,5". That value, or None."""
+    if value.is_integer() and 10 <= value < 100 and allowed(value / 10, max_value, step):
+        return value / 10
+    return None
 
 
 def _candidates(glyphs: _Glyphs, cut: int | None, max_value: float, step: float) -> tuple[tuple[float, float], ...]:
@@ -182,7 +190,9 @@ def _confidence(glyphs: _Glyphs) -> float:
     return c
 
 
-def _ink(cell: np.ndarray) -> np.ndarray:
+def ink_mask(cell: np.ndarray) -> np.ndarray:
+    """1 where a crop holds ink: clearly darker than its own paper after scanner noise is filtered out, so faint
+    (blurred) strokes count and a grey background does not."""
     smooth = cv2.medianBlur(cell, 3)
     paper = float(np.percentile(smooth, 90))
     return (smooth < paper - 60).astype(np.uint8)
@@ -210,7 +220,7 @@ def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) ->
     h, w = cell.shape
     # Leave out the cell's own borders.
     inner = cell[int(h * 0.06): int(h * 0.94), int(w * 0.04): int(w * 0.96)]
-    mask = _ink(inner)
+    mask = ink_mask(inner)
     if mask.mean() < 0.004:
         return ScoreReading(None, "", 0.97, "blank")
     if _crossed(mask):

@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPClassifier
 
 from formsvc.extract.digit_synth import draw_digit
-from formsvc.extract.digits import MODEL, MODEL_HOG, _ink, hog, normalise
+from formsvc.extract.digits import MODEL, MODEL_HOG, hog, ink_mask, normalise
 
 FONT_GLOBS = ["/usr/share/fonts/truetype/liberation2/*.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf",
               "/usr/share/fonts/truetype/dejavu/DejaVuSerif*.ttf"]
@@ -50,7 +50,7 @@ def synthetic(n_per_digit: int, style: str, seed: int) -> tuple[np.ndarray, np.n
     for digit in range(10):
         for _ in range(n_per_digit):
             img = draw_digit(str(digit), int(rng.integers(22, 48)), rng, style)
-            xs.append(normalise(_augment(_ink(img), rng)))
+            xs.append(normalise(_augment(ink_mask(img), rng)))
             ys.append(digit)
     return np.array(xs), np.array(ys)
 
@@ -68,7 +68,7 @@ def font_digits(n_per_digit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
             m = cv2.getRotationMatrix2D((35, 35), float(rng.uniform(-10, 10)), 1.0)
             m[0, 1] += float(rng.uniform(-0.3, 0.3))
             arr = cv2.warpAffine(arr, m, (70, 70), borderValue=255)
-            xs.append(normalise(_augment(_ink(arr), rng)))
+            xs.append(normalise(_augment(ink_mask(arr), rng)))
             ys.append(digit)
     return np.array(xs), np.array(ys)
 

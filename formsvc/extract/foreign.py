@@ -15,6 +15,7 @@ from typing import Literal
 from rapidfuzz import fuzz
 
 from formsvc.criteria import CriteriaRegistry, CriteriaSet
+from formsvc.extract.digits import allowed, lost_comma
 from formsvc.extract.lines import Line, page_lines, table_rows
 from formsvc.extract.table_read import CellRead, PageReading, TableRead
 from formsvc.extract.types import PageText
@@ -220,10 +221,6 @@ def _scanned_rows(tables: list[TableRead]) -> tuple[list[_Row], CellRead | None,
     return rows, (total[0] if total else None), (total[1] if total else 0)
 
 
-def _plausible(value: float, max_points: float, step: float) -> bool:
-    return 0 <= value <= max_points and abs(value / step - round(value / step)) < 1e-9
-
-
 def _score_field(name: str, cell: CellRead | None, page: int, match_conf: float, max_points: float,
                  step: float) -> tuple[float | None, FieldProvenance]:
     """A score cell's value and provenance: unsure when unread, blank or not a value the criteria allow."""
@@ -232,11 +229,11 @@ def _score_field(name: str, cell: CellRead | None, page: int, match_conf: float,
     value, conf = cell.number, cell.number_confidence
     if cell.blank:
         value, conf = None, 0.97
-    elif value is not None and not _plausible(value, max_points, step):
+    elif value is not None and not allowed(value, max_points, step):
         conf = min(conf, 0.3)
         # A dropped decimal comma ("75" where at most 10 is allowed) is offered, still for a human to confirm.
-        if value.is_integer() and 10 <= value < 100 and _plausible(value / 10, max_points, step):
-            value, conf = value / 10, min(conf, 0.5)
+        if (comma := lost_comma(value, max_points, step)) is not None:
+            value, conf = comma, min(conf, 0.5)
     conf = min(conf, match_conf)
     return value, FieldProvenance(name=name, value=value, confidence=round(conf, 3), page=page, bbox=cell.box,
                                   source=cell.number_source)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from rapidfuzz import fuzz, process
 
 from formsvc.criteria import CriteriaRegistry, load_groups, resolve_group
+from formsvc.extract.digits import allowed, lost_comma
 from formsvc.extract.read import FieldRead
 from formsvc.payload import PagePayload
 from formsvc.records import FieldProvenance, Reason, Record
@@ -68,7 +69,7 @@ def plausible(value: float | str | None, max_points: float, step: float) -> bool
     """A reading the criteria allow (0..max on the step); anything else cannot be trusted as read."""
     if not isinstance(value, float):
         return value is None
-    return 0 <= value <= max_points and (value / step) == int(value / step)
+    return allowed(value, max_points, step)
 
 
 @dataclass(frozen=True)
@@ -200,12 +201,9 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                 if allowed:
                     # The readers' best value the criteria allow (a dropped comma: "45" was "4,5"), for review.
                     value, confidence = allowed[0], min(r.confidence, 0.5)
-                # OCR often drops a small decimal comma: "45" where at most 10 is allowed was "4,5". Offer that
-                # reading, still flagged for a human to confirm.
-                elif isinstance(value, float) and value.is_integer() and 10 <= value < 100:
-                    candidate = value / 10
-                    if plausible(candidate, ind.max_points, ind.step):
-                        value, confidence = candidate, min(r.confidence, 0.5)
+                # Or the reading with the decimal comma OCR dropped, still flagged for a human to confirm.
+                elif isinstance(value, float) and (comma := lost_comma(value, ind.max_points, ind.step)) is not None:
+                    value, confidence = comma, min(r.confidence, 0.5)
             if ind is not None and r.source != "text_layer" and not r.blank:
                 boxes.append(ScoreBox(name, value, confidence, _allowed_candidates(
                     r, value, confidence, ind.max_points, ind.step, threshold)))
@@ -215,18 +213,17 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         elif name.startswith("evidence."):
             text = clean(r.text)
             evidence[name.split(".", 1)[1]] = text or None
-    total = to_score(values["total_declared"].text) if "total_declared" in values else None
-    total_conf = values["total_declared"].confidence if "total_declared" in values else 0.0
     total_read = values.get("total_declared")
+    total = to_score(total_read.text) if total_read else None
+    total_conf = total_read.confidence if total_read else 0.0
     # A total nobody wrote is not filled in from the boxes: only a written one is a checksum.
     if boxes and cset is not None and total_read is not None and total_read.source != "text_layer" \
             and not total_read.blank:
         step = min(i.step for i in cset.indicators)
-        r = total_read
         if not plausible(total, cset.total_max, step):
             total_conf = min(total_conf, 0.3)
         total_box = ScoreBox("total_declared", total, total_conf,
-                             _allowed_candidates(r, total, total_conf, cset.total_max, step, threshold))
+                             _allowed_candidates(total_read, total, total_conf, cset.total_max, step, threshold))
         boxes, total_box = apply_total(boxes, total_box, threshold)
         total, total_conf = total_box.value, total_box.confidence
         boxes = doubt_unchecked(boxes, total, values)
@@ -234,7 +231,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         scores[box.name.split(".", 1)[1]] = box.value
         prov(box.name, box.value, box.confidence)
     scores = {k: scores[k] for k in order}
-    if "total_declared" in values:
+    if total_read:
         prov("total_declared", total, total_conf)
 
     name_read = values.get("subject.full_name")

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from formsvc.extract.digits import ScoreReading, allowed, as_written, read_score
+from formsvc.extract.digits import ScoreReading, allowed, as_written, ink_mask, read_score
 from formsvc.extract.ocr import OcrText, read_lines, read_numbers_twice
 from formsvc.extract.types import Word
 from formsvc.layout import mm_to_px
@@ -84,11 +84,7 @@ def _ink_ratio(crop: np.ndarray) -> float:
     inner = crop[int(h * 0.05): int(h * 0.95), int(w * 0.05): int(w * 0.95)]
     if inner.size == 0:
         return 0.0
-    # Median filtering removes scanner noise; ink is what is clearly darker than this box's own paper,
-    # so faint (blurred) strokes count and a grey background does not.
-    smooth = cv2.medianBlur(inner, 3)
-    paper = float(np.percentile(smooth, 90))
-    return float((smooth < paper - 60).mean())
+    return float(ink_mask(inner).mean())
 
 
 def stamp_mask(cell: np.ndarray) -> np.ndarray:
@@ -134,8 +130,7 @@ def stamp_mask(cell: np.ndarray) -> np.ndarray:
 def ink_crosses_edge(cell: np.ndarray) -> bool:
     """Does ink run over the box's edge? A number is written inside its box; a stroke that comes in from outside
     is a signature, a stamp or a neighbour's writing, and whatever it crossed may read as another digit."""
-    smooth = cv2.medianBlur(cell, 3)
-    ink = smooth < float(np.percentile(smooth, 90)) - 60
+    ink = ink_mask(cell)
     b = EDGE_PX
     border = int(ink[:b].sum() + ink[-b:].sum() + ink[b:-b, :b].sum() + ink[b:-b, -b:].sum())
     return border >= 3

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from formsvc.layout import mm_to_px
+
 MAX_SKEW_DEG = 5.0
-MM_PER_INCH = 25.4
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class PageTables:
 
 
 def _px(mm: float, dpi: float) -> int:
-    return max(1, round(mm * dpi / MM_PER_INCH))
+    return max(1, round(mm_to_px(mm, dpi)))
 
 
 def _ink(gray: np.ndarray, dpi: float, *, thin: bool = False) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from formsvc.extract.digits import read_score
+from formsvc.extract.digits import ink_mask, read_score
 from formsvc.extract.ocr import OcrText, read_numbers_twice, stacked_words
 from formsvc.extract.table_grid import Grid, PageTables
 from formsvc.extract.types import PageText
@@ -85,9 +85,7 @@ def _crop(tables: PageTables, box: tuple[int, int, int, int], dpi: float) -> np.
         return None
     rules = cv2.dilate(tables.lines[max(0, y0):y1, max(0, x0):x1], np.ones((5, 5), np.uint8))
     img[rules > 0] = 255
-    smooth = cv2.medianBlur(img, 3)
-    paper = float(np.percentile(smooth, 90))
-    ink = ((smooth < paper - 60) * 255).astype(np.uint8)
+    ink = ink_mask(img)
     n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     glyph = max(3, round(dpi / 25))  # ~1 mm: the height of the smallest printed digit's stroke run
     keep = [i for i in range(1, n) if stats[i][cv2.CC_STAT_AREA] >= glyph and stats[i][cv2.CC_STAT_HEIGHT] >= glyph]
