@@ -1,7 +1,7 @@
 """Tesseract, batched: all of a page's crops of one kind go through ONE recognition.
 
-Crops are pasted side by side (numbers, one line) or one under another (text lines) with wide white gaps;
-each recognised word is mapped back to the crop it came from by position. Tesseract runs in this process
+Crops are pasted one under another with wide white gaps; each recognised word is mapped back to the crop it came
+from by position. Tesseract runs in this process
 through its C++ API (tesserocr), one engine per language kept for the life of the process: starting the
 `tesseract` program and loading its model for every call cost more than the recognition itself.
 """
@@ -138,7 +138,8 @@ def read_lines(crops: list[np.ndarray]) -> list[OcrText]:
 
 
 def stacked_words(crops: list[np.ndarray], lang: str, whitelist: str = "") -> list[list[OcrWord]]:
-    """Words of each crop, left to right, with all crops stacked one under another and read at once."""
+    """Words of each crop in Tesseract's reading order (a crop may hold several lines), with all crops stacked one
+    under another and read at once."""
     if not crops:
         return []
     width = max(c.shape[1] for c in crops) + 2 * GAP

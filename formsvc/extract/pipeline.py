@@ -133,40 +133,37 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         result.error = PageError(page.file, page.number, "form_unknown",
                                  f"{where}: biểu mẫu '{payload.form}' phiên bản {payload.template_version} không có.")
         return result, page.image
-    if payload.form in TABLE_FORMS:
-        if page.digital:
-            result.text = PageReading(**vars(page_text(page)), payload=payload)
-            result.kind = TABLE_FORMS[payload.form]
+    table_kind = TABLE_FORMS.get(payload.form)
+    zones = None
+    if table_kind is None:
+        try:
+            zones = form_zones(payload.form, payload.criteria_set).on_page(payload.page)
+        except FormsvcError as exc:
+            result.error = PageError(page.file, page.number, exc.code, f"{where}: {exc.message}")
             return result, page.image
-        own = align(page.image, page.dpi, ident.corners)
-        if own is None:
-            result.error = PageError(page.file, page.number, "align_failed",
-                                     f"{where}: không định vị được trang (dấu góc và mã QR bị hỏng).")
-            return result, page.image
-        tables = find_tables(own.image, page.dpi, deskew=False)  # aligned onto the template: already level
-        result.text = PageReading(**vars(page_text(page, own.image)), payload=payload,
-                                  table_reads=read_tables(tables, page.number, page.dpi))
-        result.kind, result.method = TABLE_FORMS[payload.form], own.method
-        return result, own.image
-    try:
-        zones = form_zones(payload.form, payload.criteria_set).on_page(payload.page)
-    except FormsvcError as exc:
-        result.error = PageError(page.file, page.number, exc.code, f"{where}: {exc.message}")
-        return result, page.image
-    result.payload = payload
-    if page.digital:
-        result.reads = read_digital(zones, page.words, page.dpi)
-        result.method = "text_layer"
-        return result, page.image
-    aligned = align(page.image, page.dpi, ident.corners)
-    if aligned is None:
+    aligned = None if page.digital else align(page.image, page.dpi, ident.corners)
+    if not page.digital and aligned is None:
         result.error = PageError(page.file, page.number, "align_failed",
                                  f"{where}: không định vị được trang (dấu góc và mã QR bị hỏng).")
-        result.payload = None
         return result, page.image
-    result.reads = read_scanned(zones, aligned.image, page.dpi)
-    result.method = aligned.method
-    return result, aligned.image
+    image = page.image if aligned is None else aligned.image
+    if aligned is not None:
+        result.method = aligned.method
+    if table_kind is not None:
+        # Its table grows with the content: read like its typed counterpart, from the rules of the table.
+        reads = [] if aligned is None else read_tables(find_tables(image, page.dpi, deskew=False),  # already level
+                                                       page.number, page.dpi)
+        result.text = PageReading(**vars(page_text(page, image)), payload=payload, table_reads=reads)
+        result.kind = table_kind
+        return result, image
+    assert zones is not None
+    result.payload = payload
+    if aligned is None:
+        result.reads = read_digital(zones, page.words, page.dpi)
+        result.method = "text_layer"
+    else:
+        result.reads = read_scanned(zones, image, page.dpi)
+    return result, image
 
 
 def count_pages(paths: Sequence[Path]) -> int:
@@ -228,8 +225,9 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
     docs: dict[str, dict[int, PageFields]] = {}
     order: list[str] = []
     done = 0
-    foreign: dict[tuple[str, str], list[PageText]] = {}
-    foreign_file: dict[tuple[str, str], str] = {}
+    # Pages for the layout readers, by document key (own form: its printed-copy id; otherwise file#kind), with the
+    # file they came from and their kind.
+    foreign: dict[str, tuple[str, str, list[PageText]]] = {}
     images: dict[str, dict[int, str]] = {}
     total = count_pages(paths) if progress else 0
     for res in _results(_pages(paths, out.errors), jobs, page_sink is not None):
@@ -239,11 +237,10 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
         if res.text is not None:
             # formsvc's own minutes group by their printed copy (QR), like every own form; others by file.
             own = res.text.payload if isinstance(res.text, PageReading) else None
-            where_from = (own.doc if own else res.file, res.kind)
-            foreign.setdefault(where_from, []).append(res.text)
-            foreign_file.setdefault(where_from, res.file)
+            key = own.doc if own else f"{res.file}#{res.kind}"
+            foreign.setdefault(key, (res.file, res.kind, []))[2].append(res.text)
             if page_sink is not None and res.image:
-                bucket = images.setdefault(_foreign_key(where_from, own is not None), {})
+                bucket = images.setdefault(key, {})
                 bucket[own.page if own else len(bucket) + 1] = page_sink(res.image)
             continue
         if res.error is not None or res.payload is None:
@@ -271,9 +268,7 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
                                                     extra_reasons=reasons))
         out.keys.append(doc_id)
         out.pages.append(images.get(doc_id, {}))
-    for (group, kind), texts in foreign.items():
-        file = foreign_file[(group, kind)]
-        own_doc = any(isinstance(t, PageReading) and t.payload for t in texts)
+    for key, (file, kind, texts) in foreign.items():
         foreign_record = (read_foreign_self_assessment(texts, registry) if kind == "self_assessment"
                           else read_minutes(texts))
         if foreign_record is None:
@@ -282,15 +277,10 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
                                         f"{file}: nhận ra {what} nhưng không đọc được nội dung; cần nhập tay."))
             continue
         out.documents.append(validate_document(foreign_record, registry, review_confidence=threshold))
-        out.keys.append(_foreign_key((group, kind), own_doc))
-        out.pages.append(images.get(_foreign_key((group, kind), own_doc), {}))
+        out.keys.append(key)
+        out.pages.append(images.get(key, {}))
     _apply_cross_checks(out.documents)
     return out
-
-
-def _foreign_key(group: tuple[str, str], own: bool) -> str:
-    """Stable key of a document read by the layout readers: an own form's printed-copy id, else file#kind."""
-    return group[0] if own else f"{group[0]}#{group[1]}"
 
 
 def _apply_cross_checks(documents: list[Record]) -> None:
