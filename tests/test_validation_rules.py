@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from formsvc.cli import app
 from formsvc.criteria import CriteriaRegistry, CriteriaSet, load_registry
-from formsvc.records import Record
+from formsvc.records import FieldProvenance, Record
 from formsvc.validation import validate, validate_with_registry
 from tests.factories import full_record
 
@@ -111,6 +111,26 @@ def test_single_score_checks(value: Any, code: str | None, status: str) -> None:
         assert "Chỉ tiêu 3" in found[0].message
         # An invalid or missing score counts 0, so the rule cannot recognise the person.
         assert out.result.recognised is False  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value", [7.4, 9.4, 484, 11, "7?"])
+@pytest.mark.parametrize(("source", "status"), [("handwriting", "needs_review"), ("ocr", "needs_review"),
+                                                ("manual", "rejected"), ("text_layer", "rejected")])
+def test_value_the_criteria_forbid_is_review_when_machine_read(value: Any, source: str, status: str) -> None:
+    """A misread (7,4 / 9,4 / 484 from a scan) sends that box to review; the same value typed or corrected by a
+    person is the person's and rejects the record."""
+    scores: dict[str, Any] = {i.id: 9.0 for i in PL4.indicators}
+    scores["ct3"] = value
+    rec = full_record(PL4, scores=scores)
+    rec = rec.model_copy(update={"fields": [FieldProvenance(name="scores.ct3", value=value, confidence=0.3,
+                                                            source=source)]})
+    out = validate(rec, PL4)
+    assert out.status == status
+    bad = [r for r in out.result.reasons if r.field == "scores.ct3" and r.code != "low_confidence"]  # type: ignore[union-attr]
+    assert len(bad) == 1
+    assert bad[0].severity == ("review" if status == "needs_review" else "error")
+    if status == "needs_review":
+        assert "máy đọc" in bad[0].message
 
 
 def test_missing_evidence_scores_zero_and_says_why() -> None:

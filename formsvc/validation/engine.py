@@ -39,39 +39,61 @@ def _to_decimal(value: float | str | None) -> Decimal | None:
         return None
 
 
-def _check_score(ind: Indicator, value: float | str | None, reasons: list[Reason]) -> Decimal | None:
+MACHINE_SOURCES = frozenset({"ocr", "handwriting"})
+MACHINE_NOTE = " Giá trị do máy đọc từ bản quét, có thể đọc sai: cần kiểm tra lại ô này."
+
+
+def machine_read(record: Record) -> set[str]:
+    """Fields whose current value came from reading a scan (OCR or the handwriting recogniser), not from a person
+    or a text layer. A value there that the criteria do not allow is more likely a misread than the writer's."""
+    last: dict[str, str] = {}
+    for f in record.fields:
+        last[f.name] = f.source
+    return {name for name, source in last.items() if source in MACHINE_SOURCES}
+
+
+def _check_score(ind: Indicator, value: float | str | None, reasons: list[Reason],
+                 machine: bool = False) -> Decimal | None:
+    """The score as a number the criteria allow, or None with a finding. A finding on a machine-read value is a
+    review finding on that box, never a rejection: a misread must not turn a valid sheet into a rejected one."""
     label = indicator_label(ind)
+    field = f"scores.{ind.id}"
+
+    def bad(code: str, message: str) -> None:
+        if machine:
+            reasons.append(Reason(code=code, indicator=ind.id, field=field, severity="review",
+                                  message=message + MACHINE_NOTE))
+        else:
+            reasons.append(Reason(code=code, indicator=ind.id, field=field, message=message))
+
     if value is None:
-        reasons.append(Reason(code="score_missing", indicator=ind.id, field=f"scores.{ind.id}",
+        reasons.append(Reason(code="score_missing", indicator=ind.id, field=field,
                               severity="review", message=f"{label}: chưa có điểm."))
         return None
     score = _to_decimal(value)
     if score is None:
-        reasons.append(Reason(code="score_not_numeric", indicator=ind.id, field=f"scores.{ind.id}",
-                              message=f"{label}: điểm «{value}» không phải là số."))
+        bad("score_not_numeric", f"{label}: điểm «{value}» không phải là số.")
         return None
     if score < 0:
-        reasons.append(Reason(code="score_below_zero", indicator=ind.id, field=f"scores.{ind.id}",
-                              message=f"{label}: điểm {num(score)} nhỏ hơn 0."))
+        bad("score_below_zero", f"{label}: điểm {num(score)} nhỏ hơn 0.")
         return None
     max_points = Decimal(str(ind.max_points))
     if score > max_points:
-        reasons.append(Reason(code="score_above_max", indicator=ind.id, field=f"scores.{ind.id}",
-                              message=f"{label}: điểm {num(score)} lớn hơn điểm tối đa {num(max_points)}."))
+        bad("score_above_max", f"{label}: điểm {num(score)} lớn hơn điểm tối đa {num(max_points)}.")
         return None
     step = Decimal(str(ind.step))
     if score % step != 0:
-        reasons.append(Reason(code="score_wrong_step", indicator=ind.id, field=f"scores.{ind.id}",
-                              message=f"{label}: điểm {num(score)} không đúng bước chấm {num(step)} "
-                                      f"(chỉ được chấm theo bội số của {num(step)})."))
+        bad("score_wrong_step", f"{label}: điểm {num(score)} không đúng bước chấm {num(step)} "
+                                f"(chỉ được chấm theo bội số của {num(step)}).")
         return None
     return score
 
 
 def _score_indicators(record: Record, cset: CriteriaSet, reasons: list[Reason]) -> list[_Scored]:
     scored: list[_Scored] = []
+    machine = machine_read(record)
     for ind in cset.indicators:
-        raw = _check_score(ind, record.scores.get(ind.id), reasons)
+        raw = _check_score(ind, record.scores.get(ind.id), reasons, f"scores.{ind.id}" in machine)
         effective = raw if raw is not None else Decimal(0)
         evidence = (record.evidence.get(ind.id) or "").strip()
         if raw is not None and raw > 0 and ind.evidence_required and not evidence:
