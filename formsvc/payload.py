@@ -13,18 +13,39 @@ Format (ASCII, '|' separated, fixed field order, version-tagged so it can evolve
 - doc: short random id of this printed document instance; all its pages share it, so a scanned
   stack of many people's forms is regrouped into documents even when pages are shuffled.
 Fields never contain '|' (ids are [A-Za-z0-9._-]).
+
+Every page carries its identity three times, far apart, so one stain, stamp, staple or fold never loses it: the
+code above (bottom right), a second code with the same text plus a trailing `|2` (top right; the suffix says
+which box it sits in, for aligning on it), and a printed id line (bottom margin, a monospace font made for OCR):
+the same fields separated by spaces and a CRC-32 check of the payload text, so a misread line is refused, never
+taken.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from formsvc.errors import InputError
 
 PREFIX = "FSV1"
+SECOND = "2"  # trailing field of the second code
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
+CHECK_HEX = 8  # the id line's whole CRC-32
+# Readings tried per line, times the check's own spellings: at most this many chances in 2**32 that a misread
+# line passes the check (about one in a million at worst; clean lines try a handful).
+MAX_TRIALS = 4096
+# What OCR confuses in a monospace line: each read character -> what it may stand for. The check digits decide.
+_DIGIT = {"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1", "Z": "2",
+          "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "g": "9", "q": "9", "T": "7"}
+_HEX_LOWER = {**_DIGIT, "D": "0d", "B": "8b", "G": "69", "A": "a", "C": "c", "E": "e", "F": "f"}
+_HEX_UPPER = {**_DIGIT, "D": "D0", "B": "B8", "Q": "09", "a": "A", "b": "B8", "c": "C", "d": "D0", "e": "E", "f": "F"}
+_FREE = {"0": "0O", "O": "O0", "o": "o0", "1": "1l", "l": "l1", "I": "I1", "5": "5S", "S": "S5", "8": "8B",
+         "B": "B8"}
 
 
 @dataclass(frozen=True)
@@ -55,9 +76,19 @@ class PagePayload:
         ]
         return "|".join(parts)
 
+    def encode_second(self) -> str:
+        """The text of the second code: the payload and `|2`."""
+        return f"{self.encode()}|{SECOND}"
+
+    def id_line(self) -> str:
+        """The printed id line: the payload's fields separated by spaces, then its CRC-32 check digits."""
+        return f"{self.encode().replace('|', ' ')} {check_digits(self.encode())}"
+
     @classmethod
     def decode(cls, text: str) -> PagePayload:
         parts = text.strip().split("|")
+        if len(parts) == 9 and parts[8] == SECOND:
+            parts = parts[:8]
         if len(parts) != 8 or parts[0] != PREFIX:
             raise InputError("Mã QR không phải của biểu mẫu formsvc.", code="qr_not_ours")
         _, form, version, cset, subject, year, pages_part, doc = parts
@@ -71,6 +102,75 @@ class PagePayload:
             )
         except ValueError as exc:
             raise InputError("Mã QR của biểu mẫu bị hỏng.", code="qr_malformed") from exc
+
+
+def is_second(text: str) -> bool:
+    """Did this text come from the second code (top right)?"""
+    return text.strip().endswith(f"|{SECOND}") and text.count("|") == 8
+
+
+def check_digits(text: str) -> str:
+    return f"{zlib.crc32(text.encode('ascii')) & 0xFFFFFFFF:08X}"[:CHECK_HEX]
+
+
+def _nearest(token: str, known: Iterable[str]) -> list[str]:
+    """`token` itself when known, else the known ids one or two OCR slips away (by edit distance)."""
+    from rapidfuzz.distance import Levenshtein
+
+    pool = list(known)
+    if token in pool or not pool:
+        return [token]
+    close = sorted(pool, key=lambda k: Levenshtein.distance(token, k))
+    return [k for k in close[:3] if Levenshtein.distance(token, k) <= 2] or [token]
+
+
+def _spellings(token: str, confusions: dict[str, str], length: int | None = None, limit: int = 64) -> list[str]:
+    """`token` as read and with its confusable characters swapped, boundedly many; with `length`, also with one
+    stray character dropped when OCR read one too many (a speck read as 'i')."""
+    tokens = [token]
+    if length is not None and len(token) == length + 1:
+        tokens += [token[:i] + token[i + 1:] for i in range(len(token))]
+    out: list[str] = []
+    for t in tokens:
+        options = [confusions.get(ch, ch) if ch in confusions else ch for ch in t]
+        options = [o if ch not in confusions or ch in o else ch + o for ch, o in zip(t, options, strict=True)]
+        for combo in itertools.islice(itertools.product(*options), limit):
+            v = "".join(combo)
+            if v not in out and (length is None or len(v) == length):
+                out.append(v)
+    return out[:limit]
+
+
+def parse_id_line(text: str, forms: Iterable[str] = (), criteria_sets: Iterable[str] = ()) -> PagePayload | None:
+    """The payload of an OCR'd id line, or None. Known form and criteria-set ids and the usual OCR slips are tried,
+    but only a reading whose check digits agree is returned: a misread line is refused, never guessed."""
+    tokens = text.replace("|", " ").split()
+    start = next((i for i, t in enumerate(tokens) if t.upper().replace("5", "S").startswith("FSV")), None)
+    if start is None or len(tokens) - start < 9:
+        return None
+    _, form, version, cset, subject, year, pages, doc, check = tokens[start:start + 9]
+    checks = _spellings(check, _HEX_UPPER, CHECK_HEX)
+    if not checks:
+        return None
+    page_reads = [pages] if "/" in pages else [pages[:i] + "/" + pages[i + 1:] for i in range(1, len(pages) - 1)]
+    fields = [
+        _nearest(form, forms), _spellings(version.lstrip("vV"), _DIGIT, limit=4),
+        [cset] if cset == "-" else _nearest(cset, criteria_sets),
+        [subject] if subject == "-" else _spellings(subject, _FREE),
+        [year] if year == "-" else _spellings(year, _DIGIT, 4, limit=8),
+        [v for p in page_reads for v in _spellings(p, _DIGIT, limit=8)],
+        _spellings(doc, _HEX_LOWER, 10),
+    ]
+    wanted = set(checks)
+    for combo in itertools.islice(itertools.product(*fields), MAX_TRIALS // len(wanted)):
+        line = "|".join([PREFIX, *combo])
+        if not line.isascii() or check_digits(line) not in wanted:
+            continue
+        try:
+            return PagePayload.decode(line)
+        except InputError:
+            return None
+    return None
 
 
 def new_doc_id() -> str:

@@ -146,3 +146,25 @@ def test_unrelated_document_is_a_clear_page_error(tmp_path: Path) -> None:
     doc.save(buf)
     result = extract_files([_pdf(tmp_path, "menu.pdf", buf.getvalue())])
     assert result.documents == [] and [e.code for e in result.errors] == ["page_unidentified"]
+
+
+@pytest.mark.parametrize("scanned", [False, True])
+def test_scores_equal_to_every_maximum_are_never_taken_on_trust(scanned: bool, tmp_path: Path) -> None:
+    """A column of values equal to the maxima may be the printed "Điểm chuẩn" column read as scores: it goes to a
+    person, never through as confident (the table's real maximum column is never the score column either)."""
+    from formsvc.criteria import default_registry
+
+    data = random_record(502)
+    cset = default_registry().get(data["criteria_set"])
+    data["scores"] = {i.id: float(i.max_points) for i in cset.indicators}
+    data["total_declared"] = float(sum(i.max_points for i in cset.indicators))
+    path = _pdf(tmp_path, "own.pdf", unit_self_assessment(data))
+    if scanned:
+        pdf = path.read_bytes()
+        path = save_scan(rasterise(pdf, 200), tmp_path / "own.tif")
+    [doc] = extract_files([path]).documents
+    threshold = get_settings().review_confidence
+    scores = [f for f in doc.fields if f.name.startswith("scores.")]
+    assert len(scores) == len(cset.indicators)
+    assert all(f.confidence < threshold for f in scores)
+    assert doc.status == "needs_review"

@@ -20,6 +20,14 @@ class Aligned:
     image: np.ndarray  # upright page, PAGE_W x PAGE_H mm at dpi
     method: str  # "markers" | "qr"
     residual_px: float  # mean reprojection error of the points used
+    matrix: np.ndarray | None = None  # the homography used (source image -> `image`)
+
+    def warp(self, other: np.ndarray) -> np.ndarray:
+        """Another image of the same page (e.g. its plain grey levels) put where `image` is."""
+        assert self.matrix is not None
+        h, w = self.image.shape[:2]
+        return cv2.warpPerspective(other, self.matrix, (w, h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=255)
 
 
 def _detector() -> cv2.aruco.ArucoDetector:
@@ -39,8 +47,8 @@ def _target_size(dpi: float) -> tuple[int, int]:
 CORNER_W, CORNER_H = 0.25, 0.18  # share of the image searched at each corner first
 
 
-def _detect(image: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(id, 4x2 corners) of the markers found, in image pixels.
+def detect_markers(image: np.ndarray, whole: bool = False) -> list[tuple[int, np.ndarray]]:
+    """(id, 4x2 corners) of the markers found, in image pixels (`whole`: search the whole image at once).
 
     The markers sit in the page's corners, so the four corner windows (18 % of the page) are searched first;
     the whole image only when that does not find all four (a photo with the page small or far off centre).
@@ -48,7 +56,7 @@ def _detect(image: np.ndarray) -> list[tuple[int, np.ndarray]]:
     h, w = image.shape[:2]
     cw, ch = int(w * CORNER_W), int(h * CORNER_H)
     found: list[tuple[int, np.ndarray]] = []
-    for x0, y0 in ((0, 0), (w - cw, 0), (w - cw, h - ch), (0, h - ch)):
+    for x0, y0 in [] if whole else ((0, 0), (w - cw, 0), (w - cw, h - ch), (0, h - ch)):
         corners, ids, _ = _DETECTOR.detectMarkers(np.ascontiguousarray(image[y0:y0 + ch, x0:x0 + cw]))
         if ids is not None:
             shift = np.array([x0, y0], np.float32)
@@ -63,7 +71,7 @@ def _marker_points(image: np.ndarray, dpi: float) -> tuple[np.ndarray, np.ndarra
     src, dst = [], []
     boxes = layout.marker_boxes()
     seen = set()
-    for marker_id, quad in _detect(image):
+    for marker_id, quad in detect_markers(image):
         if marker_id not in boxes or marker_id in seen:
             continue
         seen.add(marker_id)
@@ -78,21 +86,32 @@ def _marker_points(image: np.ndarray, dpi: float) -> tuple[np.ndarray, np.ndarra
     return np.array(src, np.float32), np.array(dst, np.float32)
 
 
-def _qr_points(qr_corners: np.ndarray, dpi: float) -> tuple[np.ndarray, np.ndarray]:
-    b = layout.qr_box()
+def _qr_points(qr_corners: np.ndarray, dpi: float, box: layout.Box | None = None) -> tuple[np.ndarray, np.ndarray]:
+    b = box or layout.qr_box()
     expected = [(b.left, b.top), (b.left + b.width, b.top), (b.left + b.width, b.top + b.height),
                 (b.left, b.top + b.height)]
     dst = np.array([(layout.mm_to_px(x, dpi), layout.mm_to_px(y, dpi)) for x, y in expected], np.float32)
     return qr_corners.astype(np.float32), dst
 
 
-def align(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None) -> Aligned | None:
+@dataclass(frozen=True)
+class PageMatrix:
+    matrix: np.ndarray  # 3x3 homography: image pixels -> upright template pixels at `dpi`
+    dpi: float
+    method: str
+    residual_px: float
+
+
+def page_matrix(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
+                qr_box: layout.Box | None = None, min_markers: int = 3) -> PageMatrix | None:
+    """The page's homography onto the template, from the markers (at least `min_markers`) and, when fewer are
+    found, the corners of the code read (`qr_box` says which code: the primary by default)."""
     src, dst = _marker_points(image, dpi)
     method = "markers"
-    if len(src) < 12:  # fewer than three markers: add the QR code's corners as anchors
+    if len(src) < 4 * min_markers:  # too few markers: add the code's corners as anchors
         if qr_corners is None:
             return None
-        qs, qd = _qr_points(qr_corners, dpi)
+        qs, qd = _qr_points(qr_corners, dpi, qr_box)
         src, dst = np.vstack([src, qs]), np.vstack([dst, qd])
         method = "markers+qr" if len(src) > 4 else "qr"
     matrix, _ = cv2.findHomography(src, dst, 0 if len(src) == 4 else cv2.RANSAC, 5.0)
@@ -100,6 +119,29 @@ def align(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None) -
         return None
     projected = cv2.perspectiveTransform(src.reshape(-1, 1, 2), matrix).reshape(-1, 2)
     residual = float(np.linalg.norm(projected - dst, axis=1).mean())
-    out = cv2.warpPerspective(image, matrix, _target_size(dpi), flags=cv2.INTER_LINEAR,
+    return PageMatrix(matrix, dpi, method, residual)
+
+
+def warp_box(image: np.ndarray, pm: PageMatrix, box: layout.Box, px_per_mm: float,
+             pad_mm: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """The template's `box` (plus `pad_mm`) cut straight from the source image at `px_per_mm`, which may be
+    finer than the page raster: a small code is decoded at the resolution it needs. Also returns the crop ->
+    image homography, to map what is found in the crop back."""
+    k = px_per_mm
+    s = k * layout.MM_PER_INCH / pm.dpi
+    to_crop = np.array([[s, 0, -(box.left - pad_mm) * k], [0, s, -(box.top - pad_mm) * k], [0, 0, 1]]) @ pm.matrix
+    size = (round((box.width + 2 * pad_mm) * k), round((box.height + 2 * pad_mm) * k))
+    crop = cv2.warpPerspective(image, to_crop, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=255)
+    return crop, np.linalg.inv(to_crop)
+
+
+def align(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
+          qr_box: layout.Box | None = None, fallback: PageMatrix | None = None) -> Aligned | None:
+    """The upright page; `fallback` (a matrix found from fewer markers) when nothing better is found."""
+    pm = page_matrix(image, dpi, qr_corners, qr_box) or fallback
+    if pm is None:
+        return None
+    out = cv2.warpPerspective(image, pm.matrix, _target_size(dpi), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-    return Aligned(out, method, residual)
+    return Aligned(out, pm.method, pm.residual_px, pm.matrix)

@@ -28,6 +28,10 @@ YEAR = re.compile(r"\bnam (20\d{2})\b")
 MATCH_MIN = 75
 TEXT_HEADERS = ("noi dung", "chi tieu", "tieu chi")
 NUMBER_HEADERS = ("stt", "tt")
+# The column of maximum points ("Điểm tối đa", "Điểm chuẩn", "Thang điểm") is printed on every form: never scores.
+MAX_HEADERS = ("toi da", "diem chuan", "thang diem", "khung diem")
+# Read scores that all equal their indicators' maxima look like that column, whatever its header said.
+MAXIMA_SUSPECT = 0.5
 
 
 def classify_page(page: PageText) -> Literal["self_assessment", "minutes", "unknown"]:
@@ -127,9 +131,22 @@ def read_foreign_self_assessment(pages: list[PageText], registry: CriteriaRegist
     return _record(lines, cset, scores, total, fields)
 
 
+def _doubt_maxima(cset: CriteriaSet, scores: dict[str, float | str | None],
+                  fields: list[FieldProvenance]) -> list[FieldProvenance]:
+    """Scores that all equal their indicators' maxima may be the printed maximum column read as scores: a person
+    must confirm them, however sure the reading was."""
+    read = {k: v for k, v in scores.items() if isinstance(v, float)}
+    maxima = {i.id: i.max_points for i in cset.indicators}
+    if len(read) < 3 or any(v != maxima.get(k) for k, v in read.items()):
+        return fields
+    return [f.model_copy(update={"confidence": min(f.confidence, MAXIMA_SUSPECT)})
+            if f.name.startswith("scores.") else f for f in fields]
+
+
 def _record(lines: list[Line], cset: CriteriaSet, scores: dict[str, float | str | None], total: float | None,
             fields: list[FieldProvenance], *, scanned: bool = False) -> Record:
     """The record around the scores: person, unit, year from their labelled lines."""
+    fields = _doubt_maxima(cset, scores, fields)
     name = _label_value(lines, ("ho va ten", "ho ten"))
     unit = _label_value(lines, ("don vi", "co quan", "noi cong tac"))
     birth = _label_value(lines, ("nam sinh", "ngay sinh"))
@@ -179,7 +196,9 @@ def _columns(table: TableRead, previous: tuple[int, int, int, int] | None) -> tu
     if not any(table.header):
         return previous if previous and previous[3] == table.n_cols else None
     scored = [(max(fuzz.partial_ratio(h, head) for h in SCORE_HEADERS), n) for n, head in enumerate(table.header)
-              if head]
+              if head and not any(m in head for m in MAX_HEADERS)]
+    if not scored:
+        return None
     ratio, score_col = max(scored)
     if ratio < 80:
         return None

@@ -1,33 +1,131 @@
-"""Stage 2, identify: read the page's QR payload (zxing-cpp) and where the code sits on the image."""
+"""Stage 2, identify: which formsvc page is this? Its codes first, then the other copies of its identity.
+
+Every own page carries its identity three times (formsvc.payload): the primary code, a second code in the
+opposite corner and a printed id line. The codes are read from the page as it came; when neither decodes but the
+page's markers are found, the page is certainly formsvc's, and the code boxes are cut from the source at a finer
+resolution than the page raster (a small, blurred or half-stained code often decodes there), then the id line is
+read by OCR and accepted only when its check digits agree. A page with formsvc's markers is never handed to the
+readers of other layouts: it is identified, or it is reported as an own page that could not be identified.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
+import cv2
 import numpy as np
 import zxingcpp
 
+from formsvc import layout
 from formsvc.errors import InputError
-from formsvc.payload import PagePayload
+from formsvc.extract.align import PageMatrix, page_matrix, warp_box
+from formsvc.extract.ocr import PSM_LINE, read_words
+from formsvc.payload import PagePayload, is_second, parse_id_line
+
+QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+CODE_PX_PER_MM = 16.0  # ~400 dpi: 6 px a module for the primary code, 6 for the second
+LINE_PX_PER_MM = 12.0  # ~300 dpi for the id line's 8 pt monospace
 
 
 @dataclass(frozen=True)
 class Identified:
     payload: PagePayload
-    corners: np.ndarray  # 4x2: top-left, top-right, bottom-right, bottom-left of the QR in image pixels
+    # 4x2 corners of the code read (top-left, top-right, bottom-right, bottom-left in the code's own orientation)
+    # in image pixels, and the box that code has on the page; None when identified by the id line.
+    corners: np.ndarray | None
+    box: layout.Box | None
+    how: str  # qr | qr2 | qr_fine | qr2_fine | id_line
 
 
-def identify(image: np.ndarray) -> Identified | None:
-    for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
-                                         try_rotate=True,
-                                         try_downscale=True):
+@dataclass(frozen=True)
+class Code:
+    payload: PagePayload
+    corners: np.ndarray
+    second: bool
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.corners.mean(axis=0)
+
+
+def _corners(result: zxingcpp.Barcode) -> np.ndarray:
+    pos = result.position
+    return np.array([[pos.top_left.x, pos.top_left.y], [pos.top_right.x, pos.top_right.y],
+                     [pos.bottom_right.x, pos.bottom_right.y], [pos.bottom_left.x, pos.bottom_left.y]],
+                    dtype=np.float32)
+
+
+def read_codes(image: np.ndarray, *, binarize: bool = False) -> list[Code]:
+    """Every formsvc code zxing finds in `image` (codes of other kinds are ignored)."""
+    found = []
+    binarizer = zxingcpp.Binarizer.GlobalHistogram if binarize else zxingcpp.Binarizer.LocalAverage
+    for result in zxingcpp.read_barcodes(image, formats=QR_FORMATS, try_rotate=True, try_downscale=True,
+                                         binarizer=binarizer):
         try:
             payload = PagePayload.decode(result.text)
         except InputError:
             continue
-        pos = result.position
-        corners = np.array([[pos.top_left.x, pos.top_left.y], [pos.top_right.x, pos.top_right.y],
-                            [pos.bottom_right.x, pos.bottom_right.y], [pos.bottom_left.x, pos.bottom_left.y]],
-                           dtype=np.float32)
-        return Identified(payload, corners)
+        found.append(Code(payload, _corners(result), is_second(result.text)))
+    return found
+
+
+def _as_identified(code: Code, how: str) -> Identified:
+    return Identified(code.payload, code.corners, layout.qr2_box() if code.second else layout.qr_box(), how)
+
+
+def identify(image: np.ndarray) -> Identified | None:
+    """From the codes as they are on the page (the primary preferred)."""
+    codes = read_codes(image)
+    if not codes:
+        return None
+    code = next((c for c in codes if not c.second), codes[0])
+    return _as_identified(code, "qr2" if code.second else "qr")
+
+
+@lru_cache(maxsize=1)
+def _known() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from formsvc.criteria import default_registry
+    from formsvc.render.registry import list_forms
+
+    return tuple(f.id for f in list_forms()), tuple(s.id for s in default_registry())
+
+
+def _fine_codes(image: np.ndarray, pm: PageMatrix) -> Identified | None:
+    for box, how in ((layout.qr_box(), "qr_fine"), (layout.qr2_box(), "qr2_fine")):
+        crop, back = warp_box(image, pm, box, CODE_PX_PER_MM, pad_mm=3.0)
+        for candidate in (crop, cv2.GaussianBlur(crop, (0, 0), 1.2)):
+            codes = read_codes(candidate) or read_codes(candidate, binarize=True)
+            if codes:
+                code = codes[0]
+                corners = cv2.perspectiveTransform(code.corners.reshape(-1, 1, 2), back).reshape(-1, 2)
+                return Identified(code.payload, corners.astype(np.float32), box, how)
     return None
+
+
+def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable[str]) -> PagePayload | None:
+    """The payload printed in the id line of `crop`, when its check digits agree."""
+    forms, criteria_sets = list(forms), list(criteria_sets)
+    for img in (crop, cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]):
+        # No character whitelist: with one, Tesseract drops the spaces that separate the fields.
+        words = read_words(img, "eng", PSM_LINE, dpi=int(LINE_PX_PER_MM * layout.MM_PER_INCH))
+        payload = parse_id_line(" ".join(w.text for w in words), forms, criteria_sets)
+        if payload is not None:
+            return payload
+    return None
+
+
+def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None, PageMatrix | None]:
+    """For a page whose codes did not decode: its markers say whether it is formsvc's at all (the matrix, or
+    None); if so, the codes at a finer resolution, then the printed id line."""
+    pm = page_matrix(image, dpi, min_markers=2)
+    if pm is None:
+        return None, None
+    found = _fine_codes(image, pm)
+    if found is not None:
+        return found, pm
+    crop, _ = warp_box(image, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=0.0)
+    forms, sets = _known()
+    payload = read_id_line(crop, forms, sets)
+    return (Identified(payload, None, None, "id_line") if payload else None), pm

@@ -12,11 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pdfplumber
 import pypdfium2 as pdfium
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from formsvc.extract.colour import drop_colour, is_colour
+from formsvc.extract.spread import split_spread
 from formsvc.extract.types import PageError, Word
 
 MIN_DIGITAL_CHARS = 20
@@ -27,10 +30,32 @@ MIN_IMAGE_SIDE = 400  # pixels: an A4 page at even 50 dpi is 413 px wide
 class Page:
     file: str
     number: int  # 1-based within its file
-    image: np.ndarray  # grayscale uint8 at `dpi`
+    image: np.ndarray  # grayscale uint8 at `dpi` (a colour page without its seal ink: colour.py)
     dpi: float
     digital: bool
     words: list[Word] = field(default_factory=list)  # text-layer words, pixel coordinates at `dpi`
+    luma: np.ndarray | None = None  # a colour page's plain grey levels, when seal ink was dropped from `image`
+
+
+def _grey(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A colour page as the readers see it (seal ink dropped) and its plain luminance when anything was dropped."""
+    if not is_colour(rgb):
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), None
+    dropped = drop_colour(rgb)
+    return dropped.image, dropped.luma
+
+
+def _pages_of(name: str, number: int, image: np.ndarray, luma: np.ndarray | None, src_dpi: float | None,
+              dpi: float) -> Iterator[Page]:
+    """The page(s) of one scanned image: an open booklet photographed as one image holds two, each scaled on its
+    own (`src_dpi` None: already at `dpi`)."""
+    for x0, x1 in split_spread(image):
+        part, part_luma = image[:, x0:x1], None if luma is None else luma[:, x0:x1]
+        if src_dpi is not None:
+            part = _at_dpi(part, src_dpi, dpi)
+            part_luma = None if part_luma is None else _at_dpi(part_luma, src_dpi, dpi)
+        yield Page(name, number, np.ascontiguousarray(part), dpi, digital=False,
+                   luma=None if part_luma is None else np.ascontiguousarray(part_luma))
 
 
 def sniff(head: bytes) -> str | None:
@@ -86,14 +111,21 @@ def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Itera
                     textpage = page.get_textpage()
                     n_chars = textpage.count_chars()
                     textpage.close()
-                    image = np.asarray(page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L"))
-                    page.close()
                     words: list[Word] = []
                     if n_chars >= MIN_DIGITAL_CHARS:
                         s = dpi / 72
                         words = [Word(w["text"], (w["x0"] * s, w["top"] * s, w["x1"] * s, w["bottom"] * s), 1.0)
                                  for w in plumber.pages[index].extract_words(keep_blank_chars=False)]
-                    yield Page(name, index + 1, image, dpi, digital=bool(words), words=words)
+                    if words:
+                        image = np.asarray(page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L"))
+                        page.close()
+                        yield Page(name, index + 1, image, dpi, digital=True, words=words)
+                    else:  # a scan: in colour, to drop seal ink; a spread (two pages on one sheet) is cut in two
+                        rgb = np.asarray(page.render(scale=dpi / 72).to_pil().convert("RGB"))
+                        page.close()
+                        grey, luma = _grey(rgb)
+                        del rgb
+                        yield from _pages_of(name, index + 1, grey, luma, None, dpi)
                 except (pdfium.PdfiumError, ValueError, KeyError) as exc:
                     yield _err(name, index + 1, "page_unreadable",
                                f"{name}, trang {index + 1}: không đọc được ({exc}).")
@@ -144,16 +176,26 @@ def _image_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Ite
                                f"{name}, trang {index + 1}: ảnh quá nhỏ ({img.width}×{img.height} điểm ảnh) "
                                "để đọc; hãy quét ở 150–300 dpi.")
                     continue
-                frame = ImageOps.exif_transpose(img.convert("L")) or img.convert("L")
                 src_dpi = float((img.info.get("dpi") or (0, 0))[0] or 0)
-                # Images come at any resolution; scale A4-sized pages to the pipeline's dpi.
-                scale = dpi / src_dpi if src_dpi > 50 else (dpi * 11.69) / max(frame.size)
-                if abs(scale - 1) > 0.05:
-                    frame = frame.resize((round(frame.width * scale), round(frame.height * scale)),
-                                         Image.Resampling.LANCZOS)
-                yield Page(name, index + 1, np.asarray(frame), dpi, digital=False)
+                if img.mode in ("L", "1", "I;16", "I", "F", "LA"):
+                    frame = ImageOps.exif_transpose(img.convert("L")) or img.convert("L")
+                    grey, luma = np.asarray(frame), None
+                else:
+                    rgb = ImageOps.exif_transpose(img.convert("RGB")) or img.convert("RGB")
+                    grey, luma = _grey(np.asarray(rgb))
+                    del rgb
+                yield from _pages_of(name, index + 1, grey, luma, src_dpi, dpi)
             except (OSError, ValueError, EOFError) as exc:
                 yield _err(name, index + 1, "image_unreadable", f"{name}, trang {index + 1}: không đọc được ({exc}).")
+
+
+def _at_dpi(image: np.ndarray, src_dpi: float, dpi: float) -> np.ndarray:
+    """Images come at any resolution; an A4-sized page is scaled to the pipeline's dpi."""
+    scale = dpi / src_dpi if src_dpi > 50 else (dpi * 11.69) / max(image.shape)
+    if abs(scale - 1) <= 0.05:
+        return image
+    h, w = image.shape
+    return np.asarray(Image.fromarray(image).resize((round(w * scale), round(h * scale)), Image.Resampling.LANCZOS))
 
 
 def iter_pages(path: Path, *, dpi: float, max_pages: int, max_pixels: int) -> Iterator[Page | PageError]:

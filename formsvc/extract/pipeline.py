@@ -23,7 +23,7 @@ from formsvc.errors import FormsvcError
 from formsvc.extract.align import align
 from formsvc.extract.crosscheck import cross_check
 from formsvc.extract.foreign import classify_page, read_foreign_self_assessment
-from formsvc.extract.identify import identify
+from formsvc.extract.identify import identify, identify_own_page
 from formsvc.extract.minutes import read_minutes
 from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
 from formsvc.extract.pages import Page, iter_pages, sniff
@@ -110,6 +110,13 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
     result = PageResult(page.file, page.number)
     where = f"{page.file}, trang {page.number}"
     ident = identify(page.image)
+    fallback = None
+    if ident is None:
+        # No code decoded as the page is: formsvc's markers say whether it is an own page all the same.
+        ident, fallback = identify_own_page(page.image, page.dpi)
+        if ident is None and fallback is not None:
+            result.error = _own_unidentified(page, where)
+            return result, page.image
     if ident is None:
         # Not printed by formsvc: classify by its title and leave it to the foreign-layout readers.
         tables, image, text, kind = _foreign_reading(page, page.image)
@@ -118,7 +125,10 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
             turns = upright_turns(page.image, page.dpi)
             if turns:
                 tables, image, text, kind = _foreign_reading(page, np.ascontiguousarray(np.rot90(page.image, turns)))
-        if kind == "unknown":
+        if any(w.text.startswith("FSV1") for w in text.words):
+            # Markers and codes gone, but the printed id line shows it: an own form is never read as another layout.
+            result.error = _own_unidentified(page, where)
+        elif kind == "unknown":
             result.error = PageError(
                 page.file, page.number, "page_unidentified",
                 f"{where}: không có mã QR của formsvc và không nhận ra biểu mẫu; trang chưa được xếp vào phiếu nào.")
@@ -141,7 +151,7 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         except FormsvcError as exc:
             result.error = PageError(page.file, page.number, exc.code, f"{where}: {exc.message}")
             return result, page.image
-    aligned = None if page.digital else align(page.image, page.dpi, ident.corners)
+    aligned = None if page.digital else align(page.image, page.dpi, ident.corners, ident.box, fallback)
     if not page.digital and aligned is None:
         result.error = PageError(page.file, page.number, "align_failed",
                                  f"{where}: không định vị được trang (dấu góc và mã QR bị hỏng).")
@@ -162,8 +172,15 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         result.reads = read_digital(zones, page.words, page.dpi)
         result.method = "text_layer"
     else:
-        result.reads = read_scanned(zones, image, page.dpi)
+        luma = None if page.luma is None else aligned.warp(page.luma)
+        result.reads = read_scanned(zones, image, page.dpi, luma)
     return result, image
+
+
+def _own_unidentified(page: Page, where: str) -> PageError:
+    return PageError(page.file, page.number, "own_page_unidentified",
+                     f"{where}: trang biểu mẫu của formsvc nhưng cả hai mã QR và dòng mã phiếu in ở lề dưới đều không "
+                     "đọc được (bị gấp, bẩn hoặc đóng dấu đè); hãy quét lại trang này rõ hơn.")
 
 
 def count_pages(paths: Sequence[Path]) -> int:

@@ -48,6 +48,8 @@ STAMP_FLAT = 20  # grey levels around a component's median that still count as t
 # is trusted on its own; the declared total may still confirm it (parse).
 STAMPED = 0.7
 EDGE_PX = 2  # ink this close to the box's edge came from outside it
+COLOURED_INK = 0.01  # share of a box's pixels: this much more ink in grey levels than after dropout is a seal
+ONLY_COLOURED = 0.5  # a box read from coloured ink alone: for a person, whatever the readers say
 # Boxes are read with generous bounds (any number up to 1000 with at most two decimals): the criteria's own
 # limits and steps are applied in parse, which knows the criteria set, to every candidate.
 READ_MAX = 1000.0
@@ -294,9 +296,25 @@ class _ScoreCrop:
     cell: np.ndarray  # stamp suppressed: what the handwriting recogniser reads
     printed: np.ndarray  # also without long straight strokes: what Tesseract and the print check see
     overwritten: bool  # a stamp or a stroke from outside crossed the box (see STAMPED)
+    only_coloured: bool = False  # all its ink was red/purple: a seal alone, or a number in red pen
 
 
-def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float) -> list[FieldRead]:
+def _coloured_ink(crop: np.ndarray, luma: np.ndarray | None, box: tuple[int, int, int, int]) -> tuple[bool, bool]:
+    """(coloured ink was dropped from this box, all of the box's ink was coloured) on a colour page."""
+    if luma is None:
+        return False, False
+    x0, y0, x1, y1 = box
+    plain = _ink_ratio(luma[max(0, y0): y1, max(0, x0): x1])
+    kept = _ink_ratio(crop)
+    coloured = plain - kept >= COLOURED_INK
+    return coloured, coloured and kept < INK_RATIO_BLANK
+
+
+def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
+                 luma: np.ndarray | None = None) -> list[FieldRead]:
+    """Fields of an aligned scanned page. `luma`: a colour page's plain grey levels when seal ink was dropped from
+    `image`; a box that lost ink to the dropout was crossed by a seal (or written in red pen) and is never fully
+    trusted, and a box whose ink was ALL coloured is read from the plain grey levels for a person to confirm."""
     out: dict[str, FieldRead] = {}
     numbers: list[_ScoreCrop] = []
     lines: list[tuple[Zone, tuple[int, int, int, int], np.ndarray]] = []
@@ -305,13 +323,17 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float) -> list[Field
         x0, y0, x1, y1 = box
         crop = image[max(0, y0): y1, max(0, x0): x1]
         if z.kind == "score":
+            coloured, only_coloured = _coloured_ink(crop, luma, box)
+            if only_coloured and luma is not None:
+                crop = luma[max(0, y0): y1, max(0, x0): x1]
             stamp = stamp_mask(crop)
             cell = suppress_stamp(crop, stamp)
             if _ink_ratio(cell) < INK_RATIO_BLANK:
-                out[z.name] = FieldRead(z.name, z.kind, "", True, 0.97 if not stamp.any() else STAMPED, box, "ocr")
+                sure = 0.97 if not stamp.any() and not coloured else STAMPED
+                out[z.name] = FieldRead(z.name, z.kind, "", True, sure, box, "ocr")
             else:
-                overwritten = bool(stamp.any()) or ink_crosses_edge(cell)
-                numbers.append(_ScoreCrop(z, box, cell, strip_long_strokes(cell, dpi), overwritten))
+                overwritten = bool(stamp.any()) or coloured or ink_crosses_edge(cell)
+                numbers.append(_ScoreCrop(z, box, cell, strip_long_strokes(cell, dpi), overwritten, only_coloured))
         elif z.name.startswith("evidence."):
             # Evidence is usually handwritten: record whether the cell has content; a reviewer reads the crop.
             inked = _ink_ratio(crop) >= INK_RATIO_BLANK
@@ -326,6 +348,8 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float) -> list[Field
         read = combine(n.zone, n.box, a, b, hand, typed)
         if n.overwritten:
             read = replace(read, confidence=min(read.confidence, STAMPED))
+        if n.only_coloured:
+            read = replace(read, confidence=min(read.confidence, ONLY_COLOURED))
         out[n.zone.name] = read
     for (z, box, _), res in zip(lines, read_lines([c for _, _, c in lines]), strict=True):
         out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr")

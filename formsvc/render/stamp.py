@@ -26,7 +26,9 @@ A4 = (layout.PAGE_W_MM * mm, layout.PAGE_H_MM * mm)
 # Liberation 2 has the Vietnamese glyphs (1.x lacks the stacked diacritics) and is metric-compatible with
 # Times New Roman, the font Nghị định 30/2020 prescribes.
 FONT_FILES = {"LiberationSerif": "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
-              "LiberationSerif-Bold": "/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf"}
+              "LiberationSerif-Bold": "/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf",
+              # The id line: monospace, every character distinct in shape and width, read back by OCR.
+              "LiberationMono": "/usr/share/fonts/truetype/liberation2/LiberationMono-Regular.ttf"}
 
 
 @lru_cache(maxsize=1)
@@ -61,13 +63,27 @@ def _squares(c: Canvas, bits: np.ndarray, box: layout.Box) -> None:
                 c.rect(x, y, cell_w * mm + 0.05, cell_h * mm + 0.05, stroke=0, fill=1)
 
 
+def _qr(c: Canvas, text: str, error: str, box: layout.Box) -> None:
+    qr = segno.make(text, error=error, micro=False)
+    _squares(c, np.array([[bool(v) for v in row] for row in qr.matrix], dtype=bool), box)
+
+
 def draw_marks(c: Canvas, payload: PagePayload) -> None:
+    """Markers, both codes and the id line: the page's identity three times, far apart (see formsvc.payload)."""
     c.setFillColorRGB(0, 0, 0)
     for marker_id, box in layout.marker_boxes().items():
         _squares(c, marker_bits(marker_id), box)
-    qr = segno.make(payload.encode(), error="m", micro=False)
-    matrix = np.array([[bool(v) for v in row] for row in qr.matrix], dtype=bool)
-    _squares(c, matrix, layout.qr_box())
+    _qr(c, payload.encode(), "m", layout.qr_box())
+    _qr(c, payload.encode_second(), "l", layout.qr2_box())
+    c.saveState()
+    # Shrunk, never clipped, to end before the code: long subject ids make long lines.
+    text = payload.id_line()
+    room = (layout.QR_LEFT_MM - layout.ID_LINE_LEFT_MM - 2.0) * mm
+    size = min(layout.ID_LINE_PT, room / max(1.0, pdfmetrics.stringWidth(text, "LiberationMono", 1.0)))
+    c.setFont("LiberationMono", size)
+    c.drawString(layout.ID_LINE_LEFT_MM * mm, (layout.PAGE_H_MM - layout.ID_LINE_BASELINE_MM) * mm,
+                 text)
+    c.restoreState()
 
 
 def overlay_pdf(payloads: Sequence[PagePayload]) -> bytes:

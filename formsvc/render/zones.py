@@ -18,7 +18,7 @@ from typing import Any
 import pdfplumber
 
 from formsvc.criteria import default_registry
-from formsvc.layout import Box
+from formsvc.layout import MARGIN_BOTTOM_MM, MARGIN_TOP_MM, Box
 from formsvc.render.registry import get_form
 from formsvc.settings import get_settings
 from formsvc.zones import FormZones, Zone
@@ -58,7 +58,11 @@ def _cell_text(page: Any, bbox: tuple[float, float, float, float] | None) -> str
 
 def _table_zones(page: Any, page_no: int, number_to_id: dict[int, str]) -> list[Zone]:
     zones: list[Zone] = []
-    for table in page.find_tables():
+    # Only the text area's height: the codes and markers in the top and bottom margins are grids of squares that
+    # the table finder would snap onto a table's column edges (it snaps by x alone).
+    top, bottom = (MARGIN_TOP_MM - 0.5) / PT_TO_MM, page.height - (MARGIN_BOTTOM_MM - 0.5) / PT_TO_MM
+    area = page.crop((0, top, page.width, bottom))
+    for table in area.find_tables():
         for row in table.rows:
             cells = row.cells
             if len(cells) < 6 or any(c is None for c in (cells[0], cells[SCORE_COL])):

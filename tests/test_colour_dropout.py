@@ -1,0 +1,99 @@
+"""Colour scans and photos: a red seal over score boxes and over the code is dropped by its hue, blue pen stays,
+and a box whose only ink is red is sent to a person, never read as blank."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pypdfium2 as pdfium
+import pytest
+
+from fixtures.scans import random_record
+from fixtures.seals import RED, seal
+from formsvc import layout
+from formsvc.extract.colour import drop_colour, seal_mask
+from formsvc.extract.pipeline import extract_files
+from formsvc.render import render_document
+from formsvc.render.converter import get_converter
+from formsvc.render.zones import form_zones
+from formsvc.settings import get_settings
+
+DPI = 200
+PURPLE = (120, 40, 150)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close() -> Iterator[None]:
+    yield
+    get_converter().close()
+
+
+def _colour_pages(pdf: bytes) -> list[np.ndarray]:
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        return [np.asarray(doc[i].render(scale=DPI / 72).to_pil().convert("RGB")) for i in range(len(doc))]
+    finally:
+        doc.close()
+
+
+def _px(mm: float) -> int:
+    return round(layout.mm_to_px(mm, DPI))
+
+
+def _save(pages: list[np.ndarray], path: Path) -> Path:
+    first, *rest = [p for p in pages]
+    from PIL import Image
+
+    Image.fromarray(first).save(path, save_all=True, append_images=[Image.fromarray(p) for p in rest],
+                                dpi=(DPI, DPI), compression="jpeg")
+    return path
+
+
+def test_seal_mask_keeps_blue_pen_and_black_print() -> None:
+    img = np.full((60, 120, 3), 245, np.uint8)
+    img[10:20, 10:30] = (25, 60, 170)  # blue ballpoint
+    img[10:20, 40:60] = (20, 20, 20)  # black print
+    img[10:20, 70:90] = RED
+    img[30:40, 70:90] = PURPLE
+    mask = seal_mask(img)
+    assert not mask[10:20, 10:30].any() and not mask[10:20, 40:60].any()
+    assert mask[10:20, 70:90].all() and mask[30:40, 70:90].all()
+    dropped = drop_colour(img)
+    assert dropped.luma is not None
+    assert dropped.image[15, 80] == 255 and dropped.image[15, 20] < 120 and dropped.image[15, 50] < 60
+
+
+def test_red_seal_over_boxes_and_code_is_dropped(tmp_path: Path) -> None:
+    data: dict[str, Any] = random_record(421)
+    pages = _colour_pages(render_document("cdht-self-assessment", data))
+    zones = {z.name: z for z in form_zones("cdht-self-assessment", data["criteria_set"]).zones}
+    box = zones["scores.ct2"].box
+    pages[0] = seal(pages[0], (box.left + box.width / 2, box.top + box.height))  # over two score boxes
+    q = layout.qr_box()
+    pages[1] = seal(pages[1], (q.left + q.width / 2, q.top + q.height / 2), radius_mm=14)  # over the code
+    result = extract_files([_save(pages, tmp_path / "sealed.tif")])
+    assert result.errors == []
+    [doc] = result.documents
+    assert doc.scores == data["scores"]
+    assert doc.subject.full_name == data["subject"]["full_name"]
+
+
+def test_box_with_only_red_ink_is_never_blank(tmp_path: Path) -> None:
+    data: dict[str, Any] = random_record(422, blanks=2)
+    empty = [k for k, v in data["scores"].items() if v is None]
+    pages = _colour_pages(render_document("cdht-self-assessment", data))
+    zones = {z.name: z for z in form_zones("cdht-self-assessment", data["criteria_set"]).zones}
+    z = zones[f"scores.{empty[0]}"]
+    page = pages[z.page - 1].copy()
+    # "8" written in red pen in a box the printed form left empty.
+    cv2.putText(page, "8", (_px(z.box.left + z.box.width * 0.35), _px(z.box.top + z.box.height * 0.8)),
+                cv2.FONT_HERSHEY_SIMPLEX, 1.6, RED, 4)
+    pages[z.page - 1] = page
+    [doc] = extract_files([_save(pages, tmp_path / "red_pen.tif")]).documents
+    field = next(f for f in doc.fields if f.name == f"scores.{empty[0]}")
+    assert field.confidence < get_settings().review_confidence
+    assert doc.status == "needs_review"

@@ -1,0 +1,157 @@
+"""Every own page is identified even when its QR code is damaged: the second code, a finer look at the codes, the
+printed id line; and a page with formsvc's markers is never read as another unit's layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from fixtures.scans import random_record, rasterise, save_scan
+from formsvc import layout
+from formsvc.extract.identify import identify, identify_own_page, read_id_line
+from formsvc.extract.pipeline import extract_files
+from formsvc.payload import PagePayload, parse_id_line
+from formsvc.render import render_document
+from formsvc.render.converter import get_converter
+
+DPI = 200
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close() -> Iterator[None]:
+    yield
+    get_converter().close()
+
+
+@pytest.fixture(scope="module")
+def form() -> tuple[dict[str, Any], list[np.ndarray]]:
+    data = random_record(311)
+    return data, rasterise(render_document("cdht-self-assessment", data), DPI)
+
+
+def _blot(img: np.ndarray, box: layout.Box, shade: int = 40, grow_mm: float = 1.0) -> np.ndarray:
+    """A stain over `box`: a dark blob like a coffee ring or an ink stamp over the code."""
+    out = img.copy()
+    x0, y0, x1, y1 = (round(layout.mm_to_px(v, DPI)) for v in
+                      (box.left - grow_mm, box.top - grow_mm, box.left + box.width + grow_mm,
+                       box.top + box.height + grow_mm))
+    cv2.ellipse(out, ((x0 + x1) // 2, (y0 + y1) // 2), ((x1 - x0) // 2, (y1 - y0) // 2), 0, 0, 360, shade, -1)
+    return out
+
+
+def _fold(img: np.ndarray, box: layout.Box) -> np.ndarray:
+    """A fold through a code: a band of lost contrast with a dark crease line across it."""
+    out = img.copy()
+    y = round(layout.mm_to_px(box.top + box.height * 0.55, DPI))
+    band = out[y - 14: y + 14].astype(np.float32)
+    out[y - 14: y + 14] = np.clip(band * 0.45 + 120, 0, 255).astype(np.uint8)
+    cv2.line(out, (0, y), (out.shape[1], y), 60, 3)
+    return out
+
+
+def test_id_line_round_trip_and_refuses_a_misread() -> None:
+    p = PagePayload("cdht-self-assessment", 1, "cdht-324-pl4", "nv-001", 2024, 1, 2, "90913a2cc9")
+    line = p.id_line()
+    assert parse_id_line(line, ["cdht-self-assessment"], ["cdht-324-pl4"]) == p
+    slipped = line.replace("nv-001", "nv-OO1").replace("self", "se1f").replace("90913", "9O9I3")
+    assert parse_id_line(slipped, ["cdht-self-assessment", "cdht-minutes"], ["cdht-324-pl4"]) == p
+    # A real difference (another year, another copy) fails the check digits: refused, never taken.
+    assert parse_id_line(line.replace("2024", "2025"), ["cdht-self-assessment"], ["cdht-324-pl4"]) is None
+    assert parse_id_line(line.replace("90913a2cc9", "90913a2cc8"), ["cdht-self-assessment"], []) is None
+    assert PagePayload.decode(p.encode_second()) == p
+    # OCR noise of any kind is refused, never a crash.
+    assert parse_id_line(line.replace("nv-001", "nv-0é1"), ["cdht-self-assessment"], []) is None
+    assert parse_id_line("FSV1 " + "x " * 20, [], []) is None
+
+
+def test_printed_id_line_reads_back_by_ocr(form: tuple[dict[str, Any], list[np.ndarray]]) -> None:
+    _, pages = form
+    ident = identify(pages[0])
+    assert ident is not None and ident.how == "qr"
+    from formsvc.extract.align import page_matrix, warp_box
+
+    pm = page_matrix(pages[0], DPI)
+    assert pm is not None
+    crop, _ = warp_box(pages[0], pm, layout.id_line_box(), 12.0, pad_mm=0.0)
+    assert read_id_line(crop, ["cdht-self-assessment"], ["cdht-324-pl4"]) == ident.payload
+
+
+@pytest.mark.parametrize("damage", ["primary_stained", "primary_folded", "both_codes_stained"])
+def test_damaged_code_still_identified(form: tuple[dict[str, Any], list[np.ndarray]], damage: str) -> None:
+    _, pages = form
+    truth = identify(pages[0])
+    assert truth is not None
+    img = pages[0]
+    if damage == "primary_stained":
+        img = _blot(img, layout.qr_box())
+    elif damage == "primary_folded":
+        img = _fold(img, layout.qr_box())
+    else:
+        img = _blot(_blot(img, layout.qr_box()), layout.qr2_box())
+    first = identify(img)
+    if first is None:
+        first, pm = identify_own_page(img, DPI)
+        assert pm is not None
+    assert first is not None
+    assert first.payload == truth.payload
+    if damage == "both_codes_stained":
+        assert first.how == "id_line"
+
+
+def test_own_page_with_every_identity_lost_is_never_a_foreign_layout(
+        form: tuple[dict[str, Any], list[np.ndarray]], tmp_path: Path) -> None:
+    data, pages = form
+    img = _blot(_blot(pages[0], layout.qr_box()), layout.qr2_box())
+    img = _blot(img, layout.id_line_box(), grow_mm=0.5)
+    result = extract_files([save_scan([img, pages[1]], tmp_path / "lost.pdf", DPI)])
+    codes = [e.code for e in result.errors]
+    assert codes == ["own_page_unidentified"], codes
+    assert "formsvc" in result.errors[0].message
+    # Page 2 still became the person's record (its own codes are intact), with page 1 reported missing.
+    [doc] = result.documents
+    assert doc.extra.get("layout") != "foreign"
+    assert doc.subject.full_name == data["subject"]["full_name"] or doc.result is not None
+
+
+def test_stained_codes_scan_becomes_the_same_record(form: tuple[dict[str, Any], list[np.ndarray]],
+                                                    tmp_path: Path) -> None:
+    data, pages = form
+    stained = [_blot(_blot(p, layout.qr_box()), layout.qr2_box()) for p in pages]
+    result = extract_files([save_scan(stained, tmp_path / "stained.pdf", DPI)])
+    assert result.errors == []
+    [doc] = result.documents
+    assert doc.scores == data["scores"]
+
+
+def _spread(pages: list[np.ndarray]) -> np.ndarray:
+    """An open booklet photographed as one image: two pages side by side, a shadow down the fold, a margin of
+    table around them."""
+    a, b = pages[0], pages[1]
+    h = max(a.shape[0], b.shape[0])
+    gutter = np.full((h, 30), 200, np.uint8)
+    img = np.hstack([a, gutter, b])
+    x = a.shape[1] + 15
+    shade = np.clip(1 - np.exp(-((np.arange(img.shape[1]) - x) / 60.0) ** 2) * 0.35, 0, 1)
+    img = (img * shade[None, :]).astype(np.uint8)
+    return cv2.copyMakeBorder(img, 60, 60, 80, 80, cv2.BORDER_CONSTANT, value=120)
+
+
+@pytest.mark.parametrize("upside_down", [False, True])
+def test_open_booklet_photo_yields_both_pages(form: tuple[dict[str, Any], list[np.ndarray]], tmp_path: Path,
+                                              upside_down: bool) -> None:
+    data, pages = form
+    img = _spread(pages)
+    if upside_down:
+        img = np.ascontiguousarray(np.rot90(img, 2))
+    path = tmp_path / "booklet.jpg"
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    result = extract_files([path])
+    assert [e.code for e in result.errors] == []
+    [doc] = result.documents
+    assert not any(r.code == "pages_missing" for r in doc.result.reasons)  # type: ignore[union-attr]
+    assert doc.scores == data["scores"]
