@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     api_key_header: str = "X-API-Key"
     idempotency_pending_s: float = Field(
         default=300.0, description="An Idempotency-Key whose request died this long ago may be retried")
+    idempotency_ttl_s: float = Field(
+        default=24 * 3600.0, description="Stored answers for Idempotency-Key replays are kept this long")
     public_url: str = "http://127.0.0.1:8000"
 
     # Webhooks

@@ -1,0 +1,216 @@
+"""The network and the secrets (issue 16, items 9-15): Redis and the rq worker, idempotency replays, webhook
+DNS rebinding, web sessions and CSRF, failed-login throttling, roles, log redaction and file permissions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis import Redis
+from rq import Queue
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
+from rq.serializers import JSONSerializer
+from sqlalchemy import select
+
+from formsvc.api.idempotency import purge_expired
+from formsvc.db import session_scope
+from formsvc.db.tables import IdempotencyEntry
+from formsvc.service.dispatch import run_once
+from formsvc.service.queue import JOB_FUNCTION
+from formsvc.settings import get_settings
+from tests.receiver import Receiver
+from tests.servers import RedisServer
+from tests.service_app import App, service_app
+
+FORMSVC = str(Path(sys.executable).with_name("formsvc"))
+
+
+class _RunsOnLoad:
+    """Pickled into a job's arguments: rq's default serializer would run this while *loading* the job."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_worker_runs_only_formsvc_jobs(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Anything that can write to Redis must not be able to run code as the worker."""
+    queue_name = f"q-allow-{os.getpid()}"
+    env = {**os.environ, "FORMSVC_DATA_DIR": str(tmp_path / "data"), "FORMSVC_REDIS_URL": redis_server.url,
+           "FORMSVC_QUEUE_NAME": queue_name, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    env.pop("FORMSVC_DATABASE_URL", None)
+    subprocess.run([FORMSVC, "db", "upgrade"], env=env, check=True, capture_output=True)
+    conn = Redis.from_url(redis_server.url)
+    markers = [tmp_path / f"pwned{i}" for i in range(4)]
+    plain = Queue(queue_name, connection=conn)  # rq's defaults: pickle, any function
+    plain.enqueue_call("os.system", args=(f"touch {markers[0]}",))
+    plain.enqueue_call("builtins.print", args=(_RunsOnLoad(markers[1]),))
+    as_json = Queue(queue_name, connection=conn, serializer=JSONSerializer)
+    as_json.enqueue_call("os.system", args=(f"touch {markers[2]}",))
+    as_json.enqueue_call("subprocess.call", args=(["touch", str(markers[3])],))
+    ours = as_json.enqueue_call(JOB_FUNCTION, args=("no-such-job", 1))  # our own job still runs afterwards
+
+    run = subprocess.run([FORMSVC, "worker", "--burst", "--name", f"allow-{os.getpid()}"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert not [m for m in markers if m.exists()], "a job that is not formsvc's ran"
+    assert FailedJobRegistry(queue_name, connection=conn).count == 4
+    assert ours.id in FinishedJobRegistry(queue_name, connection=conn, serializer=JSONSerializer).get_job_ids()
+    assert "not allowed" in run.stderr + run.stdout
+
+
+# ------------------------------------------------------------------------------------------ API on both databases
+
+UNIT = "Trường THCS Bảo Mật"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
+        database_url: str | None) -> Iterator[App]:
+    with service_app(tmp_path_factory.mktemp("sec"), redis_server.url, database_url) as a:
+        yield a
+
+
+def _all_idempotency_bodies() -> bytes:
+    with session_scope() as s:
+        return b"\n".join(e.body or b"" for e in s.scalars(select(IdempotencyEntry)))
+
+
+def test_replayed_key_and_webhook_creation_never_store_or_return_the_secret(app: App, monkeypatch:
+                                                                            pytest.MonkeyPatch) -> None:
+    admin = app.as_(app.key("admin"))
+    body = {"role": "reviewer", "unit": UNIT, "name": "Cô Mai"}
+    first = app.client.post("/v1/keys", json=body, headers={**admin, "Idempotency-Key": "sec-k1"})
+    again = app.client.post("/v1/keys", json=body, headers={**admin, "Idempotency-Key": "sec-k1"})
+    assert first.status_code == again.status_code == 201
+    secret = first.json()["key"]
+    assert secret.startswith("fsk_") and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and again.json()["key"] is None
+    assert again.json()["secret_redacted"] is True and "một lần" in again.json()["note"]
+    assert secret.encode() not in _all_idempotency_bodies()
+    assert secret.split("_", 2)[2].encode() not in _all_idempotency_bodies()
+
+    monkeypatch.setattr(get_settings(), "webhook_allow_private", True)
+    hook = {"url": "http://127.0.0.1:9/hook", "unit": UNIT}
+    made = app.client.post("/v1/webhooks", json=hook, headers={**admin, "Idempotency-Key": "sec-h1"})
+    replay = app.client.post("/v1/webhooks", json=hook, headers={**admin, "Idempotency-Key": "sec-h1"})
+    assert made.status_code == replay.status_code == 201 and len(made.json()["secret"]) >= 32
+    assert replay.json()["id"] == made.json()["id"] and replay.json()["secret"] is None
+    assert made.json()["secret"].encode() not in _all_idempotency_bodies()
+
+
+def test_idempotency_entries_expire(app: App) -> None:
+    admin = app.key("admin")
+    key_id = admin.split("_")[1]
+    body = {"role": "reviewer", "unit": UNIT, "name": "Thầy Nam"}
+    headers = {**app.as_(admin), "Idempotency-Key": "sec-old"}
+    first = app.client.post("/v1/keys", json=body, headers=headers).json()
+    ttl = get_settings().idempotency_ttl_s
+    assert ttl == 24 * 3600
+    with session_scope() as s:
+        entry = s.get(IdempotencyEntry, (key_id, "sec-old"))
+        assert entry is not None
+        entry.created_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ttl + 5)
+    # Expired but not yet purged: never replayed, the request is a new one.
+    fresh = app.client.post("/v1/keys", json=body, headers=headers)
+    assert fresh.status_code == 201 and "idempotent-replayed" not in fresh.headers
+    assert fresh.json()["id"] != first["id"]
+    with session_scope() as s:
+        entry = s.get(IdempotencyEntry, (key_id, "sec-old"))
+        assert entry is not None
+        entry.created_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ttl + 5)
+        s.add(IdempotencyEntry(key_id=key_id, idem_key="sec-young", fingerprint="x" * 64, state="done",
+                               status_code=200, body=b"{}", created_at=dt.datetime.now(dt.UTC)))
+    assert purge_expired() >= 1
+    with session_scope() as s:
+        assert s.get(IdempotencyEntry, (key_id, "sec-old")) is None
+        assert s.get(IdempotencyEntry, (key_id, "sec-young")) is not None
+
+
+def test_webhook_refuses_private_addresses_dressed_as_ipv6(app: App) -> None:
+    clerk = app.as_(app.key("clerk", UNIT))
+    for host in ("::ffff:127.0.0.1", "::127.0.0.1", "::10.1.2.3", "::ffff:192.168.1.1", "64:ff9b::7f00:1",
+                 "64:ff9b::a01:203", "64:ff9b:1::a01:203", "2002:7f00:1::1", "2002:c0a8:0101::1", "2002:a9fe:a9fe::"):
+        r = app.client.post("/v1/webhooks", json={"url": f"http://[{host}]:8000/x"}, headers=clerk)
+        assert r.status_code == 422 and r.json()["code"] == "webhook_target_refused", (host, r.text)
+
+
+class _Resolver:
+    """getaddrinfo for one made-up name: the answers given in turn (the last one repeats); others resolve as usual."""
+
+    def __init__(self, name: str, answers: list[str]) -> None:
+        self.name, self.answers, self.calls = name, answers, 0
+        self.real = socket.getaddrinfo
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kw: Any) -> Any:
+        if host != self.name:
+            return self.real(host, port, *args, **kw)
+        address = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sockaddr = (address, int(port), 0, 0) if family == socket.AF_INET6 else (address, int(port))
+        return [(family, socket.SOCK_STREAM, 6, "", sockaddr)]
+
+
+def _pending_delivery_for(app: App, unit: str, url: str) -> None:
+    clerk = app.as_(app.key("clerk", unit))
+    r = app.client.post("/v1/webhooks", json={"url": url}, headers=clerk)
+    assert r.status_code == 201, r.text
+    app.add_record(unit)
+
+
+def test_webhook_connects_to_the_address_it_checked(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: the name answers a public address to the check, then loopback. The request must go to
+    the address checked, with the original name as Host and as TLS SNI."""
+    unit = "Xã Đổi Địa Chỉ"
+    resolver = _Resolver("hook.example", ["93.184.215.14", "93.184.215.14", "127.0.0.1"])
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    _pending_delivery_for(app, unit, "https://hook.example/in?token=abc")
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        assert run_once("t-rebind", client) >= 1
+    mine = [r for r in seen if r.headers.get("host") == "hook.example"]
+    assert len(mine) == 1, [str(r.url) for r in seen]
+    assert mine[0].url.host == "93.184.215.14" and mine[0].url.path == "/in" and mine[0].url.query == b"token=abc"
+    assert mine[0].extensions["sni_hostname"] == "hook.example"
+    assert resolver.calls == 2  # once when the webhook was made, once for the send: never again by httpx
+
+
+def test_webhook_delivery_over_a_real_socket_uses_the_checked_address_and_logs_no_token(
+        app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The same with httpx's real transport (loopback only): the second DNS answer points nowhere, so a
+    sender that resolved again would fail; the receiver sees the original Host. httpx's INFO request log
+    must not carry the receiver's token."""
+    unit = "Phường Ghi Nhật Ký"
+    receiver = Receiver().start()
+    try:
+        monkeypatch.setattr(get_settings(), "webhook_allow_private", True)
+        resolver = _Resolver("rebind.test", ["127.0.0.1", "127.0.0.1", "127.0.0.2"])
+        monkeypatch.setattr(socket, "getaddrinfo", resolver)
+        token = "tok-" + uuid.uuid4().hex
+        _pending_delivery_for(app, unit, f"http://rebind.test:{receiver.port}/hook/{token}?token={token}")
+        caplog.set_level(logging.INFO)
+        with httpx.Client(timeout=5) as client:
+            assert run_once("t-real", client) >= 1
+        assert [r.headers["host"] for r in receiver.received] == [f"rebind.test:{receiver.port}"]
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "HTTP Request: POST http://127.0.0.1" in logged and token not in logged
+    finally:
+        receiver.stop()
