@@ -4,16 +4,20 @@ DNS rebinding, web sessions and CSRF, failed-login throttling, roles, log redact
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from redis import Redis
@@ -22,9 +26,10 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
+from formsvc.api.deps import COOKIE
 from formsvc.api.idempotency import purge_expired
 from formsvc.db import session_scope
-from formsvc.db.tables import IdempotencyEntry
+from formsvc.db.tables import IdempotencyEntry, WebSession
 from formsvc.service.dispatch import run_once
 from formsvc.service.queue import JOB_FUNCTION
 from formsvc.settings import get_settings
@@ -214,3 +219,160 @@ def test_webhook_delivery_over_a_real_socket_uses_the_checked_address_and_logs_n
         assert "HTTP Request: POST http://127.0.0.1" in logged and token not in logged
     finally:
         receiver.stop()
+
+
+# ------------------------------------------------------------------------------------------ web sessions and CSRF
+
+def _login(app: App, key: str, **headers: str) -> str:
+    """Log in through the login form; returns the session cookie's value."""
+    app.client.cookies.clear()
+    r = app.client.post("/login", data={"key": key, "next": "/"}, headers=headers, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return str(r.cookies[COOKIE])
+
+
+def _page_csrf(app: App) -> str:
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', app.client.get("/").text)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
+
+
+def test_login_makes_a_server_side_session_and_changes_need_csrf(app: App) -> None:
+    unit = "Trường TH Phiên Đăng Nhập"
+    record = app.add_record(unit)
+    key = app.key("reviewer", unit)
+    session_id = _login(app, key)
+    assert key not in session_id and key.split("_", 2)[2] not in session_id  # the cookie never holds the key
+    with session_scope() as s:
+        stored = [w.id_hash for w in s.scalars(select(WebSession))]
+    assert hashlib.sha256(session_id.encode()).hexdigest() in stored and session_id not in stored
+    assert app.client.get("/v1/me").json()["role"] == "reviewer"
+
+    approve = f"/v1/records/{record.id}/approve"
+    bare = app.client.post(approve)  # a cookie alone, as a form or fetch on another site would send it
+    assert bare.status_code == 403 and bare.json()["code"] == "csrf_failed" and "trang" in bare.json()["message"]
+    foreign = app.client.post(approve, headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403 and foreign.json()["code"] == "csrf_failed"
+    sibling = app.client.post(approve, headers={"Origin": "http://phu.testserver", "X-CSRF-Token": "0" * 64})
+    assert sibling.status_code == 403
+    ok = app.client.post(approve, headers={"X-CSRF-Token": _page_csrf(app)})
+    assert ok.status_code == 200 and ok.json()["approved"] is True
+    same = app.client.post(f"/v1/records/{record.id}/revalidate", headers={"Origin": "http://testserver"})
+    assert same.status_code == 200, same.text
+
+    # API keys in headers are unaffected (no cookie, no CSRF token needed).
+    app.client.cookies.clear()
+    assert app.client.post(f"/v1/records/{record.id}/revalidate", headers=app.as_(key)).status_code == 200
+
+    # Logging out is a POST with the page's token, and it ends the session on the server.
+    session_id = _login(app, key)
+    csrf = _page_csrf(app)
+    assert app.client.get("/logout", follow_redirects=False).status_code == 303
+    assert app.client.get("/v1/me").status_code == 200  # a GET (a link, an <img>) does not log anyone out
+    refused = app.client.post("/logout", data={}, headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    assert refused.status_code == 403
+    out = app.client.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    app.client.cookies.set(COOKIE, session_id)  # the old cookie, kept by a thief
+    assert app.client.get("/v1/me").status_code == 401
+    assert app.client.get("/", follow_redirects=False).headers["location"].startswith("/login")
+    app.client.cookies.clear()
+
+
+def test_sessions_expire_and_die_with_their_key(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    admin = app.as_(app.key("admin"))
+    made = app.client.post("/v1/keys", json={"role": "clerk", "unit": UNIT}, headers=admin).json()
+    session_id = _login(app, made["key"])
+    with session_scope() as s:
+        row = s.get(WebSession, hashlib.sha256(session_id.encode()).hexdigest())
+        assert row is not None
+        assert abs((row.expires_at - row.created_at).total_seconds() - get_settings().session_ttl_s) < 2
+        row.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    assert app.client.get("/v1/me").status_code == 401
+    _login(app, made["key"])
+    assert app.client.get("/v1/me").status_code == 200
+    assert app.client.delete(f"/v1/keys/{made['id']}", headers=admin).status_code == 204
+    assert app.client.get("/v1/me").status_code == 401
+    app.client.cookies.clear()
+
+    # The cookie is Secure whenever the public address is https, even when the proxy speaks http to us.
+    monkeypatch.setattr(get_settings(), "public_url", "https://hoc-tap.example.vn")
+    r = app.client.post("/login", data={"key": app.key("reviewer", UNIT)}, follow_redirects=False)
+    cookie = r.headers["set-cookie"].lower()
+    assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    monkeypatch.setattr(get_settings(), "public_url", "http://127.0.0.1:8000")
+    r = app.client.post("/login", data={"key": app.key("reviewer", UNIT)}, follow_redirects=False)
+    assert "secure" not in r.headers["set-cookie"].lower()
+    app.client.cookies.clear()
+
+
+# ------------------------------------------------------------------------------ throttling and auth before body
+
+def _clear_failures(redis_url: str) -> None:
+    conn = Redis.from_url(redis_url)
+    for k in conn.scan_iter("formsvc:authfail:*"):
+        conn.delete(k)
+
+
+def test_wrong_keys_from_one_address_are_throttled(app: App, redis_server: RedisServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if time.time() % 60 > 50:  # the counter is per minute: do not straddle two minutes
+        time.sleep(61 - time.time() % 60)
+    _clear_failures(redis_server.url)
+    monkeypatch.setattr(get_settings(), "auth_failures_per_minute", 5)
+    good = app.key("reviewer", UNIT)
+    try:
+        codes = [app.client.get("/v1/records", headers=app.as_(f"fsk_{i:012x}_wrong")).status_code
+                 for i in range(8)]
+        assert codes[:5] == [401] * 5 and codes[5:] == [429] * 3, codes
+        r = app.client.get("/v1/me", headers=app.as_(good))  # the address is held back, whatever key it sends
+        assert r.status_code == 429 and r.json()["code"] == "auth_throttled"
+        assert 0 < int(r.headers["retry-after"]) <= 60 and "thử lại sau" in r.json()["message"]
+        page = app.client.post("/login", data={"key": good}, follow_redirects=False)
+        assert page.status_code == 429 and "thử lại sau" in page.text and page.headers["retry-after"]
+        assert "set-cookie" not in page.headers
+    finally:
+        _clear_failures(redis_server.url)
+    assert app.client.get("/v1/me", headers=app.as_(good)).status_code == 200
+
+    # Failed logins through the form count the same way.
+    monkeypatch.setattr(get_settings(), "auth_failures_per_minute", 3)
+    try:
+        codes = [app.client.post("/login", data={"key": "fsk_000000000000_sai"}).status_code for _ in range(5)]
+        assert codes == [401, 401, 401, 429, 429], codes
+    finally:
+        _clear_failures(redis_server.url)
+
+
+def test_uploads_are_authenticated_before_their_body_is_read(app: App) -> None:
+    """A request with a wrong key gets 401 without the server reading (and spooling) a byte of its body."""
+    asgi = app.client.app
+    boundary = "formsvc-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + b"\0" * 1024 + f"\r\n--{boundary}--\r\n".encode()
+
+    async def call(key: str) -> tuple[int, bool]:
+        read = False
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal read
+            read = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v1/submissions", "raw_path": b"/v1/submissions", "query_string": b"",
+                 "root_path": "", "client": ("203.0.113.9", 5000), "server": ("testserver", 80),
+                 "headers": [(b"host", b"testserver"), (b"x-api-key", key.encode()),
+                             (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+                             (b"content-length", str(len(body)).encode())]}
+        await asgi(scope, receive, send)
+        return int(sent[0]["status"]), read
+
+    assert anyio.run(call, "fsk_000000000000_sai") == (401, False)
+    assert anyio.run(call, "") == (401, False)
+    status, read = anyio.run(call, app.key("clerk", UNIT))
+    assert read and status in (202, 422), status  # a real key: the body is read and judged

@@ -27,6 +27,7 @@ from formsvc.db.tables import Change, Delivery, Job, Webhook, utcnow
 from formsvc.errors import FormsvcError
 from formsvc.service.jobs import stale_jobs
 from formsvc.service.queue import enqueue, rq_job_id, waiting_job_ids
+from formsvc.service.sessions import purge_sessions
 from formsvc.service.webhooks import redact_url, resolve_target
 from formsvc.settings import get_settings
 
@@ -177,6 +178,8 @@ def run_forever(stop: threading.Event | None = None) -> None:
                     last_janitor = time.monotonic()
                     requeue_stale_jobs()
                     purge_expired()
+                    with session_scope() as s:
+                        purge_sessions(s)
             except FormsvcError as exc:  # database briefly unavailable: wait and go on
                 log.warning("dispatcher: %s", exc.message)
             stop.wait(settings.dispatch_interval_s)
