@@ -15,9 +15,15 @@ FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) readable by this user only. An existing folder is left as it is:
-    the operator may have chosen its permissions on purpose."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """Create `path` and any missing parents readable by this user only (Path.mkdir would give the parents
+    the default mode). An existing folder is left as it is: the operator may have chosen its mode on purpose."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
     return path
 
 

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -376,3 +377,115 @@ def test_uploads_are_authenticated_before_their_body_is_read(app: App) -> None:
     assert anyio.run(call, "") == (401, False)
     status, read = anyio.run(call, app.key("clerk", UNIT))
     assert read and status in (202, 422), status  # a real key: the body is read and judged
+
+
+# ------------------------------------------------------------------------------------------------------ roles
+
+ROLES = ("admin", "clerk", "reviewer", "integration")
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _role_table() -> dict[str, dict[str, bool]]:
+    """README's role table: '`METHOD /path[?after=]`' -> {role: allowed}."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Security", 1)[1].split("\n## ", 1)[0]
+    header = next(line for line in section.splitlines() if line.startswith("| Route |"))
+    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    assert tuple(columns) == ROLES, columns
+    table: dict[str, dict[str, bool]] = {}
+    for line in section.splitlines():
+        found = re.match(r"\|\s*`([A-Z]+ /v1/[^`]*)`[^|]*\|(.*)\|\s*$", line)
+        if found:
+            marks = [c.strip() for c in found.group(2).split("|")]
+            assert len(marks) == len(ROLES) and set(marks) <= {"✓", "–"}, line
+            table[found.group(1)] = {role: mark == "✓" for role, mark in zip(ROLES, marks, strict=True)}
+    return table
+
+
+def test_every_route_answers_every_role_as_the_readme_table_says(app: App, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built from the app's route table, so a new route cannot be left out of README's role table; each
+    route is called with a key of each role on objects of that key's own unit."""
+    from tests.test_service_api import PUBLIC, _api_routes, _png
+
+    unit = "Trường THCS Vai Trò"
+    table = _role_table()
+    keys = {role: app.key(role, None if role == "admin" else unit) for role in ROLES}
+    record = app.add_record(unit)
+    job = app.client.post("/v1/submissions", headers=app.as_(keys["clerk"]),
+                          files={"files": ("r.png", _png(tmp_path / "r.png", seed=5), "image/png")})
+    assert job.status_code == 202, job.text
+    monkeypatch.setattr(get_settings(), "webhook_allow_private", True)
+    hook = app.client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/r"}, headers=app.as_(keys["clerk"]))
+    monkeypatch.setattr(get_settings(), "webhook_allow_private", False)
+    spare_key = app.client.post("/v1/keys", json={"role": "reviewer", "unit": unit},
+                                headers=app.as_(keys["admin"])).json()["id"]
+    values = {"record_id": record.id, "job_id": job.json()["id"], "hook_id": hook.json()["id"],
+              "key_id": spare_key, "field_name": "subject.full_name", "form_id": "cdht-self-assessment"}
+    bodies: dict[str, Any] = {"/v1/records/{record_id}": {"fields": {"scores.ct1": 7}},
+                              "/v1/webhooks": {"url": "http://127.0.0.1:9/r"},
+                              "/v1/keys": {"role": "reviewer", "unit": unit}, "/v1/validate": {}}
+
+    calls: list[tuple[str, str, str, dict[str, Any]]] = []
+    for route in _api_routes(app.client.app.routes):  # type: ignore[attr-defined]
+        if not route.path.startswith("/v1/") or route.path in PUBLIC:
+            continue
+        for method in sorted(route.methods - {"HEAD"}):
+            name = f"{method} {route.path}"
+            path = route.path
+            fmt = "csv" if "exports" in path else "docx"
+            for p in re.findall(r"{(\w+)}", path):
+                path = path.replace("{" + p + "}", fmt if p == "fmt" else values[p])
+            kw: dict[str, Any] = {"params": {"year": 2024, "format": "docx"}}
+            if route.path in ("/v1/submissions", "/v1/print-packs"):
+                kw["files"] = {"files" if "sub" in path else "roster": ("a.png", b"\x89PNG\r\n\x1a\n", "image/png")}
+                kw["data"] = {"form": "cdht-self-assessment"}
+            elif method in ("POST", "PATCH"):
+                kw["json"] = bodies.get(route.path, {})
+            calls.append((name, method, path, kw))
+            if name == "GET /v1/records":
+                calls.append(("GET /v1/records?after=", method, path, {"params": {"after": 0}}))
+    missing = sorted({name for name, *_ in calls} - set(table))
+    assert not missing, f"routes missing from README's role table: {missing}"
+    assert not set(table) - {name for name, *_ in calls}, "README lists routes the app does not have"
+
+    # Admin last: its DELETEs (a key, a webhook) must not hide the other roles' answers.
+    for role in ("clerk", "reviewer", "integration", "admin"):
+        for name, method, path, kw in calls:
+            r = app.client.request(method, path, headers=app.as_(keys[role]), **kw)
+            where = f"{name} as {role}: {r.status_code} {r.text[:200]}"
+            assert r.status_code < 500 and r.status_code != 401, where
+            if table[name][role]:
+                assert r.status_code != 403, where
+            else:
+                assert r.status_code == 403 and r.json()["code"] == "forbidden", where
+    assert len(calls) * len(ROLES) >= 100
+
+
+def test_data_folders_and_the_database_are_private_from_the_first_byte(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever process starts first (API, worker, `db upgrade`) makes the data folder 0700, the SQLite file
+    0600 (its -wal/-shm copy that mode) and the file store 0700, even under a permissive umask."""
+    from formsvc.db import dispose_engines, upgrade
+    from formsvc.storage import get_file_store
+
+    data = tmp_path / "deep" / "data"
+    monkeypatch.setenv("FORMSVC_DATA_DIR", str(data))
+    monkeypatch.delenv("FORMSVC_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    old = os.umask(0o022)
+    try:
+        get_file_store().put_bytes(b"scan")
+        upgrade()
+        with session_scope() as s:
+            s.add(IdempotencyEntry(key_id="k", idem_key="i", fingerprint="f" * 64, state="pending",
+                                   created_at=dt.datetime.now(dt.UTC)))
+        modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode)
+                 for p in [tmp_path / "deep", data, data / "files", *data.glob("formsvc.db*")]}
+    finally:
+        os.umask(old)
+        dispose_engines()
+        get_settings.cache_clear()
+    assert modes.pop("deep") == 0o700 and modes.pop("deep/data") == 0o700 and modes.pop("deep/data/files") == 0o700
+    assert "deep/data/formsvc.db" in modes and "deep/data/formsvc.db-wal" in modes
+    assert set(modes.values()) == {0o600}, modes
