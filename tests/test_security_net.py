@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -354,14 +354,14 @@ def test_uploads_are_authenticated_before_their_body_is_read(app: App) -> None:
 
     async def call(key: str) -> tuple[int, bool]:
         read = False
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
             nonlocal read
             read = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
@@ -430,7 +430,7 @@ def test_every_route_answers_every_role_as_the_readme_table_says(app: App, tmp_p
     for route in _api_routes(app.client.app.routes):  # type: ignore[attr-defined]
         if not route.path.startswith("/v1/") or route.path in PUBLIC:
             continue
-        for method in sorted(route.methods - {"HEAD"}):
+        for method in sorted((route.methods or set()) - {"HEAD"}):
             name = f"{method} {route.path}"
             path = route.path
             fmt = "csv" if "exports" in path else "docx"
