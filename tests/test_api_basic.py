@@ -146,6 +146,7 @@ def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{api_port}" in out
     assert key in out and out.count(key) == 1  # shown once, on first start
+    assert password not in out and f"redis://:***@127.0.0.1:{redis_port}/0" in out
     time.sleep(0.5)
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", redis_port)) != 0, "redis left running"
