@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_queued_jobs_per_unit: int = Field(
         default=300, description="Uploads are refused (503, retry later) while a unit has this many jobs waiting")
     rate_limit_per_minute: int = 600
+    auth_failures_per_minute: int = Field(
+        default=30, description="Wrong keys / failed logins from one client address per minute before 429")
 
     # Rendering
     soffice_path: str = "soffice"
@@ -60,7 +62,11 @@ class Settings(BaseSettings):
     api_key_header: str = "X-API-Key"
     idempotency_pending_s: float = Field(
         default=300.0, description="An Idempotency-Key whose request died this long ago may be retried")
-    public_url: str = "http://127.0.0.1:8000"
+    idempotency_ttl_s: float = Field(
+        default=24 * 3600.0, description="Stored answers for Idempotency-Key replays are kept this long")
+    public_url: str = Field(default="http://127.0.0.1:8000",
+                            description="Address users reach; https here makes the login cookie Secure")
+    session_ttl_s: float = Field(default=12 * 3600.0, description="A web UI login lasts this long")
 
     # Webhooks
     webhook_max_attempts: int = 10

@@ -59,6 +59,7 @@ def store_sample_record(unit: str, *, name: str = "Nguyễn Thị Hương", scor
 def service_app(root: Path, redis_url: str, database_url: str | None, **settings: str) -> Iterator[App]:
     env = {"FORMSVC_DATA_DIR": str(root), "FORMSVC_REDIS_URL": redis_url,
            "FORMSVC_QUEUE_NAME": f"q-{uuid.uuid4().hex[:8]}", "FORMSVC_RATE_LIMIT_PER_MINUTE": "100000",
+           "FORMSVC_AUTH_FAILURES_PER_MINUTE": "100000",
            **({"FORMSVC_DATABASE_URL": database_url} if database_url else {}), **settings}
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("FORMSVC_DATABASE_URL", raising=False)

@@ -58,6 +58,7 @@ class Stack:
             "FORMSVC_JOB_STALE_S": "6",
             "FORMSVC_IDEMPOTENCY_PENDING_S": "3",
             "FORMSVC_RATE_LIMIT_PER_MINUTE": "100000",
+            "FORMSVC_AUTH_FAILURES_PER_MINUTE": "100000",
             "OMP_THREAD_LIMIT": "1",
             **(env or {}),
         }

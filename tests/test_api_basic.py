@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -97,7 +98,8 @@ def _free_port() -> int:
 
 def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
     api_port, redis_port = _free_port(), _free_port()
-    env = {**os.environ, "FORMSVC_DATA_DIR": str(tmp_path), "FORMSVC_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    data = tmp_path / "data"  # made by `up` itself: private (0700)
+    env = {**os.environ, "FORMSVC_DATA_DIR": str(data), "FORMSVC_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
     exe = Path(sys.executable).with_name("formsvc")
     proc = subprocess.Popen([str(exe), "up", "--port", str(api_port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -111,19 +113,31 @@ def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
                 time.sleep(0.2)
         else:
             pytest.fail("API did not come up")
+        # Redis asks for the password `up` made on first start (kept 0600 beside the data, never on a command line).
         ping = subprocess.run(["redis-cli", "-p", str(redis_port), "ping"], capture_output=True, text=True, check=False)
+        assert "NOAUTH" in ping.stdout + ping.stderr
+        password_file = data / "redis-password.txt"
+        password = password_file.read_text().strip()
+        assert len(password) >= 32 and stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        assert not any(password in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                       for pid in os.listdir("/proc") if pid.isdigit() and Path(f"/proc/{pid}/cmdline").exists())
+        redis_cli = ["redis-cli", "-p", str(redis_port), "--no-auth-warning", "-a", password]
+        ping = subprocess.run([*redis_cli, "ping"], capture_output=True, text=True, check=False)
         assert ping.stdout.strip() == "PONG"
-        key_file = tmp_path / "first-admin-key.txt"
+        key_file = data / "first-admin-key.txt"
         deadline = time.monotonic() + 30
         while not key_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         key = key_file.read_text().strip()
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert stat.S_IMODE((data / "formsvc.db").stat().st_mode) == 0o600
         me = httpx.get(f"http://127.0.0.1:{api_port}/v1/me", headers={"X-API-Key": key}, timeout=5)
         assert me.status_code == 200 and me.json()["role"] == "admin"
         deadline = time.monotonic() + 30
         workers = ""
         while time.monotonic() < deadline and workers.count("\n") < 2:
-            workers = subprocess.run(["redis-cli", "-p", str(redis_port), "smembers", "rq:workers"],
+            workers = subprocess.run([*redis_cli, "smembers", "rq:workers"],
                                      capture_output=True, text=True, check=False).stdout
             time.sleep(0.3)
         assert workers.count("\n") >= 2, f"two rq workers expected, got {workers!r}"
@@ -132,6 +146,7 @@ def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{api_port}" in out
     assert key in out and out.count(key) == 1  # shown once, on first start
+    assert password not in out and f"redis://:***@127.0.0.1:{redis_port}/0" in out
     time.sleep(0.5)
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", redis_port)) != 0, "redis left running"

@@ -211,8 +211,9 @@ def test_login_rejects_a_bad_key_and_lets_a_clerk_in(browser: Browser, stack: St
         page.click("form[action='/login'] button[type=submit]")
         page.wait_for_url("**/records?status=valid")  # back where the user was sent away from
         [cookie] = page.context.cookies()
-        assert cookie["name"] == "formsvc_key" and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-        assert page.evaluate("document.cookie") == ""  # scripts cannot read the key
+        assert cookie["name"] == "formsvc_session" and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert keys["clerk"].split("_", 2)[2] not in cookie["value"]  # a session id, never the key
+        assert page.evaluate("document.cookie") == ""  # scripts cannot read the session id
 
         page.goto("/")
         expect(page.locator("h1")).to_contain_text("Xin chào")
@@ -220,17 +221,22 @@ def test_login_rejects_a_bad_key_and_lets_a_clerk_in(browser: Browser, stack: St
         expect(page.locator(".user")).to_contain_text(UNIT)
         expect(page.locator("nav.nav a")).to_have_text(["Trang chủ", "In biểu mẫu", "Tải lên", "Hồ sơ", "Công việc"])
 
-        page.click("text=Đăng xuất")
+        page.click("text=Đăng xuất")  # a POST with the page's CSRF token
         page.wait_for_url("**/login")
         assert not page.context.cookies()
         page.goto("/upload")
         assert "/login?next=%2Fupload" in page.url
+        # Logging out ended the session on the server: the old cookie, put back, lets nobody in.
+        page.context.add_cookies([{"name": cookie["name"], "value": cookie["value"], "url": stack.url}])
+        page.goto("/jobs")
+        assert "/login" in page.url
 
-    # A session cookie planted by hand is checked like any key: a wrong one sends the user to the login page.
+    # A session cookie planted by hand (or an API key put in the cookie) sends the user to the login page.
     with session(browser, stack) as s:
-        s.page.context.add_cookies([{"name": "formsvc_key", "value": "fsk_x_y", "url": stack.url}])
-        s.page.goto("/jobs")
-        assert "/login" in s.page.url
+        for value in ("made-up-session-id", keys["clerk"]):
+            s.page.context.add_cookies([{"name": "formsvc_session", "value": value, "url": stack.url}])
+            s.page.goto("/jobs")
+            assert "/login" in s.page.url
 
 
 def test_forms_page_downloads_blank_forms_and_builds_a_print_pack(browser: Browser, stack: Stack,
@@ -353,13 +359,22 @@ def test_pages_are_hardened_and_stay_out_of_the_openapi_schema(stack: Stack) -> 
         assert ok.status_code == 303 and ok.headers["location"] == "/"
 
 
+@contextmanager
+def _logged_in(stack: Stack, key: str) -> Iterator[Any]:
+    """An HTTP client logged in through the login form (it keeps the session cookie)."""
+    with stack.client() as client:
+        r = client.post("/login", data={"key": key}, follow_redirects=False)
+        assert r.status_code == 303 and "formsvc_session" in client.cookies, r.text
+        yield client
+
+
 def test_pages_adapt_to_the_role_of_the_key(stack: Stack, keys: dict[str, str]) -> None:
     """An admin key has no unit, so uploads and print packs ask for one; a reviewer cannot upload at all."""
-    with stack.client(cookies={"formsvc_key": stack.admin_key}) as admin:
+    with _logged_in(stack, stack.admin_key) as admin:
         assert 'id="upload-unit"' in admin.get("/upload").text
         assert 'id="pack-unit"' in admin.get("/forms").text
         assert "<th>Đơn vị</th>" in admin.get("/records").text
-    with stack.client(cookies={"formsvc_key": keys["reviewer"]}) as reviewer:
+    with _logged_in(stack, keys["reviewer"]) as reviewer:
         upload = reviewer.get("/upload").text
         assert 'id="upload-form"' not in upload and "Chỉ cán bộ đơn vị hoặc quản trị viên" in upload
         assert 'href="/upload"' not in reviewer.get("/").text
@@ -439,7 +454,7 @@ def test_review_tells_the_user_when_someone_else_changed_the_record(browser: Bro
     with session(browser, stack, keys["reviewer"]) as s:
         page = s.page
         page.goto(f"/records/{record_id}")
-        with stack.client(keys["clerk"]) as c:  # meanwhile, a clerk corrects the same record over the API
+        with stack.admin() as c:  # meanwhile, someone else corrects the same record over the API
             r = c.patch(f"/v1/records/{record_id}", json={"fields": {"evidence.ct1": "Sổ tay học tập"}})
             assert r.status_code == 200, r.text
         page.locator("[data-field='scores.ct2']").fill("5" if ct2 != 5 else "6")

@@ -22,7 +22,7 @@ from formsvc.api import routes_admin, routes_jobs, routes_records
 from formsvc.api.accesslog import AccessLog
 from formsvc.api.deps import principal
 from formsvc.api.idempotency import IdempotencyMiddleware
-from formsvc.api.limits import BodyLimit
+from formsvc.api.limits import AuthFirst, BodyLimit
 from formsvc.cli.criteria_cmds import set_detail, set_summary
 from formsvc.criteria import default_registry
 from formsvc.errors import FormsvcError, InputError, LimitError
@@ -78,6 +78,7 @@ def create_app(*, migrate: bool = True) -> FastAPI:
                   description="Công dân học tập / Đơn vị học tập: biểu mẫu, tiếp nhận và kiểm tra phiếu.")
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimit)
+    app.add_middleware(AuthFirst)
     app.add_middleware(AccessLog)
 
     @app.exception_handler(FormsvcError)
@@ -137,6 +138,7 @@ def create_app(*, migrate: bool = True) -> FastAPI:
                      format: Literal["pdf", "docx"] = "pdf") -> Response:
         from formsvc.render import render_document
 
+        who.require("admin", "clerk", "reviewer")  # a LibreOffice conversion each: not for integrations
         data = await _json_body(request)
         if data is not None and not isinstance(data, dict):
             raise InputError("Dữ liệu điền phiếu phải là một đối tượng JSON.", code="json_shape")
@@ -149,6 +151,7 @@ def create_app(*, migrate: bool = True) -> FastAPI:
     async def validate(request: Request, who: Annotated[Principal, Depends(principal)]) -> Any:
         from formsvc.cli.validate_cmds import parse_records
 
+        who.require("admin", "clerk", "reviewer")
         data = await _json_body(request)
         if data is None:
             raise InputError("Thiếu dữ liệu bản ghi.", code="json_shape")

@@ -3,12 +3,19 @@ for retries, so a client that lost a response can safely send the same request a
 
 The fingerprint is method + path + query, plus the body for JSON requests (multipart bodies carry a random
 boundary per send, and an upload is made idempotent by its content hash anyway).
+
+Secrets are never stored: a route whose answer holds one (a new API key, a webhook's signing secret) names
+those fields with `once_only(request, ...)`, and what is stored and replayed is the answer without them, plus
+a Vietnamese note that the secret is shown once. Entries expire after FORMSVC_IDEMPOTENCY_TTL_S (the
+dispatcher's janitor deletes them; an expired one is never replayed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +32,39 @@ from formsvc.settings import get_settings
 
 HEADER = "idempotency-key"
 MAX_STORED_BODY = 4 * 1024 * 1024
+_SECRET_FIELDS = "formsvc_secret_fields"
+REDACTED_NOTE = ("Đây là câu trả lời lặp lại (cùng Idempotency-Key): khóa bí mật chỉ hiện một lần, trong câu trả "
+                 "lời đầu tiên, và không được lưu. Nếu đã mất, hãy thu hồi rồi tạo mới.")
+
+
+def once_only(request: Request, *fields: str) -> None:
+    """Mark fields of this request's JSON answer as secrets shown once: never stored for a replay."""
+    setattr(request.state, _SECRET_FIELDS, fields)
+
+
+def redacted(body: bytes, fields: tuple[str, ...]) -> bytes:
+    try:
+        data: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return b""  # not the JSON the route promised: store nothing rather than a secret
+    if isinstance(data, dict):
+        for name in fields:
+            if name in data:
+                data[name] = None
+        data["secret_redacted"] = True
+        data["note"] = REDACTED_NOTE
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def _expiry_cutoff() -> dt.datetime:
+    return utcnow() - dt.timedelta(seconds=get_settings().idempotency_ttl_s)
+
+
+def purge_expired() -> int:
+    """Delete entries older than the TTL (the dispatcher's janitor calls this); returns how many."""
+    with session_scope() as s:
+        result = s.execute(delete(IdempotencyEntry).where(IdempotencyEntry.created_at < _expiry_cutoff()))
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -48,6 +88,14 @@ def _begin(token: str | None, key: str, fingerprint: str) -> tuple[str, Idempote
                 IdempotencyEntry.key_id == who.key_id, IdempotencyEntry.idem_key == key,
                 IdempotencyEntry.state == "pending", IdempotencyEntry.fingerprint == fingerprint,
                 IdempotencyEntry.created_at < cutoff).values(created_at=utcnow()))
+            if getattr(taken, "rowcount", 0) == 1:
+                return who.key_id, None
+            # Expired (the janitor has not got to it yet): a new request, whatever the old one was.
+            taken = s.execute(update(IdempotencyEntry).where(
+                IdempotencyEntry.key_id == who.key_id, IdempotencyEntry.idem_key == key,
+                IdempotencyEntry.created_at < _expiry_cutoff()).values(
+                    created_at=utcnow(), state="pending", fingerprint=fingerprint, status_code=None, media_type=None,
+                    body=None))
             if getattr(taken, "rowcount", 0) == 1:
                 return who.key_id, None
         with session_scope() as s:
@@ -109,6 +157,8 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
             await run_in_threadpool(_forget, key_id, key)
             raise
         headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length",)}
+        secrets_: tuple[str, ...] | None = getattr(request.state, _SECRET_FIELDS, None)
+        stored = redacted(body, secrets_) if secrets_ else body
         await run_in_threadpool(_finish, key_id, key, response.status_code, response.media_type
-                                or response.headers.get("content-type"), body)
+                                or response.headers.get("content-type"), stored)
         return Response(body, status_code=response.status_code, headers=headers)

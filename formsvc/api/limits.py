@@ -67,3 +67,44 @@ async def _refuse(send: Send, limit: int) -> None:
                           (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class AuthFirst:
+    """Uploads (multipart bodies) are authenticated before a byte of the body is read: FastAPI parses form
+    bodies before running dependencies, so without this an anonymous client could make the server spool
+    50 MB to disk per request. The principal found is left in request.state for the route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if not headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+            await self.app(scope, receive, send)
+            return
+        from starlette.requests import Request
+
+        from formsvc.api.deps import principal
+        from formsvc.errors import FormsvcError
+
+        try:
+            await principal(Request(scope))
+        except FormsvcError as exc:
+            await _send_error(send, exc)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _send_error(send: Send, exc: Any) -> None:
+    body = json.dumps(exc.to_dict(), ensure_ascii=False).encode()
+    headers: list[Any] = [(b"content-type", b"application/json; charset=utf-8"),
+                          (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    if exc.http_status in (429, 503):
+        headers.append((b"retry-after", str(exc.detail.get("retry_after", 5)).encode()))
+    if exc.http_status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

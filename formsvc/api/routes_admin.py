@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from formsvc.api.deps import forget_cached_keys, principal
+from formsvc.api.idempotency import once_only
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import ApiKey
 from formsvc.errors import NotFoundError
@@ -42,8 +43,9 @@ def me(who: Who) -> dict[str, Any]:
 
 
 @router.post("/keys", status_code=201, summary="Tạo khóa truy cập (chỉ hiện một lần)")
-def key_create(who: Who, body: KeyIn) -> JSONResponse:
+def key_create(who: Who, body: KeyIn, request: Request) -> JSONResponse:
     who.require("admin")
+    once_only(request, "key")
     with session_scope() as s:
         row, token = create_key(s, role=body.role, unit=body.unit, name=body.name)
         out = {"id": row.id, "key": token, "role": row.role, "unit": row.unit, "name": row.name}
@@ -72,7 +74,8 @@ def _hook_view(h: Any) -> dict[str, Any]:
 
 
 @router.post("/webhooks", status_code=201, summary="Đăng ký webhook (trả về khóa ký HMAC một lần)")
-def webhook_create(who: Who, body: WebhookIn) -> JSONResponse:
+def webhook_create(who: Who, body: WebhookIn, request: Request) -> JSONResponse:
+    once_only(request, "secret")
     with session_scope() as s:
         hook, secret = hooks.create_webhook(s, who, url=body.url, unit=body.unit)
         out = {**_hook_view(hook), "secret": secret,

@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlparse
+from urllib.parse import quote, unquote, urlparse, urlunparse
 
 import typer
 
 from formsvc.errors import ConfigError
+from formsvc.private import create_private_file, private_dir, read_or_create_secret
 from formsvc.settings import get_settings
 
 
@@ -25,8 +26,34 @@ def _listening(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def redis_password_file(data_dir: Path) -> Path:
+    return data_dir / "redis-password.txt"
+
+
+def with_redis_password(url: str, data_dir: Path) -> str:
+    """`url` with the local Redis password (made on first start, kept in data_dir, mode 0600), unless the
+    operator's URL already carries one (a shared Redis on another machine: see docs/scaling.md)."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url
+    password = read_or_create_secret(redis_password_file(data_dir))
+    host = parsed.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    netloc = f":{quote(password, safe='')}@{host}" + (f":{parsed.port}" if parsed.port else "")
+    return urlunparse(parsed._replace(netloc=netloc))
+
+
+def masked_redis_url(url: str) -> str:
+    parsed = urlparse(url)
+    if not parsed.password:
+        return url
+    return url.replace(f":{parsed.password}@", ":***@", 1)
+
+
 def start_redis(url: str, data_dir: Path) -> subprocess.Popen[bytes] | None:
-    """Start a local redis-server for `url` unless one already listens there."""
+    """Start a local redis-server for `url` unless one already listens there. The password of `url` becomes
+    `requirepass`: with `--bind` given, Redis turns protected mode off, so without a password anything that
+    reaches the port could write jobs. The password goes in on stdin, never on the command line (ps shows it)."""
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
     if _listening(host, port):
@@ -34,11 +61,14 @@ def start_redis(url: str, data_dir: Path) -> subprocess.Popen[bytes] | None:
     exe = shutil.which("redis-server")
     if exe is None:
         raise ConfigError("Không tìm thấy redis-server; hãy chạy scripts/dev.sh setup.", code="redis_missing")
-    folder = data_dir / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([exe, "--bind", host, "--port", str(port), "--dir", str(folder.resolve()),
+    folder = private_dir(data_dir / "redis")
+    config = f"requirepass {unquote(parsed.password)}\n" if parsed.password else ""
+    proc = subprocess.Popen([exe, "-", "--bind", host, "--port", str(port), "--dir", str(folder.resolve()),
                              "--save", "60 1", "--appendonly", "yes", "--protected-mode", "yes"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    proc.stdin.write(config.encode())
+    proc.stdin.close()
     deadline = time.monotonic() + 10
     while not _listening(host, port):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -72,7 +102,11 @@ def register(app: typer.Typer) -> None:
            ) -> None:
         """Start everything on embedded defaults: Redis (if not running), worker(s), the dispatcher and the API."""
         settings = get_settings()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        # Every child (workers, dispatcher, API) reads the password from the URL it inherits.
+        os.environ["FORMSVC_REDIS_URL"] = with_redis_password(settings.redis_url, settings.data_dir)
+        get_settings.cache_clear()
+        settings = get_settings()
         children: list[subprocess.Popen[bytes]] = []
 
         def stop(*_: object) -> None:
@@ -111,11 +145,11 @@ def register(app: typer.Typer) -> None:
             time.sleep(0.1)
         print(f"formsvc đang chạy: http://{host}:{port}  (giao diện web: http://{host}:{port}/ , "
               f"API: http://{host}:{port}/docs)", flush=True)
-        print(f"Dữ liệu: {settings.data_dir.resolve()}   Redis: {settings.redis_url}", flush=True)
+        print(f"Dữ liệu: {settings.data_dir.resolve()}   Redis: {masked_redis_url(settings.redis_url)}", flush=True)
         if first_key:
             key_file = settings.data_dir / "first-admin-key.txt"
-            key_file.write_text(first_key + "\n")
-            key_file.chmod(0o600)
+            key_file.unlink(missing_ok=True)  # a stale file from an earlier database: replace it, still 0600
+            create_private_file(key_file, first_key + "\n")
             print(f"Khóa quản trị đầu tiên (chỉ hiện lần này, cũng lưu ở {key_file}): {first_key}", flush=True)
         else:
             print("Đã có khóa quản trị; tạo thêm bằng: formsvc keys create --role admin", flush=True)

@@ -19,8 +19,9 @@ def register(app: typer.Typer) -> None:
                name: Annotated[str | None, typer.Option(help="Worker name (default: host + pid)")] = None) -> None:
         """Run an rq worker for extraction and print-pack jobs."""
         from rq import Worker
+        from rq.serializers import JSONSerializer
 
-        from formsvc.service.queue import get_queue, get_redis
+        from formsvc.service.queue import SafeJob, get_queue, get_redis
 
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # Tesseract's OpenMP is ~4x slower on 2 cores
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
         for module in ("formsvc.extract.pipeline", "formsvc.render.pack"):
             importlib.import_module(module)
 
-        w = Worker([get_queue()], connection=get_redis(), name=name)
+        w = Worker([get_queue()], connection=get_redis(), name=name, job_class=SafeJob, serializer=JSONSerializer)
         w.work(burst=burst, logging_level="INFO")
 
     @app.command("dispatch")

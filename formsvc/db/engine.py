@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -28,17 +29,27 @@ def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
     cur.close()
 
 
+def prepare_sqlite_file(url: str) -> None:
+    """The embedded database holds personal data and key hashes: its folder is made 0700 and the file 0600
+    before SQLite opens it (SQLite would create it 0644; its -wal and -shm files copy the main file's mode)."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return
+    from formsvc.private import create_private_file, private_dir
+
+    private_dir(Path(path).parent)
+    create_private_file(Path(path))
+
+
 def get_engine(url: str | None = None) -> Engine:
     url = url or get_settings().resolved_database_url
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             if url.startswith("sqlite"):
-                path = url.split("///", 1)[-1]
-                if path and path != ":memory:":
-                    from pathlib import Path
-
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                prepare_sqlite_file(url)
                 engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:

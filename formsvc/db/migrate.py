@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from formsvc.db.engine import prepare_sqlite_file
 from formsvc.settings import get_settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -21,6 +22,5 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(url: str | None = None) -> None:
     url = url or get_settings().resolved_database_url
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    prepare_sqlite_file(url)
     command.upgrade(alembic_config(url), "head")

@@ -220,6 +220,7 @@ class IdempotencyEntry(Base):
     """The stored response of a POST sent with an Idempotency-Key, replayed for the same key."""
 
     __tablename__ = "idempotency"
+    __table_args__ = (Index("ix_idempotency_created", "created_at"),)  # the janitor deletes by age
 
     key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     idem_key: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -229,6 +230,19 @@ class IdempotencyEntry(Base):
     media_type: Mapped[str | None] = mapped_column(String(100))
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class WebSession(Base):
+    """A web UI login: the browser holds a random id, the table only its SHA-256 (a copy of the table logs
+    nobody in). Ends at expires_at, on logout, or when its API key is revoked."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class ReadAudit(Base):

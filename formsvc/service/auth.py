@@ -2,9 +2,10 @@
 
 Keys look like `fsk_<id>_<secret>`; only SHA-256 of the whole key is stored. Roles:
 - admin: everything, every unit;
-- clerk: its own unit only (upload, print, read, webhooks of the unit);
+- clerk: its own unit only (upload, print, read, webhooks of the unit); no corrections or approvals;
 - reviewer: read, correct and approve records (of its unit when it has one);
-- integration: read the record feed only (of its unit when it has one); every read is audited.
+- integration: read the record feed and single records only (of its unit when it has one); every read is audited.
+The route-by-route table is in README.md (Security), and tests/test_security_net.py checks the code against it.
 A key never learns that another unit's object exists: those are 404, not 403.
 """
 

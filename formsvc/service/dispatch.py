@@ -21,16 +21,34 @@ import httpx
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
+from formsvc.api.idempotency import purge_expired
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import Change, Delivery, Job, Webhook, utcnow
 from formsvc.errors import FormsvcError
 from formsvc.service.jobs import stale_jobs
 from formsvc.service.queue import enqueue, rq_job_id, waiting_job_ids
-from formsvc.service.webhooks import check_target
+from formsvc.service.sessions import purge_sessions
+from formsvc.service.webhooks import redact_url, resolve_target
 from formsvc.settings import get_settings
 
 log = logging.getLogger(__name__)
 LEASE = dt.timedelta(seconds=60)
+
+
+class RedactUrls(logging.Filter):
+    """httpx logs every request at INFO with its full URL, and a webhook URL's path or query often holds the
+    receiver's token: those log lines keep only scheme and host."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(redact_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+_REDACT = RedactUrls()
+for _name in ("httpx", "httpcore"):
+    if _REDACT not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_REDACT)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -80,9 +98,12 @@ def deliver(delivery_id: int, client: httpx.Client) -> bool:
     ts = int(time.time())
     error: str | None = None
     try:
-        check_target(url)  # again at send time: DNS may now point somewhere else
-        resp = client.post(url, content=body, headers={
-            "Content-Type": "application/json", "User-Agent": "formsvc-webhook/1",
+        # Resolved and checked again at send time (DNS may now point elsewhere), then the connection goes to
+        # exactly the address checked: a name that answers public-then-loopback cannot reach 127.0.0.1.
+        target = resolve_target(url)
+        extensions = {"sni_hostname": target.hostname} if url.lower().startswith("https:") else {}
+        resp = client.post(target.connect_url, content=body, extensions=extensions, headers={
+            "Host": target.host_header, "Content-Type": "application/json", "User-Agent": "formsvc-webhook/1",
             "X-Formsvc-Event-Id": event_id, "X-Formsvc-Event": kind, "X-Formsvc-Timestamp": str(ts),
             "X-Formsvc-Signature": sign(secret, ts, body)})
         if not 200 <= resp.status_code < 300:
@@ -90,7 +111,7 @@ def deliver(delivery_id: int, client: httpx.Client) -> bool:
     except FormsvcError as exc:
         error = exc.message
     except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))[:500]
     with session_scope() as s:
         d = s.get(Delivery, delivery_id, with_for_update=True)
         if d is None or d.status != "pending":
@@ -156,6 +177,9 @@ def run_forever(stop: threading.Event | None = None) -> None:
                 if time.monotonic() - last_janitor > min(10.0, settings.job_stale_s / 2):
                     last_janitor = time.monotonic()
                     requeue_stale_jobs()
+                    purge_expired()
+                    with session_scope() as s:
+                        purge_sessions(s)
             except FormsvcError as exc:  # database briefly unavailable: wait and go on
                 log.warning("dispatcher: %s", exc.message)
             stop.wait(settings.dispatch_interval_s)

@@ -8,15 +8,51 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from formsvc.settings import get_settings
 
 log = logging.getLogger(__name__)
 JOB_FUNCTION = "worker.jobs.run_job"
+# The only functions a worker runs. rq would import and call any dotted name a queued job carries, so anything
+# that can write to Redis could run code as the worker; with this list it can at most ask for our own jobs.
+ALLOWED_FUNCTIONS = frozenset({JOB_FUNCTION})
+
+
+class JobRefused(RuntimeError):
+    """A queued job names a function (or callback) that is not one of ours: it is failed, never run."""
+
+
+class SafeJob(Job):
+    """rq's Job, limited to ALLOWED_FUNCTIONS, with no callbacks. Paired with the JSON serializer: rq's default
+    (pickle) runs code while *loading* a job, before any check could look at it."""
+
+    @property
+    def func(self) -> Any:
+        name = self.func_name
+        if name not in ALLOWED_FUNCTIONS or self.instance is not None:
+            log.error("refused queued job %s: function %r is not a formsvc job", self.id, name)
+            raise JobRefused(f"job function {name!r} is not allowed")
+        return super().func
+
+    # Callbacks are dotted names too; formsvc uses none, so whatever a job carries there is ignored.
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
 
 
 @lru_cache(maxsize=4)
@@ -29,7 +65,7 @@ def get_redis() -> Redis:
 
 
 def get_queue() -> Queue:
-    return Queue(get_settings().queue_name, connection=get_redis())
+    return Queue(get_settings().queue_name, connection=get_redis(), job_class=SafeJob, serializer=JSONSerializer)
 
 
 def rq_job_id(job_id: str, attempt: int) -> str:

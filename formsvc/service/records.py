@@ -166,7 +166,7 @@ def _save(row: RecordRow, record: Record) -> None:
 def correct(session: Session, who: Principal, record_id: str, changes: dict[str, Any], *,
             expected_version: int | None = None) -> RecordRow:
     """Apply a reviewer's corrections, keep who/when/old->new, re-validate, emit one change."""
-    who.require("admin", "reviewer", "clerk")
+    who.require("admin", "reviewer")
     if not changes:
         raise InputError("Không có trường nào cần sửa.", code="nothing_to_correct")
     row = get_record(session, who, record_id, for_update=True)
@@ -207,7 +207,7 @@ def correct(session: Session, who: Principal, record_id: str, changes: dict[str,
 
 
 def revalidate(session: Session, who: Principal, record_id: str) -> RecordRow:
-    who.require("admin", "reviewer", "clerk")
+    who.require("admin", "reviewer")
     row = get_record(session, who, record_id, for_update=True)
     record = _revalidate(row)
     before = (row.status, row.data.get("result"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from formsvc.errors import LimitError, NotFoundError
+from formsvc.private import private_dir
 from formsvc.settings import get_settings
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -23,6 +24,7 @@ _CHUNK = 1 << 20
 class FileStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        private_dir(root)  # uploaded scans are personal data
         (root / "tmp").mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:

@@ -2,7 +2,9 @@
 
 Pages are rendered here from the service layer (the same functions the API uses, so unit isolation is the
 service's job, not ours). Everything that changes data is done by app.js calling the JSON API with the
-login cookie, which `formsvc.api.deps.token_of` accepts: one write path, one set of rules and error messages.
+session cookie and the page's CSRF token, which `formsvc.api.deps.principal` accepts: one write path, one set
+of rules and error messages. Logging in makes a server-side session (formsvc.service.sessions); the cookie
+holds only its random id, never the API key.
 
 None of these routes is part of the public API, so none appears in the OpenAPI schema.
 """
@@ -25,18 +27,19 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from formsvc import __version__
-from formsvc.api.deps import COOKIE
+from formsvc.api.deps import COOKIE, client_address, note_auth_failure, refuse_if_throttled, same_origin
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import ApiKey
 from formsvc.errors import AuthError, FormsvcError
 from formsvc.service.auth import ROLE_LABELS, Principal, authenticate
+from formsvc.service.sessions import create_session, csrf_ok, csrf_token, revoke_session, session_principal
+from formsvc.settings import get_settings
 from formsvc.web import review
 from formsvc.web.format import FORM_KIND_LABELS, JOB_KIND_LABELS, STATUS_LABELS, vn_number, vn_time
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 PAGE_SIZE = 25
-COOKIE_MAX_AGE = 12 * 3600  # a working day; the key itself stays valid, only the browser forgets it
 MAX_KEY_CHARS = 500
 PACKABLE = ("cdht-self-assessment", "cdht-evidence-checklist")
 UPLOAD_ROLES = ("admin", "clerk")
@@ -90,7 +93,9 @@ def _harden(response: Response) -> Response:
 
 def _page(request: Request, template: str, who: Principal | None, *, status: int = 200,
           active: str = "", **context: Any) -> Response:
-    context.update(who=who, active=active, can_upload=bool(who and who.role in UPLOAD_ROLES))
+    session_id = request.cookies.get(COOKIE)
+    context.update(who=who, active=active, can_upload=bool(who and who.role in UPLOAD_ROLES),
+                   csrf=csrf_token(session_id) if who and session_id else "")
     return _harden(templates.TemplateResponse(request, template, context, status_code=status))
 
 
@@ -102,13 +107,13 @@ def _error_page(request: Request, who: Principal | None, status: int, message: s
 
 
 def _principal(request: Request) -> Principal | None:
-    """The user of a page: only the cookie counts here (a browser never sends the API headers)."""
-    token = request.cookies.get(COOKIE)
-    if not token:
+    """The user of a page: only the session cookie counts here (a browser never sends the API headers)."""
+    session_id = request.cookies.get(COOKIE)
+    if not session_id:
         return None
     try:
         with session_scope() as s:
-            return authenticate(s, token)
+            return session_principal(s, session_id)
     except AuthError:
         return None
 
@@ -116,7 +121,7 @@ def _principal(request: Request) -> Principal | None:
 def _to_login(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     response = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
-    response.delete_cookie(COOKIE, path="/")  # a revoked or malformed key: forget it
+    response.delete_cookie(COOKIE, path="/")  # an ended or unknown session: forget it
     return response
 
 
@@ -192,30 +197,66 @@ async def login(request: Request) -> Response:
     if not _same_origin(request):
         return _page(request, "login.html", None, status=403, next=target,
                      error="Yêu cầu đăng nhập không đến từ trang này; hãy mở lại trang đăng nhập.")
+    address = client_address(request)
 
-    def check() -> Principal:
+    def check() -> str | None:
+        """The new session's id; None for an integration key (no web login)."""
+        refuse_if_throttled(address)
+        try:
+            with session_scope() as s:
+                who = authenticate(s, key)
+        except AuthError:
+            if key:
+                note_auth_failure(address)
+            raise
+        if who.role == "integration":
+            return None
         with session_scope() as s:
-            return authenticate(s, key)
+            return create_session(s, who)
 
     try:
-        who = await run_in_threadpool(check)
+        session_id = await run_in_threadpool(check)
     except AuthError as exc:
         message = "Hãy dán khóa truy cập vào ô bên dưới." if not key else exc.message
         return _page(request, "login.html", None, status=401, next=target, error=message)
-    except FormsvcError as exc:  # e.g. the database is unreachable: say so on the page, keep the form
-        return _page(request, "login.html", None, status=exc.http_status, next=target, error=exc.message)
-    if who.role == "integration":
+    except FormsvcError as exc:  # throttled, or the database is unreachable: say so on the page, keep the form
+        page = _page(request, "login.html", None, status=exc.http_status, next=target, error=exc.message)
+        if "retry_after" in exc.detail:
+            page.headers["Retry-After"] = str(exc.detail["retry_after"])
+        return page
+    if session_id is None:
         return _page(request, "login.html", None, status=403, next=target,
                      error="Khóa tích hợp chỉ dùng cho hệ thống khác, không dùng để đăng nhập.")
     response = RedirectResponse(target, status_code=303)
-    # HttpOnly: scripts (ours or injected) never see the key; Strict: no other site can make the browser send it.
-    response.set_cookie(COOKIE, key, max_age=COOKIE_MAX_AGE, path="/", httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+    # The cookie holds a session id, never the key. HttpOnly: scripts (ours or injected) never see it;
+    # Strict: other sites cannot make the browser send it; Secure whenever the public address is https
+    # (behind a TLS proxy the request itself arrives as plain http).
+    secure = get_settings().public_url.lower().startswith("https://") or request.url.scheme == "https"
+    response.set_cookie(COOKIE, session_id, max_age=int(get_settings().session_ttl_s), path="/", httponly=True,
+                        samesite="strict", secure=secure)
     return _harden(response)
 
 
-@router.api_route("/logout", methods=["GET", "POST"])
-def logout(request: Request) -> Response:
+@router.get("/logout")
+def logout_page(request: Request) -> Response:
+    """Logging out changes state, so it is a POST (with the page's CSRF token); a link here just goes home."""
+    return _harden(RedirectResponse("/", status_code=303))
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    session_id = request.cookies.get(COOKIE)
+    if session_id and not (csrf_ok(session_id, str(form.get("csrf") or "")) or same_origin(request)):
+        return _harden(Response("Yêu cầu đăng xuất không đến từ trang của hệ thống.", status_code=403,
+                                media_type="text/plain; charset=utf-8"))
+
+    def end() -> None:
+        with session_scope() as s:
+            revoke_session(s, session_id)
+
+    if session_id:
+        await run_in_threadpool(end)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return _harden(response)
@@ -331,6 +372,6 @@ def record(request: Request, record_id: str) -> Response:
         flash = FLASH.get(request.query_params.get("msg", ""))
         return _page(request, "record.html", who, active="records", r=view, flash=flash,
                      can_approve=who.role in ("admin", "reviewer"),
-                     can_edit=who.role in ("admin", "reviewer", "clerk"))
+                     can_edit=who.role in ("admin", "reviewer"))
 
     return _guarded(request, build)

@@ -2,7 +2,8 @@
  *
  * Pages are rendered by the server; this file only adds what needs a script: downloads with error messages,
  * uploads with progress, polling of background jobs, and the review screen (live total, save, approve).
- * Every change goes through the JSON API with the login cookie (HttpOnly, so this file never sees the key).
+ * Every change goes through the JSON API with the session cookie (HttpOnly; it never holds the key) and the
+ * page's CSRF token from <meta name="csrf-token">.
  * Text from the server is always inserted with textContent, never as HTML.
  */
 (function () {
@@ -79,8 +80,15 @@
     return new ApiError("Không kết nối được với máy chủ.", 0, "network", "Kiểm tra kết nối mạng rồi thử lại.");
   }
 
+  /** The page's CSRF token: the API refuses changes made with the session cookie without it. */
+  function csrfToken() {
+    var meta = document.querySelector("meta[name='csrf-token']");
+    return meta ? meta.getAttribute("content") : "";
+  }
+
   async function api(method, url, body) {
-    var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    var init = { method: method, credentials: "same-origin",
+                 headers: { Accept: "application/json", "X-CSRF-Token": csrfToken() } };
     if (body instanceof FormData) {
       init.body = body;
     } else if (body !== undefined) {
@@ -110,6 +118,7 @@
       var xhr = new XMLHttpRequest();
       xhr.open("POST", url);
       xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-CSRF-Token", csrfToken());
       xhr.upload.onprogress = function (e) { if (e.lengthComputable) onProgress(e.loaded / e.total); };
       xhr.onload = function () {
         var data = null;
