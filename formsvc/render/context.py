@@ -183,6 +183,11 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
             "candidates": _people(
                 [c.model_dump() | {"proposed": {True: "Có", False: "Không", None: ""}[c.proposed]}
                  for c in minutes.candidates], ["full_name", "birth_year", "self_total", "agreed_total", "proposed"]),
+            # Why a reviewed person is not proposed (the dossier fills it from the validation's reasons).
+            "not_proposed": [{"n": _text(r.get("n"), ""), "full_name": _text(r.get("full_name"), ""),
+                              "reasons": _text(r.get("reasons"), "")} for r in data.get("not_proposed") or []
+                             if isinstance(r, dict)],
+            "proposed_count": _text(data.get("proposed_count"), SHORT_DOTS),
         })
     if form.id == "cdht-registration-list":
         ctx["people"] = _people(data.get("people"), ["full_name", "birth_year", "unit", "group_label"])
