@@ -282,6 +282,53 @@
     });
   }
 
+  // -- records page: year-end dossier --------------------------------------------------------------------
+
+  function initDossier() {
+    var form = $("#dossier-form");
+    var panel = $("#dossier-job");
+    if (!form || !panel) return;
+    form.addEventListener("submit", async function (e) {
+      e.preventDefault();
+      var button = $("#dossier-submit");
+      var errorBox = role(panel, "error");
+      var unit = $("#dossier-unit");
+      var year = parseInt($("#dossier-year").value, 10);
+      panel.hidden = false;
+      errorBox.hidden = true;
+      role(panel, "result").hidden = true;
+      if (!(year >= 2000 && year <= 2100)) {
+        showMessage(errorBox, "error", "Hãy ghi năm đánh giá (từ 2000 đến 2100).");
+        return;
+      }
+      if (unit && !unit.value.trim()) {
+        showMessage(errorBox, "error", "Hãy ghi tên đơn vị.");
+        unit.focus();
+        return;
+      }
+      var body = { year: year };
+      if (unit) body.unit = unit.value.trim();
+      setBusy(button, true, "Đang lập…");
+      try {
+        var job = await apiJson("POST", "/v1/dossiers", body);
+        job = await followJob(panel, job);
+        if (job.status === "failed") {
+          showMessage(errorBox, "error", (job.error && job.error.message) || "Không lập được hồ sơ.");
+        } else if (job.result_url) {
+          var link = role(panel, "result-link");
+          link.href = job.result_url;
+          link.setAttribute("download", "");
+          role(panel, "result").hidden = false;
+        }
+      } catch (err) {
+        panel.dataset.status = "failed";
+        showError(errorBox, err);
+      } finally {
+        setBusy(button, false);
+      }
+    });
+  }
+
   // -- upload page ---------------------------------------------------------------------------------------
 
   function initUpload() {
@@ -604,6 +651,7 @@
   function init() {
     initDownloads();
     initPrintPack();
+    initDossier();
     initUpload();
     initReview();
   }
