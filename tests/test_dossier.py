@@ -127,7 +127,7 @@ def test_plan_puts_approved_in_minutes_recognised_in_decision_and_the_rest_on_th
     share = cdht_recognised_share(plan)
     assert (share.recognised, share.members) == (len(plan.recognised), 39)
     assert cdht_recognised_share(plan, members=50).text() == f"CDHT: {len(plan.recognised)}/50 " \
-                                                             f"({str(len(plan.recognised) * 2)}%)"
+                                                             f"({len(plan.recognised) * 2}%)"
 
 
 # -- stored records, the command and the documents ------------------------------------------------------------
@@ -268,9 +268,9 @@ def test_reports_and_dvht_self_assessment_carry_numbers_from_the_records(dossier
 @pytest.mark.parametrize("kind", ["noise", "phone"])
 def test_minutes_draft_printed_scanned_and_read_back_cross_checks_clean(
         kind: str, dossier_dir: Path, store: tuple[Path, UnitYear, dict[str, list[str]]], tmp_path: Path) -> None:
+    """`store` keeps the database the cross-check reads (the same records the dossier came from)."""
     from formsvc.extract.pipeline import extract_files
 
-    _, data, _ = store
     pages = rasterise((dossier_dir / "01-bien-ban-hop-xet.pdf").read_bytes(), 200)
     scan = save_scan(degrade(pages, kind, 14), tmp_path / "bien-ban.tif")
     result = extract_files([scan])
