@@ -308,6 +308,8 @@
       }
       var body = { year: year };
       if (unit) body.unit = unit.value.trim();
+      var exclude = $("#dossier-exclude").value.split(/[\s,;]+/).filter(function (x) { return x; });
+      if (exclude.length) body.exclude = exclude;
       setBusy(button, true, "Đang lập…");
       try {
         var job = await apiJson("POST", "/v1/dossiers", body);
