@@ -92,7 +92,9 @@ def test_dossier_requests_are_bounded_and_unit_scoped(app: App, stored: tuple[Un
     assert app.client.post("/v1/dossiers", json={"year": 2024}, headers=integration).status_code == 403
     admin = app.as_(app.key("admin"))
     assert app.client.post("/v1/dossiers", json={"year": 2024}, headers=admin).json()["code"] == "unit_required"
+    assert app.client.post("/v1/dossiers", json={"year": 2024, "unit": "A\u0000B"}, headers=admin).status_code == 422
     for bad in ({"year": 1800}, {"year": 2024, "exclude": ["x" * 33]}, {"year": 2024, "exclude": ["../a"]},
-                {"year": 2024, "criteria_set": "khong-co"}, {"year": 2024, "surprise": 1}):
+                {"year": 2024, "criteria_set": "khong-co"}, {"year": 2024, "surprise": 1},
+                {"year": 2024, "unit": "A\u0000B"}, {"year": 2024, "criteria_set": "a\u0000"}):
         r = app.client.post("/v1/dossiers", json=bad, headers=other)
         assert r.status_code in (404, 422), (bad, r.status_code, r.text)

@@ -154,8 +154,11 @@ class DossierIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     year: int = Field(ge=2000, le=2100, description="Assessed year")
-    unit: str | None = Field(default=None, max_length=200, description="Admin keys only: the unit")
-    criteria_set: str | None = Field(default=None, max_length=64, description="Only records of this CDHT set")
+    # No control characters: a NUL cannot even be sent to PostgreSQL, and no unit or set id has one.
+    unit: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
+                             description="Admin keys only: the unit")
+    criteria_set: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._-]*$",
+                                     description="Only records of this CDHT set")
     exclude: list[Annotated[str, Field(max_length=32)]] = Field(
         default_factory=list, max_length=200, description="Record ids left out (listed on the cover sheet)")
     staff: int | None = Field(default=None, ge=1, le=1_000_000, description="Headcount, for the reports' rates")
