@@ -88,6 +88,17 @@ def test_a_person_stored_twice_is_an_error_naming_both_records() -> None:
     assert {r["record_id"] for r in err.detail["duplicates"][0]} == set(dup_ids)
 
 
+def test_many_duplicates_keep_the_message_bounded_and_list_all_in_detail() -> None:
+    data = unit_year(UNIT, YEAR, n=30)
+    rows = [r for r in _rows(data) if r.record.subject.id != data.duplicate_id]
+    copies = [ExportRow(record=r.record, id=f"{r.id}b", unit=UNIT, approved=False, updated_at=r.updated_at)
+              for r in rows[:15]]
+    with pytest.raises(DuplicateRecordError) as exc:
+        plan_dossier([*rows, *copies], unit=UNIT, year=YEAR)
+    assert "Và 5 người khác" in exc.value.message and len(exc.value.message) < 3000
+    assert len(exc.value.detail["duplicates"]) == 15
+
+
 def test_same_person_without_an_id_is_matched_by_name_and_birth_year_but_namesakes_are_not() -> None:
     data = unit_year(UNIT, YEAR, n=6)
     rows = [r for r in _rows(data) if r.record.subject.id != data.duplicate_id]

@@ -33,7 +33,7 @@ from formsvc.validation.messages import num
 OUTCOME_CODES = ("total_below_min", "indicator_below_min", "criterion_below_min", "registration_unknown",
                  "registered_after_assessment")
 NOT_MET = "Chưa đạt điều kiện công nhận."
-DVHT_FORM = "dvht-self-assessment"
+MAX_NAMED = 10  # duplicates spelled out in the message; all of them are in the error's detail
 
 
 class DuplicateRecordError(ConflictError):
@@ -137,7 +137,7 @@ def _check_duplicates(rows: list[ExportRow], year: int) -> None:
     if not clashes:
         return
     parts = []
-    for group in clashes:
+    for group in clashes[:MAX_NAMED]:
         described = ", ".join(
             f"bản ghi {r.id} ({'đã duyệt' if r.approved else 'chưa duyệt'}, "
             f"{STATUS_LABELS.get(r.record.status, 'chưa kiểm tra') if r.record.status else 'chưa kiểm tra'})"
@@ -146,6 +146,8 @@ def _check_duplicates(rows: list[ExportRow], year: int) -> None:
         ident = f", mã {who.id}" if who.id else ""
         parts.append(f"{who.full_name} ({who.birth_year or 'không rõ năm sinh'}{ident}) có {len(group)} bản ghi "
                      f"năm {year}: {described}.")
+    if len(clashes) > MAX_NAMED:
+        parts.append(f"Và {len(clashes) - MAX_NAMED} người khác (xem detail.duplicates).")
     raise DuplicateRecordError(
         "Một người có hơn một bản ghi trong năm nên chưa lập được hồ sơ. " + " ".join(parts),
         hint="Giữ lại một bản ghi cho mỗi người: loại bản ghi thừa khi lập hồ sơ (exclude, hoặc --exclude "
