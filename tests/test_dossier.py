@@ -135,6 +135,9 @@ def test_plan_puts_approved_in_minutes_recognised_in_decision_and_the_rest_on_th
         assert all("điểm" in r for r in p.reasons)
     assert [p.full_name for p in plan.recognised] == sorted((p.full_name for p in plan.recognised),
                                                             key=name_sort_key)
+    # Another criteria set asked for: nobody is used, everybody is on the cover under that heading.
+    other = plan_dossier(rows, unit=UNIT, year=YEAR, criteria_set="cdht-324-pl1", exclude=[dropped.id])
+    assert other.reviewed == [] and other.pending == [] and len(other.other_set) == 39
     share = cdht_recognised_share(plan)
     assert (share.recognised, share.members) == (len(plan.recognised), 39)
     assert cdht_recognised_share(plan, members=50).text() == f"CDHT: {len(plan.recognised)}/50 " \

@@ -59,6 +59,7 @@ def test_records_page_builds_the_year_end_dossier(browser: Browser, stack: Stack
         page.click("#dossier-submit")
         panel = page.locator("#dossier-job")
         expect(panel).to_have_attribute("data-status", "done", timeout=JOB_TIMEOUT_MS)
+        expect(panel.locator("[data-role=pages]")).to_have_text("6/6 văn bản · 100%")
         link = panel.locator("[data-role=result-link]")
         expect(link).to_be_visible()
         s.shot(shots, "09b-records-dossier")

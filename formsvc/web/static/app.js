@@ -158,7 +158,9 @@
     role(panel, "status").textContent = job.status_label || job.status;
     var pages = role(panel, "pages");
     if (job.status === "queued") pages.textContent = "Đang chờ đến lượt xử lý…";
-    else if (p.pages_total) pages.textContent = p.pages_done + "/" + p.pages_total + " trang · " + p.percent + "%";
+    // A dossier job counts documents, the others pages.
+    else if (p.pages_total) pages.textContent = p.pages_done + "/" + p.pages_total +
+      (job.kind === "dossier" ? " văn bản · " : " trang · ") + p.percent + "%";
     else pages.textContent = job.status === "done" ? "100%" : "Đang mở tệp…";
     bar.value = job.status === "done" ? 100 : p.percent;
     bar.classList.toggle("is-done", job.status === "done");
