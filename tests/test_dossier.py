@@ -61,6 +61,17 @@ def test_people_sort_by_given_name_then_family_and_middle_names() -> None:
                                                 "Phạm Thu Dung", "Bùi Minh Đức", "Vũ Yến"]
 
 
+def test_dates_follow_decree_30_leading_zeros() -> None:
+    import datetime as dt
+
+    from formsvc.render.context import place_date
+
+    assert place_date("Dương Kinh", dt.date(2024, 2, 5), 2024) == "Dương Kinh, ngày 05 tháng 02 năm 2024"
+    assert place_date("Dương Kinh", dt.date(2024, 3, 9), 2024) == "Dương Kinh, ngày 09 tháng 3 năm 2024"
+    assert place_date("Dương Kinh", dt.date(2024, 12, 20), 2024) == "Dương Kinh, ngày 20 tháng 12 năm 2024"
+    assert place_date(None, None, 2024) == "……………, ngày …… tháng …… năm 2024"
+
+
 # -- planning (pure) -----------------------------------------------------------------------------------------
 
 def _rows(data: UnitYear) -> list[ExportRow]:
@@ -202,6 +213,18 @@ def test_the_command_refuses_a_person_stored_twice_naming_both(store: tuple[Path
     assert "dossier_duplicate_person" in done.stderr
     assert all(i in done.stderr for i in ids[data.duplicate_id])
     assert not (tmp_path / "out").exists()
+    bad = _cli(root, "--unit", UNIT, "--year", str(YEAR), "--out", str(tmp_path / "out"), "--date", "20/12/2024")
+    assert bad.returncode == 2 and "bad_date" in bad.stderr
+
+
+def test_the_command_dates_and_places_the_documents_when_asked(
+        store: tuple[Path, UnitYear, dict[str, list[str]]], tmp_path: Path) -> None:
+    root, data, ids = store
+    done = _cli(root, "--unit", UNIT, "--year", str(YEAR), "--out", str(tmp_path), "--exclude",
+                ids[data.duplicate_id][1], "--date", "2024-12-20", "--place", "Dương Kinh")
+    assert done.returncode == 0, done.stderr
+    for stem in ("00-bia-ho-so", "02-quyet-dinh-cong-nhan", "03-bao-cao-ket-qua"):
+        assert "Dương Kinh, ngày 20 tháng 12 năm 2024" in _pdf_text(tmp_path / f"{stem}.pdf"), stem
 
 
 def test_dossier_has_every_document_as_docx_and_pdf(dossier_dir: Path) -> None:

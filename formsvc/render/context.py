@@ -53,7 +53,10 @@ def place_date(place: Any, date: dt.date | None, year: int | None) -> str:
     where = _text(place, "……………")
     if date is None:
         return f"{where}, ngày …… tháng …… năm {year if year else '……'}"
-    return f"{where}, ngày {date.day:02d} tháng {date.month:02d} năm {date.year}"
+    # Nghị định 30/2020, Phụ lục I: a leading zero for days below 10 and for months 1 and 2 only
+    # ("ngày 05 tháng 02", but "tháng 12" and "tháng 3").
+    month = f"{date.month:02d}" if date.month <= 2 else str(date.month)
+    return f"{where}, ngày {date.day:02d} tháng {month} năm {date.year}"
 
 
 def _rate(part: Any, whole: Any) -> str:

@@ -135,7 +135,7 @@ def cover_context(plan: DossierPlan, documents: list[tuple[str, str]], options: 
     other = len(plan.excluded) + len(plan.other_set)
     return {
         "issuer": (options.get("issuer") or plan.unit).upper(), "unit": plan.unit, "year": str(plan.year),
-        "place_date": place_date(options.get("place"), None, plan.year),
+        "place_date": place_date(options.get("place"), options.get("date"), plan.year),
         "documents": [{"n": str(n), "stem": stem, "title": title} for n, (stem, title) in enumerate(documents, 1)],
         "reviewed": str(len(plan.reviewed)), "recognised": str(len(plan.recognised)),
         "not_recognised": str(len(plan.reviewed) - len(plan.recognised)), "pending": str(len(plan.pending)),

@@ -198,7 +198,7 @@ def plan_dossier(rows: Iterable[ExportRow], *, unit: str, year: int, criteria_se
 
 def _issuer(plan: DossierPlan, options: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"year": plan.year, "issuer": options.get("issuer") or plan.unit}
-    for key in ("place", "head_title", "head_name", "addressee", "doc_number", "recipients"):
+    for key in ("place", "date", "head_title", "head_name", "addressee", "doc_number", "recipients"):
         if options.get(key):
             out[key] = options[key]
     return out
