@@ -72,5 +72,10 @@ def test_records_page_builds_the_year_end_dossier(browser: Browser, stack: Stack
             names = zf.namelist()
             assert "02-quyet-dinh-cong-nhan.pdf" in names and "00-bia-ho-so.docx" in names
             manifest = zf.read("dossier.json").decode()
+        # The jobs page lists it under its own kind, with the ZIP link.
+        page.goto("/jobs?kind=dossier")
+        expect(page.locator("td[data-label='Kết quả'] a")).to_have_text(["Tải hồ sơ (ZIP)"])
+        expect(page.locator("td[data-label='Tiến độ']")).to_have_text(["6/6 văn bản"])
+        s.shot(shots, "09c-jobs-dossier")
         pending = [sp.full_name for sp in clean.by_kind()["pending"]]
         assert pending and all(name in manifest for name in pending)
