@@ -101,11 +101,10 @@ def _cover_template() -> bytes:
         for r in paragraph.runs:
             r.font.size = Pt(9)
     loop_row(t, "{%tr endfor %}")
-    widths(t, [11, 50, 16, 24, 64])
+    widths(t, [13, 49, 16, 25, 62])
     para(doc, "{{ s.note }}", italic=True, size=12, space_before=2)
     para(doc, "{%p endfor %}")
-    para(doc, "{{ place_date }}", italic=True, align="right", space_before=8)
-    para(doc, "Người lập: ……………………………………", align="right")
+    para(doc, "Người lập: ……………………………………", align="right", space_before=8)
     body = doc.element.body
     first = body[0]
     if first.tag.endswith("}p") and not "".join(first.itertext()).strip():
