@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from formsvc.api.deps import principal
 from formsvc.db.engine import session_scope
@@ -149,8 +150,45 @@ def print_pack(who: Who, roster: Annotated[UploadFile, File(description="Danh s�
     return _accepted(job_id, created)
 
 
+class DossierIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    year: int = Field(ge=2000, le=2100, description="Assessed year")
+    # No control characters: a NUL cannot even be sent to PostgreSQL, and no unit or set id has one.
+    unit: str | None = Field(default=None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
+                             description="Admin keys only: the unit")
+    criteria_set: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._-]*$",
+                                     description="Only records of this CDHT set")
+    exclude: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=list, max_length=200, description="Record ids left out (listed on the cover sheet)")
+    staff: int | None = Field(default=None, ge=1, le=1_000_000, description="Headcount, for the reports' rates")
+
+
+@router.post("/dossiers", status_code=202, summary="Lập hồ sơ cuối năm (biên bản, quyết định, báo cáo) từ bản ghi "
+                                                   "đã duyệt; kết quả là tệp ZIP")
+def dossier(who: Who, body: DossierIn) -> JSONResponse:
+    from formsvc.service.dossier import dossier_rows, fingerprint, plan_from_store
+
+    who.require("admin", "clerk", "reviewer")
+    unit_name = unit_for(who, body.unit)
+    with session_scope() as s:
+        # Planned now as well as in the job: a duplicate person is a 409 naming both records at once, and the
+        # fingerprint of the records makes a request after any correction or approval a new job.
+        plan_from_store(s, who, unit=unit_name, year=body.year, criteria_set=body.criteria_set,
+                        exclude=body.exclude)
+        stamp = fingerprint(dossier_rows(s, who, unit_name, body.year))
+        job, created = create_job(s, who, kind="dossier", unit=unit_name, uploads=[],
+                                  params={"year": body.year, "criteria_set": body.criteria_set,
+                                          "exclude": sorted(set(body.exclude)), "staff": body.staff,
+                                          "records": stamp})
+        job_id = job.id
+    if created:
+        enqueue(job_id, 1)
+    return _accepted(job_id, created)
+
+
 @router.get("/jobs", summary="Danh sách công việc (tải lên, in hàng loạt)")
-def jobs(who: Who, kind: Annotated[str | None, Query(pattern="^(extract|print_pack)$")] = None,
+def jobs(who: Who, kind: Annotated[str | None, Query(pattern="^(extract|print_pack|dossier)$")] = None,
          limit: Annotated[int, Query(ge=1, le=200)] = 50,
          offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
     who.require("admin", "clerk", "reviewer")
@@ -166,15 +204,18 @@ def job(who: Who, job_id: str) -> dict[str, Any]:
         return job_view(s, get_job(s, who, job_id))
 
 
-@router.get("/jobs/{job_id}/result", summary="Tệp kết quả (PDF in hàng loạt)",
-            responses={200: {"content": {"application/pdf": {}}}})
+@router.get("/jobs/{job_id}/result", summary="Tệp kết quả (PDF in hàng loạt, ZIP hồ sơ cuối năm)",
+            responses={200: {"content": {"application/pdf": {}, "application/zip": {}}}})
 def job_result(who: Who, job_id: str) -> Response:
     who.require("admin", "clerk", "reviewer")
     with session_scope() as s:
         j = get_job(s, who, job_id)
-        sha, form = j.result_sha256, str(j.params.get("form", "ket-qua"))
+        sha, kind, params = j.result_sha256, j.kind, dict(j.params)
     if not sha:
         raise NotFoundError("Công việc chưa có tệp kết quả.", code="result_not_ready")
     data = get_file_store().read_bytes(sha)
-    return Response(data, media_type="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{form}-{job_id[:8]}.pdf"'})
+    if kind == "dossier":
+        name, media = f"ho-so-{params.get('year')}-{job_id[:8]}.zip", "application/zip"
+    else:
+        name, media = f"{params.get('form', 'ket-qua')}-{job_id[:8]}.pdf", "application/pdf"
+    return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -41,6 +41,17 @@ def payloads_for(form: FormInfo, data: dict[str, Any] | None, pages: int, doc_id
             for n in range(1, pages + 1)]
 
 
+def render_both(form_id: str, data: dict[str, Any] | None, *, registry: CriteriaRegistry | None = None
+                ) -> tuple[bytes, bytes]:
+    """(DOCX, PDF) of one form from one template fill: the editable file and the print file agree exactly."""
+    form = get_form(form_id)
+    docx = render_docx(form, build_context(form, data, registry or default_registry()))
+    pdf = get_converter().docx_to_pdf(docx)
+    if form.return_trip:
+        pdf = stamp_pages(pdf, payloads_for(form, data, page_count(pdf)))
+    return docx, pdf
+
+
 def render_document(form_id: str, data: dict[str, Any] | None, fmt: Literal["pdf", "docx"] = "pdf", *,
                     registry: CriteriaRegistry | None = None) -> bytes:
     """Render one form; `data` is record-shaped (subject, year, scores, …) plus form fields; None = blank."""

@@ -53,7 +53,10 @@ def place_date(place: Any, date: dt.date | None, year: int | None) -> str:
     where = _text(place, "……………")
     if date is None:
         return f"{where}, ngày …… tháng …… năm {year if year else '……'}"
-    return f"{where}, ngày {date.day:02d} tháng {date.month:02d} năm {date.year}"
+    # Nghị định 30/2020, Phụ lục I: a leading zero for days below 10 and for months 1 and 2 only
+    # ("ngày 05 tháng 02", but "tháng 12" and "tháng 3").
+    month = f"{date.month:02d}" if date.month <= 2 else str(date.month)
+    return f"{where}, ngày {date.day:02d} tháng {month} năm {date.year}"
 
 
 def _rate(part: Any, whole: Any) -> str:
@@ -183,6 +186,11 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
             "candidates": _people(
                 [c.model_dump() | {"proposed": {True: "Có", False: "Không", None: ""}[c.proposed]}
                  for c in minutes.candidates], ["full_name", "birth_year", "self_total", "agreed_total", "proposed"]),
+            # Why a reviewed person is not proposed (the dossier fills it from the validation's reasons).
+            "not_proposed": [{"n": _text(r.get("n"), ""), "full_name": _text(r.get("full_name"), ""),
+                              "reasons": _text(r.get("reasons"), "")} for r in data.get("not_proposed") or []
+                             if isinstance(r, dict)],
+            "proposed_count": _text(data.get("proposed_count"), SHORT_DOTS),
         })
     if form.id == "cdht-registration-list":
         ctx["people"] = _people(data.get("people"), ["full_name", "birth_year", "unit", "group_label"])

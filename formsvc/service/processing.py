@@ -84,6 +84,8 @@ def run_job(job_id: str, attempt: int) -> str:
                 _extract(job_id, attempt, unit, paths)
             elif kind == "print_pack":
                 _print_pack(job_id, attempt, params, paths[0])
+            elif kind == "dossier":
+                _dossier(job_id, attempt, unit, params)
             else:
                 raise ValueError(kind)
     except Superseded:
@@ -161,4 +163,25 @@ def _print_pack(job_id: str, attempt: int, params: dict[str, object], roster: Pa
             sha, _ = store.put_stream(fh)
     errors = [(roster.name, None, "roster_row_invalid", e.message) for e in report.errors]
     with _finishing(job_id, attempt, files={sha: "application/pdf"}, errors=errors) as (_, job):
+        job.result_sha256 = sha
+
+
+def _dossier(job_id: str, attempt: int, unit: str, params: dict[str, object]) -> None:
+    """The records are read when the job runs (not when it was asked for), so the dossier is what the store
+    holds now; a duplicate person fails the job with the message naming both records."""
+    from formsvc.render.dossier import render_dossier
+    from formsvc.service.dossier import SYSTEM, plan_from_store
+
+    year = params.get("year")
+    exclude = params.get("exclude") or []
+    staff = params.get("staff")
+    criteria_set = params.get("criteria_set")
+    with session_scope() as s:
+        plan = plan_from_store(s, SYSTEM, unit=unit, year=int(year) if isinstance(year, int) else 0,
+                               criteria_set=str(criteria_set) if criteria_set else None,
+                               exclude=[str(e) for e in exclude] if isinstance(exclude, list) else [])
+    files = render_dossier(plan, {"staff": staff if isinstance(staff, int) else None},
+                           progress=_Progress(job_id, attempt))
+    sha = get_file_store().put_bytes(files.zip_bytes())
+    with _finishing(job_id, attempt, files={sha: "application/zip"}, errors=[]) as (_, job):
         job.result_sha256 = sha

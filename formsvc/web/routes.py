@@ -336,7 +336,7 @@ def records(request: Request) -> Response:
                    "form": form or "", "q": search or "", "year": year or "", "job": job}
         return _page(request, "records.html", who, active="records", items=items, filters=filters,
                      forms=form_titles, paging=_page_links(request, total, page),
-                     filtered=any(filters.values()))
+                     filtered=any(filters.values()), this_year=dt.date.today().year)
 
     return _guarded(request, build)
 

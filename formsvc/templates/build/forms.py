@@ -151,6 +151,14 @@ def cdht_minutes(doc: DocxDocument) -> None:
                   "{{ p.agreed_total }}", "{{ p.proposed }}"], 12)
     loop_row(t, "{%tr endfor %}")
     widths(t, [12, 55, 18, 27, 27, 26])
+    # Why each person is not proposed; the heading starts with "Kết quả" so a reader's candidate table ends there.
+    para(doc, "{%p if not_proposed %}")
+    para(doc, "Kết quả xét: {{ proposed_count }} người được đề nghị công nhận. Những người không được đề nghị "
+              "và lý do:", space_before=6)
+    para(doc, "{%p for r in not_proposed %}")
+    para(doc, "– {{ r.full_name }} (số thứ tự {{ r.n }}): {{ r.reasons }}", align="justify", size=12)
+    para(doc, "{%p endfor %}")
+    para(doc, "{%p endif %}")
     para(doc, "Kết quả biểu quyết: {{ votes_for }} / {{ votes_total }} thành viên đồng ý.", space_before=6)
     para(doc, "Cuộc họp kết thúc lúc {{ meeting_end }}.", space_after=4)
     signature(doc, left=("THƯ KÝ", "{{ secretary_signature }}"), right=("CHỦ TRÌ", "{{ chair_signature }}"))
@@ -177,7 +185,7 @@ def cdht_decision(doc: DocxDocument) -> None:
           "(Kèm theo Quyết định số {{ doc_number }})")
     t = doc.add_table(rows=1, cols=5)
     grid(t)
-    _header_row(t, ["STT", "Họ và tên", "Năm sinh", "Đơn vị", "Tổng điểm"], 12)
+    _header_row(t, ["STT", "Họ và tên", "Năm sinh", "Chức vụ, đơn vị", "Tổng điểm"], 12)
     loop_row(t, "{%tr for p in people %}")
     _data_row(t, ["{{ p.n }}", "{{ p.full_name }}", "{{ p.birth_year }}", "{{ p.unit }}", "{{ p.total }}"], 10)
     loop_row(t, "{%tr endfor %}")

@@ -167,7 +167,9 @@
     role(panel, "status").textContent = job.status_label || job.status;
     var pages = role(panel, "pages");
     if (job.status === "queued") pages.textContent = "Đang chờ đến lượt xử lý…";
-    else if (p.pages_total) pages.textContent = p.pages_done + "/" + p.pages_total + " trang · " + p.percent + "%";
+    // A dossier job counts documents, the others pages.
+    else if (p.pages_total) pages.textContent = p.pages_done + "/" + p.pages_total +
+      (job.kind === "dossier" ? " văn bản · " : " trang · ") + p.percent + "%";
     else pages.textContent = job.status === "done" ? "100%" : "Đang mở tệp…";
     bar.value = job.status === "done" ? 100 : p.percent;
     bar.classList.toggle("is-done", job.status === "done");
@@ -284,6 +286,55 @@
           role(panel, "problems").appendChild(problemsTable(job.errors, "Dòng trong danh sách bị bỏ qua", false));
         }
       } catch (err) {
+        showError(errorBox, err);
+      } finally {
+        setBusy(button, false);
+      }
+    });
+  }
+
+  // -- records page: year-end dossier --------------------------------------------------------------------
+
+  function initDossier() {
+    var form = $("#dossier-form");
+    var panel = $("#dossier-job");
+    if (!form || !panel) return;
+    form.addEventListener("submit", async function (e) {
+      e.preventDefault();
+      var button = $("#dossier-submit");
+      var errorBox = role(panel, "error");
+      var unit = $("#dossier-unit");
+      var year = parseInt($("#dossier-year").value, 10);
+      panel.hidden = false;
+      errorBox.hidden = true;
+      role(panel, "result").hidden = true;
+      if (!(year >= 2000 && year <= 2100)) {
+        showMessage(errorBox, "error", "Hãy ghi năm đánh giá (từ 2000 đến 2100).");
+        return;
+      }
+      if (unit && !unit.value.trim()) {
+        showMessage(errorBox, "error", "Hãy ghi tên đơn vị.");
+        unit.focus();
+        return;
+      }
+      var body = { year: year };
+      if (unit) body.unit = unit.value.trim();
+      var exclude = $("#dossier-exclude").value.split(/[\s,;]+/).filter(function (x) { return x; });
+      if (exclude.length) body.exclude = exclude;
+      setBusy(button, true, "Đang lập…");
+      try {
+        var job = await apiJson("POST", "/v1/dossiers", body);
+        job = await followJob(panel, job);
+        if (job.status === "failed") {
+          showMessage(errorBox, "error", (job.error && job.error.message) || "Không lập được hồ sơ.");
+        } else if (job.result_url) {
+          var link = role(panel, "result-link");
+          link.href = job.result_url;
+          link.setAttribute("download", "");
+          role(panel, "result").hidden = false;
+        }
+      } catch (err) {
+        panel.dataset.status = "failed";
         showError(errorBox, err);
       } finally {
         setBusy(button, false);
@@ -613,6 +664,7 @@
   function init() {
     initDownloads();
     initPrintPack();
+    initDossier();
     initUpload();
     initReview();
   }
