@@ -138,8 +138,11 @@ def warp_box(image: np.ndarray, pm: PageMatrix, box: layout.Box, px_per_mm: floa
 
 def align(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
           qr_box: layout.Box | None = None, fallback: PageMatrix | None = None) -> Aligned | None:
-    """The upright page; `fallback` (a matrix found from fewer markers) when nothing better is found."""
-    pm = page_matrix(image, dpi, qr_corners, qr_box) or fallback
+    """The upright page; `fallback` (a matrix found from markers on a mended copy, or from just two) when only
+    the code's four corners or nothing is found on the page as it is."""
+    pm = page_matrix(image, dpi, qr_corners, qr_box)
+    if fallback is not None and (pm is None or pm.method == "qr"):
+        pm = fallback
     if pm is None:
         return None
     out = cv2.warpPerspective(image, pm.matrix, _target_size(dpi), flags=cv2.INTER_LINEAR,

@@ -10,7 +10,7 @@ readers of other layouts: it is identified, or it is reported as an own page tha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -27,6 +27,7 @@ from formsvc.payload import PagePayload, is_second, parse_id_line
 QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 CODE_PX_PER_MM = 16.0  # ~400 dpi: 6 px a module for the primary code, 6 for the second
 LINE_PX_PER_MM = 12.0  # ~300 dpi for the id line's 8 pt monospace
+STREAK_PX = 5  # px at the page raster: white printer streaks up to this thick are closed (mended)
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,26 @@ def _fine_codes(image: np.ndarray, pm: PageMatrix) -> Identified | None:
     return None
 
 
+def _line_variants(crop: np.ndarray) -> Iterator[np.ndarray]:
+    """The id line as cut, contrast-stretched, binarised and at half size: Tesseract's slips differ between them
+    (5/S, 0/O, a speck read as 'i'), and only a reading that passes the check is taken."""
+    yield crop
+    yield cv2.normalize(crop, None, 0, 255, cv2.NORM_MINMAX)
+    yield cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
+    yield cv2.resize(crop, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+
+
+def mended(image: np.ndarray, vertical: bool = True) -> np.ndarray:
+    """The page with thin white streaks closed (a printer low on ink leaves them through every dark area; they
+    break the markers' and codes' squares): a grey-level opening along the streaks' cross direction."""
+    kernel = np.ones((STREAK_PX, 1) if vertical else (1, STREAK_PX), np.uint8)
+    return cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
+
+
 def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable[str]) -> PagePayload | None:
     """The payload printed in the id line of `crop`, when its check digits agree."""
     forms, criteria_sets = list(forms), list(criteria_sets)
-    for img in (crop, cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]):
+    for img in _line_variants(crop):
         # No character whitelist: with one, Tesseract drops the spaces that separate the fields.
         words = read_words(img, "eng", PSM_LINE, dpi=int(LINE_PX_PER_MM * layout.MM_PER_INCH))
         payload = parse_id_line(" ".join(w.text for w in words), forms, criteria_sets)
@@ -117,15 +134,25 @@ def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable
 
 
 def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None, PageMatrix | None]:
-    """For a page whose codes did not decode: its markers say whether it is formsvc's at all (the matrix, or
-    None); if so, the codes at a finer resolution, then the printed id line."""
-    pm = page_matrix(image, dpi, min_markers=2)
+    """For a page whose codes did not decode: its markers (on the page as is, or with printer streaks closed) say
+    whether it is formsvc's at all (the matrix, or None); if so, the codes at a finer resolution, then the
+    printed id line."""
+    pm, views = None, [image]
+    for view in (image, mended(image), mended(image, vertical=False)):
+        pm = page_matrix(view, dpi, min_markers=2)
+        if pm is not None:
+            views = [image] if view is image else [image, view]
+            break
     if pm is None:
         return None, None
-    found = _fine_codes(image, pm)
-    if found is not None:
-        return found, pm
-    crop, _ = warp_box(image, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=0.0)
     forms, sets = _known()
-    payload = read_id_line(crop, forms, sets)
-    return (Identified(payload, None, None, "id_line") if payload else None), pm
+    for view in views:
+        found = _fine_codes(view, pm)
+        if found is not None:
+            return found, pm
+    for view in views:
+        crop, _ = warp_box(view, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=0.0)
+        payload = read_id_line(crop, forms, sets)
+        if payload is not None:
+            return Identified(payload, None, None, "id_line"), pm
+    return None, pm
