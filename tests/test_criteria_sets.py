@@ -68,8 +68,8 @@ def test_fourth_group_is_learners_with_its_own_set(registry) -> None:  # type: i
     assert resolve_group("Sinh viên").number == 4  # type: ignore[union-attr]
     assert {r.url for r in learners.references} >= {"https://congdanhoctap.vn"}
     # An overridden indicator cites the learners' document, an inherited one the framework.
-    assert learners.indicator("ct2").source.startswith("Quyết định 324/QĐ-KHVN, Phụ lục dùng cho người học")  # type: ignore[union-attr]
-    assert learners.indicator("ct3").source == registry.get("cdht-324-pl1").indicator("ct3").source  # type: ignore[union-attr]
+    assert learners.indicator("ct2").source.startswith("Quyết định 324/QĐ-KHVN, Phụ lục dùng cho người học")
+    assert learners.indicator("ct3").source == registry.get("cdht-324-pl1").indicator("ct3").source
 
 
 TT22_POINTS = [[10, 10, 10], [10, 5, 10, 5], [25, 10, 5]]
@@ -117,7 +117,7 @@ def test_tt24_sets_are_met_or_not_met_with_levels(registry) -> None:  # type: ig
         measured = {i.id: (i.measure.thresholds, i.measure.computed) for i in cset.indicators if i.measure}
         assert measured == {"ct5": ({1: 90, 2: 95}, None), "ct7": ({1: 90, 2: 95}, "cdht_members_share"),
                             "ct8": ({1: 95, 2: 97}, "cdht_learners_share")}
-        assert cset.indicator("ct8").only_for == "education_institution"  # type: ignore[union-attr]
+        assert cset.indicator("ct8").only_for == "education_institution"
 
 
 @pytest.mark.parametrize(("patch", "problem"), [

@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
                 mark = "" if i.verified else " *"
                 label = f" {i.label})" if i.label else ""
                 if i.kind == "met":
-                    how = (f"đạt khi tỷ lệ ≥ " + " / ".join(f"{v:g}% (mức độ {lv})" for lv, v in
+                    how = ("đạt khi tỷ lệ ≥ " + " / ".join(f"{v:g}% (mức độ {lv})" for lv, v in
                                                              sorted(i.measure.thresholds.items()))
                            if i.measure else "đạt / không đạt")
                 else:

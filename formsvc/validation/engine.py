@@ -16,7 +16,7 @@ from formsvc.criteria.groups import resolve_group
 from formsvc.criteria.loader import CriteriaRegistry
 from formsvc.criteria.model import CriteriaSet, Indicator, LevelsRule, RankingRule, RecognitionRule
 from formsvc.records.model import Reason, Record, RecordStatus, Result
-from formsvc.validation.levels import apply_levels, applies, read_input
+from formsvc.validation.levels import applies, apply_levels, read_input
 from formsvc.validation.messages import field_label, indicator_label, num
 
 DEFAULT_REVIEW_CONFIDENCE = 0.80
