@@ -304,3 +304,14 @@ def test_cli_render_unknown_group_fails_with_the_allowed_groups(tmp_path: Any) -
     assert "Lỗi [group_unknown]: Đối tượng «officials» không thuộc nhóm đối tượng nào" in out.stderr
     assert "learner hoặc 4 (Học sinh, sinh viên)" in out.stderr
     assert not (tmp_path / "x.pdf").exists()
+
+
+@pytest.mark.parametrize(("form", "set_id"), [("dvht-self-assessment", "dvht-tt24-2023"),
+                                              ("dvht-inspection-minutes", "cdht-324-pl4"),
+                                              ("cdht-self-assessment", "dvht-tt22-2020")])
+def test_a_set_the_form_cannot_print_is_refused(form: str, set_id: str) -> None:
+    from formsvc.errors import InputError
+
+    with pytest.raises(InputError) as exc:
+        render_document(form, {"criteria_set": set_id}, "docx")
+    assert exc.value.code == "criteria_set_not_printable" and set_id in exc.value.message

@@ -174,6 +174,14 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
         cset = registry.get(set_id) if set_id else None
         if cset is None:
             raise InputError("Biểu mẫu này cần bộ tiêu chí (criteria_set).", code="criteria_set_required")
+        if cset.outcome.type == "levels" or cset.kind != form.kind:
+            # A points table would print "tối đa 1" for a met/not-met indicator, or CDHT criteria on a
+            # ĐVHT form: a form that cannot be filled in correctly is refused rather than printed.
+            raise InputError(
+                f"Bộ tiêu chí «{cset.id}» không in được trên biểu mẫu «{form.id}» "
+                f"({'công nhận theo mức độ, không chấm điểm' if cset.outcome.type == 'levels' else 'khác loại'}).",
+                code="criteria_set_not_printable",
+                hint="Chọn bộ tiêu chí chấm điểm cùng loại với biểu mẫu (xem 'formsvc criteria list').")
         ctx.update(_criteria_part(cset, data))
         ctx["indicators"] = [{"number": str(i.number), "title": i.title, "evidence_hint": i.evidence_hint or "",
                               "tick": "☐"} for i in cset.indicators]
