@@ -269,8 +269,13 @@ def test_dvht_zones_cover_every_indicator_and_keep_geometry_when_filled(
     for z in blank.zones:
         other = filled[(z.name, z.page)]
         assert abs(other.left - z.box.left) < 0.5 and abs(other.top - z.box.top) < 0.5, z.name
-    # A long title gets a taller row (exact heights: 15, 21, 27 mm), so its box is taller too.
-    assert scores["scores.ct1"].box.height < scores["scores.ct5"].box.height < scores["scores.ct3"].box.height
+    # A long title gets a taller row (exact heights 15, 21, 27 mm); the box to read stays one line tall, centred.
+    def centre(name: str) -> float:
+        return scores[name].box.top + scores[name].box.height / 2
+
+    assert all(8 <= z.box.height <= 14 for z in scores.values())
+    assert abs(centre("scores.ct2") - centre("scores.ct1") - 15) < 0.6  # 15 mm rows
+    assert abs(centre("scores.ct3") - centre("scores.ct2") - (15 + 27) / 2) < 0.6  # ct3's row is 27 mm
 
 
 def test_unknown_audience_group_is_refused_listing_the_groups() -> None:
