@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from formsvc.criteria import CriteriaSet
@@ -22,3 +23,21 @@ def full_record(cset: CriteriaSet, score: float = 8, *, group: str | None = "off
     }
     data.update(overrides)
     return Record.model_validate(data)
+
+
+def spread_scores(cset: CriteriaSet, total: float) -> dict[str, float]:
+    """Scores reaching `total`, filling indicators in order up to each one's own maximum."""
+    scores: dict[str, float] = {}
+    remaining = Decimal(str(total))
+    for ind in cset.indicators:
+        take = min(Decimal(str(ind.max_points)), remaining)
+        scores[ind.id] = float(take)
+        remaining -= take
+    if remaining:
+        raise ValueError(f"{total} is more than the set's maximum")
+    return scores
+
+
+def dvht_record(cset: CriteriaSet, total: float, **overrides: Any) -> Record:
+    """A ĐVHT ranking record whose indicator scores add up to `total` (indicators have different maxima)."""
+    return full_record(cset, **{"scores": spread_scores(cset, total), **overrides})

@@ -78,6 +78,15 @@ def test_bad_requests_are_clear_4xx(client: _Client, path: str, body: bytes, sta
     assert r.json()["code"] == code and r.json()["message"]
 
 
+def test_render_with_unknown_group_is_422_listing_the_groups(client: _Client) -> None:
+    r = client.post("/v1/render/cdht-self-assessment", json={"subject": {"full_name": "A", "group": "officials"}})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["code"] == "group_unknown" and "Đối tượng «officials»" in body["message"]
+    assert body["detail"]["allowed"] == ["farmer", "worker", "official", "learner"]
+    assert "official hoặc 3 (Cán bộ, công chức, viên chức, người lao động)" in body["message"]
+
+
 def test_oversized_json_is_413(client: _Client) -> None:
     big = b'{"notes": "' + b"x" * (6 * 1024 * 1024) + b'"}'
     r = client.post("/v1/render/cdht-unit-report", content=big, headers={"content-type": "application/json"})

@@ -14,7 +14,7 @@ from formsvc.criteria import default_registry
 from formsvc.exports import ExportRow, export_table, records_to_csv, records_to_xlsx
 from formsvc.records import FieldProvenance, Record
 from formsvc.validation import validate_with_registry
-from tests.factories import full_record
+from tests.factories import dvht_record, full_record
 
 REG = default_registry()
 PL4 = REG.get("cdht-324-pl4")
@@ -44,7 +44,7 @@ def sample_rows() -> list[ExportRow]:
     review = checked(full_record(PL4, 9, fields=[FieldProvenance(name="scores.ct1", value=9, confidence=0.5,
                                                                  source="ocr")]))
     rejected = checked(full_record(PL4, 8, scores={**{i.id: 8 for i in PL4.indicators}, "ct3": "abc", "ct4": -1}))
-    ranked = checked(full_record(TT22, 7.5, subject={"full_name": "Trường MN Tam Hưng A",
+    ranked = checked(dvht_record(TT22, 75, subject={"full_name": "Trường MN Tam Hưng A",
                                                      "unit": "Phòng GD&ĐT Dương Kinh"}))
     return [row(recognised, "r1", approved=True), row(low, "r2"), row(review, "r3"), row(rejected, "r4"),
             row(ranked, "r5", unit="+Phòng GD&ĐT")]

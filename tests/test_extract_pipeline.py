@@ -222,3 +222,27 @@ def test_names_keep_only_vietnamese_letters_and_say_so() -> None:
     assert name_letters("ĐẶNG  VĂN KHÁNH") == ("ĐẶNG VĂN KHÁNH", 0)
     assert name_letters("Hồ-Xuân Hương") == ("Hồ-Xuân Hương", 0)
     assert name_letters("Lê Thị 1984")[1] == 4
+
+
+def test_dvht_self_assessment_comes_back_typed_scanned_and_handwritten(tmp_path: Path) -> None:
+    """The ĐVHT form (TT 22/2020: unequal maxima, rows of three heights, lines under 3a) reads back like CDHT."""
+    from fixtures.scans import handwritten_record, write_by_hand
+
+    data = random_record(7, "dvht-tt22-2020")
+    pdf = render_document("dvht-self-assessment", data)
+    (tmp_path / "digital.pdf").write_bytes(pdf)
+    scanned = save_scan(rasterise(pdf), tmp_path / "scan.tif")
+    for path in (tmp_path / "digital.pdf", scanned):
+        result = extract_files([path])
+        assert result.errors == []
+        [doc] = result.documents
+        assert doc.form == "dvht-self-assessment" and doc.criteria_set == "dvht-tt22-2020"
+        assert doc.scores == data["scores"], path.name
+        assert doc.status == "valid" and doc.result is not None and doc.result.total == data["total_declared"]
+    printed, truth = handwritten_record(8, "dvht-tt22-2020")
+    pages = write_by_hand(rasterise(render_document("dvht-self-assessment", printed)), truth, seed=8,
+                          form="dvht-self-assessment")
+    result = extract_files([save_scan(pages, tmp_path / "hand.tif")])
+    [doc] = result.documents
+    wrong, silent = _wrong_and_flagged(doc, truth)
+    assert silent == [] and len(wrong) <= 2, wrong

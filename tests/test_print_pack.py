@@ -34,7 +34,7 @@ def test_roster_reads_vietnamese_headers_and_lists_bad_rows() -> None:
     assert [(e.row, e.message) for e in roster.errors] == [
         (4, "Dòng 4: thiếu họ và tên."),
         (5, "Dòng 5: năm sinh «19x0» không hợp lệ."),
-        (7, "Dòng 7: đối tượng «Học sinh» không thuộc nhóm nào."),
+        (7, "Dòng 7: đối tượng «Hưu trí» không thuộc nhóm nào."),  # "Học sinh" is group 4 now
     ]
 
 

@@ -217,3 +217,109 @@ def test_unknown_form_and_bad_format_are_clear_errors() -> None:
         render_document("cdht-self-assessment", None, "odt")  # type: ignore[arg-type]
     with pytest.raises(InputError):
         render_document("cdht-self-assessment", {"subject": {"id": "có dấu", "full_name": "A"}})
+
+
+# --- ĐVHT forms follow Thông tư 22/2020, Điều 5 ------------------------------------------------------------
+
+def _indicator_table(pdf: bytes) -> tuple[list[tuple[int, str, str]], list[str]]:
+    """(number, title, max points) of each indicator row, and the lines printed under indicators, in order."""
+    import pdfplumber
+
+    rows: list[tuple[int, str, str]] = []
+    lines: list[str] = []
+    with pdfplumber.open(io.BytesIO(pdf)) as doc:
+        for page in doc.pages:
+            for table in page.extract_tables():
+                for cells in table:
+                    first = (cells[0] or "").strip()
+                    if first.isdigit():
+                        rows.append((int(first), " ".join((cells[1] or "").split()), (cells[2] or "").strip()))
+                    elif not first and (cells[1] or "").startswith("–"):
+                        lines.append(" ".join((cells[1] or "").removeprefix("–").split()))
+    return rows, lines
+
+
+@pytest.mark.parametrize("form", ["dvht-self-assessment", "dvht-inspection-minutes"])
+def test_dvht_forms_print_the_tt22_structure(pdfs: dict[tuple[str, bool], bytes], form: str) -> None:
+    tt22 = load_registry().get("dvht-tt22-2020")
+    assert next(f for f in list_forms() if f.id == form).template_version == 2
+    for filled in (False, True):
+        pdf = pdfs[(form, filled)]
+        rows, lines = _indicator_table(pdf)
+        expected = [(i.number, f"{i.label}) {' '.join(i.title.split())}", str(int(i.max_points)))
+                    for i in tt22.indicators]
+        assert rows == expected
+        # The 8 qualities of 3a, printed as lines under it, in order.
+        assert lines == [s.text for s in tt22.indicator("ct8").sub_items]  # type: ignore[union-attr]
+        text = " ".join(" ".join(page_texts(pdf)).split())
+        for crit, maximum in zip(tt22.criteria, (30, 30, 40), strict=True):
+            assert f"Tiêu chí {crit.number}. {crit.title}" in text or crit.title[:25] in text
+            assert crit.max_points == maximum
+        assert "TỔNG ĐIỂM 100" in text and "vi phạm pháp luật" not in text
+        assert "Thông tư 22/2020/TT-BGDĐT, Điều 5" in text and "dvht-tt22-2020 v2" in text
+
+
+def test_dvht_zones_cover_every_indicator_and_keep_geometry_when_filled(
+        pdfs: dict[tuple[str, bool], bytes]) -> None:
+    blank = form_zones("dvht-self-assessment", "dvht-tt22-2020")
+    ids = [i.id for i in load_registry().get("dvht-tt22-2020").indicators]
+    scores = {z.name: z for z in blank.zones if z.kind == "score" and not z.name.startswith("committee.")}
+    assert {f"scores.{i}" for i in ids} | {"total_declared"} == set(scores)
+    assert {f"committee.{i}" for i in ids} <= {z.name for z in blank.zones}
+    filled = {(z.name, z.page): z.box
+              for z in zones_from_pdf(pdfs[("dvht-self-assessment", True)], "dvht-self-assessment",
+                                      "dvht-tt22-2020").zones}
+    for z in blank.zones:
+        other = filled[(z.name, z.page)]
+        assert abs(other.left - z.box.left) < 0.5 and abs(other.top - z.box.top) < 0.5, z.name
+    # A long title gets a taller row (exact heights 15, 21, 27 mm); the box to read stays one line tall, centred.
+    def centre(name: str) -> float:
+        return scores[name].box.top + scores[name].box.height / 2
+
+    assert all(8 <= z.box.height <= 14 for z in scores.values())
+    assert abs(centre("scores.ct2") - centre("scores.ct1") - 15) < 0.6  # 15 mm rows
+    assert abs(centre("scores.ct3") - centre("scores.ct2") - (15 + 27) / 2) < 0.6  # ct3's row is 27 mm
+
+
+def test_unknown_audience_group_is_refused_listing_the_groups() -> None:
+    from formsvc.errors import InputError
+
+    for form, data in (("cdht-self-assessment", {"subject": {"full_name": "A", "group": "officials"}}),
+                       ("cdht-registration-list", {"people": [{"full_name": "A", "group": "officials"}]})):
+        with pytest.raises(InputError) as exc:
+            render_document(form, data, "docx")
+        assert exc.value.code == "group_unknown"
+        assert exc.value.message.startswith("Đối tượng «officials» không thuộc nhóm đối tượng nào. Các nhóm hợp lệ: ")
+        for code in ("farmer", "worker", "official", "learner"):
+            assert code in exc.value.message
+        assert exc.value.detail["allowed"] == ["farmer", "worker", "official", "learner"]
+    # Every accepted spelling still prints the group's label.
+    ctx = build_context(next(f for f in list_forms() if f.id == "cdht-self-assessment"),
+                        {"subject": {"full_name": "A", "group": "Học sinh"}}, load_registry())
+    assert ctx["group_label"] == "Học sinh, sinh viên"
+
+
+def test_cli_render_unknown_group_fails_with_the_allowed_groups(tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps({"subject": {"full_name": "A", "group": "officials"}}), encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "formsvc.cli", "render", "cdht-self-assessment", "--out",
+                          str(tmp_path / "x.pdf"), "--data", str(data)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "Lỗi [group_unknown]: Đối tượng «officials» không thuộc nhóm đối tượng nào" in out.stderr
+    assert "learner hoặc 4 (Học sinh, sinh viên)" in out.stderr
+    assert not (tmp_path / "x.pdf").exists()
+
+
+@pytest.mark.parametrize(("form", "set_id"), [("dvht-self-assessment", "dvht-tt24-2023"),
+                                              ("dvht-inspection-minutes", "cdht-324-pl4"),
+                                              ("cdht-self-assessment", "dvht-tt22-2020")])
+def test_a_set_the_form_cannot_print_is_refused(form: str, set_id: str) -> None:
+    from formsvc.errors import InputError
+
+    with pytest.raises(InputError) as exc:
+        render_document(form, {"criteria_set": set_id}, "docx")
+    assert exc.value.code == "criteria_set_not_printable" and set_id in exc.value.message

@@ -17,7 +17,7 @@ from formsvc.render import render_document
 from formsvc.reports import UnitReport, report_context, unit_report
 from formsvc.reports.unit_report import CdhtCounts
 from formsvc.validation import validate_with_registry
-from tests.factories import full_record
+from tests.factories import dvht_record, full_record, spread_scores
 
 REG = default_registry()
 PL1 = REG.get("cdht-324-pl1")
@@ -26,6 +26,8 @@ FARMERS = REG.get("cdht-324-g1-farmers")
 TT22 = REG.get("dvht-tt22-2020")
 TT24 = REG.get("dvht-tt24-2023")
 UNIT = "Trường MN Tam Hưng A"
+# Every TT 24/2023 indicator met (96 % on the measured ones; the learners' one does not apply).
+TT24_ALL_MET = {i.id: (96 if i.measure else 1) for i in TT24.indicators if i.only_for is None}
 
 
 def checked(record: Record) -> Record:
@@ -59,13 +61,14 @@ def mixed_records() -> list[Record]:
         checked(full_record(PL4, 9, year=2023, subject=person("Y"))),
         checked(full_record(PL4, 9, form="cdht-minutes", subject=person("Z"))),
         # ĐVHT, listed worst-first to check the band order.
-        checked(full_record(TT22, 7.5, subject=unit_subject("Tổ chuyên môn 1", UNIT))),     # 75 Khá
-        checked(full_record(TT22, 9, subject=unit_subject(UNIT, "Phòng GD&ĐT Dương Kinh"))),  # 90 Tốt, own
-        checked(full_record(TT22, 8, subject=unit_subject("Tổ chuyên môn 2", UNIT))),       # 80 Khá
-        checked(full_record(TT24, 9, subject=unit_subject("Tổ văn phòng", UNIT))),          # 90 recognised
-        checked(full_record(TT22, 9, subject=unit_subject("Tổ chuyên môn 3", UNIT),
-                            scores={i.id: 9 for i in TT22.indicators if i.id != "ct1"})),  # needs review
-        checked(full_record(TT22, 9, subject=unit_subject("Trường khác", "Phòng GD&ĐT Dương Kinh"))),
+        checked(dvht_record(TT22, 75, subject=unit_subject("Tổ chuyên môn 1", UNIT))),     # 75 Khá
+        checked(dvht_record(TT22, 90, subject=unit_subject(UNIT, "Phòng GD&ĐT Dương Kinh"))),  # 90 Tốt, own
+        checked(dvht_record(TT22, 80, subject=unit_subject("Tổ chuyên môn 2", UNIT))),       # 80 Khá
+        checked(full_record(TT24, subject=unit_subject("Tổ văn phòng", UNIT),
+                            scores=TT24_ALL_MET)),                                        # mức độ 1
+        checked(full_record(TT22, subject=unit_subject("Tổ chuyên môn 3", UNIT),
+                            scores={k: v for k, v in spread_scores(TT22, 90).items() if k != "ct1"})),  # review
+        checked(dvht_record(TT22, 90, subject=unit_subject("Trường khác", "Phòng GD&ĐT Dương Kinh"))),
     ]
 
 
@@ -97,7 +100,8 @@ def test_cdht_groups(report: UnitReport) -> None:
 def test_dvht_counts(report: UnitReport) -> None:
     d = report.dvht
     assert (d.assessed, d.recognised, d.not_recognised, d.needs_review, d.rejected, d.unvalidated) == (5, 1, 0, 1, 0, 0)
-    assert [(b.code, b.label, b.count) for b in d.bands] == [("tot", "Tốt", 1), ("kha", "Khá", 2)]
+    assert [(b.code, b.label, b.count) for b in d.bands] == [("tot", "Tốt", 1), ("kha", "Khá", 2),
+                                                             ("muc_do_1", "Đạt mức độ 1", 1)]
 
 
 def test_unit_match_ignores_case_and_duplicates_keep_last() -> None:

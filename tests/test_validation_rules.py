@@ -26,7 +26,6 @@ from tests.factories import full_record
 REG = load_registry()
 PL4 = REG.get("cdht-324-pl4")
 TT22 = REG.get("dvht-tt22-2020")
-TT24 = REG.get("dvht-tt24-2023")
 
 
 def scores_for_total(cset: CriteriaSet, total: float, low: tuple[str, float] | None = None) -> dict[str, float]:
@@ -192,7 +191,8 @@ def test_data_window_is_the_assessed_year(date: dt.date, ok: bool) -> None:
 
 @pytest.mark.parametrize(("group", "code", "status"), [
     ("official", None, "valid"), ("Giáo viên", None, "valid"), ("farmer", "wrong_group", "rejected"),
-    ("học sinh", "group_unknown", "rejected"), (None, "group_missing", "needs_review"),
+    ("học sinh", "wrong_group", "rejected"), ("thợ lặn", "group_unknown", "rejected"),
+    (None, "group_missing", "needs_review"),
 ])
 def test_audience_group(group: str | None, code: str | None, status: str) -> None:
     out = validate(full_record(PL4, score=8, group=group), PL4)
@@ -248,15 +248,30 @@ def test_dvht_ranking_bands(fine_step_tt22: CriteriaSet, total: float, band: str
     assert out.status == "valid"
 
 
-def test_tt24_recognition_needs_each_criterion_half(fine_step_tt22: CriteriaSet) -> None:
-    scores = {i.id: 10.0 for i in TT24.indicators}
-    out = validate(full_record(TT24, scores=scores), TT24)
-    assert out.result is not None and out.result.recognised is True and out.result.band is None
-    # 80 points but criterion 1 (ct1, ct2; max 20) only 0: not recognised.
-    scores.update({"ct1": 0.0, "ct2": 0.0})
-    out = validate(full_record(TT24, scores=scores), TT24)
-    assert out.result is not None and out.result.total == 80 and out.result.recognised is False
-    assert "criterion_below_min" in codes(out)
+# Every TT 22/2020 indicator at its own maximum: the maximum and one step under it pass, one step over fails.
+TT22_MAXIMA = [("ct1", 10), ("ct2", 10), ("ct3", 10), ("ct4", 10), ("ct5", 5), ("ct6", 10), ("ct7", 5),
+               ("ct8", 25), ("ct9", 10), ("ct10", 5)]
+
+
+@pytest.mark.parametrize(("ind_id", "maximum"), TT22_MAXIMA)
+@pytest.mark.parametrize(("delta", "code"), [(0, None), (-0.5, None), (0.5, "score_above_max")])
+def test_tt22_per_indicator_maximum(ind_id: str, maximum: float, delta: float, code: str | None) -> None:
+    assert TT22.indicator(ind_id).max_points == maximum  # type: ignore[union-attr]
+    scores = {i.id: 0.0 for i in TT22.indicators}
+    scores[ind_id] = maximum + delta
+    out = validate(full_record(TT22, scores=scores), TT22)
+    errors = [(r.code, r.indicator) for r in out.result.reasons if r.severity == "error"]  # type: ignore[union-attr]
+    assert errors == ([] if code is None else [(code, ind_id)])
+    if code is not None:
+        msg = next(r.message for r in out.result.reasons if r.code == code)  # type: ignore[union-attr]
+        assert f"điểm tối đa {maximum}" in msg
+
+
+def test_tt22_full_marks_is_100_and_tot() -> None:
+    scores = {ind_id: float(m) for ind_id, m in TT22_MAXIMA}
+    out = validate(full_record(TT22, scores=scores), TT22)
+    assert out.status == "valid" and out.result is not None
+    assert (out.result.total, out.result.max_total, out.result.band) == (100, 100, "tot")
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -308,8 +323,8 @@ def test_cdht_outcome_never_contradicts_the_rule(items: list[tuple[Any, bool]]) 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from([x / 2 for x in range(0, 21)]), min_size=10, max_size=10))
-def test_dvht_band_follows_total(values: list[float]) -> None:
+@given(st.tuples(*(st.integers(0, int(m * 2)).map(lambda n: n / 2) for _, m in TT22_MAXIMA)))
+def test_dvht_band_follows_total(values: tuple[float, ...]) -> None:
     rec = full_record(TT22, scores={i.id: v for i, v in zip(TT22.indicators, values, strict=True)})
     out = validate(rec, TT22)
     total = sum(values)

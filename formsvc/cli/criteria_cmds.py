@@ -28,16 +28,21 @@ def set_summary(cset: CriteriaSet) -> dict[str, Any]:
 def set_detail(cset: CriteriaSet) -> dict[str, Any]:
     out = set_summary(cset)
     out["total_max"] = cset.total_max
-    out["outcome"] = cset.outcome.model_dump(mode="json")
+    out["note"] = cset.note
+    out["references"] = [r.model_dump(mode="json", exclude_none=True) for r in cset.references]
+    out["outcome"] = cset.outcome.model_dump(mode="json", exclude_none=True)
     out["criteria"] = [
         {"id": c.id, "number": c.number, "title": c.title, "max_points": c.max_points,
          "indicators": [i.id for i in c.indicators]}
         for c in cset.criteria
     ]
     out["indicators"] = [
-        {"id": i.id, "number": i.number, "title": i.title, "max_points": i.max_points, "step": i.step,
-         "min_points": i.min_points, "evidence_required": i.evidence_required, "verified": i.verified,
-         "origin": i.origin}
+        {"id": i.id, "number": i.number, "label": i.label, "kind": i.kind, "title": i.title,
+         "max_points": i.max_points, "step": i.step, "min_points": i.min_points,
+         "evidence_required": i.evidence_required, "verified": i.verified, "origin": i.origin,
+         "source": i.source, "sub_items": [si.model_dump(mode="json") for si in i.sub_items],
+         "measure": i.measure.model_dump(mode="json", exclude_none=True) if i.measure else None,
+         "levels": i.levels, "only_for": i.only_for}
         for i in cset.indicators
     ]
     return out
@@ -72,9 +77,27 @@ def register(app: typer.Typer) -> None:
         if not cset.fully_verified:
             typer.echo(f"Lưu ý: {PROVISIONAL_NOTE}.")
         for c in cset.criteria:
-            typer.echo(f"\nTiêu chí {c.number}. {c.title} (tối đa {c.max_points:g} điểm)")
+            head = f"Tiêu chí {c.number}. {c.title}"
+            typer.echo(f"\n{head}" if cset.outcome.type == "levels" else f"\n{head} (tối đa {c.max_points:g} điểm)")
             for i in c.indicators:
                 mark = "" if i.verified else " *"
-                typer.echo(f"  {i.number:>2}. {i.title}{mark}  — tối đa {i.max_points:g}, bước {i.step:g}")
+                label = f" {i.label})" if i.label else ""
+                if i.kind == "met":
+                    how = ("đạt khi tỷ lệ ≥ " + " / ".join(f"{v:g}% (mức độ {lv})" for lv, v in
+                                                             sorted(i.measure.thresholds.items()))
+                           if i.measure else "đạt / không đạt")
+                else:
+                    how = f"tối đa {i.max_points:g}, bước {i.step:g}"
+                typer.echo(f"  {i.number:>2}.{label} {i.title}{mark}  — {how}")
+                for si in i.sub_items:
+                    typer.echo(f"        - {si.text}{'' if si.verified else ' *'}")
+                if i.source:
+                    typer.echo(f"        Nguồn: {i.source}")
+        for ref in cset.references:
+            typer.echo(f"\nTham khảo: {ref.document}" + (f" — {ref.supports}" if ref.supports else ""))
+        outcome_source = cset.outcome.source
+        if outcome_source is not None:
+            typer.echo(f"Nguồn quy tắc kết quả: {outcome_source.document}"
+                       + (f" — {outcome_source.supports}" if outcome_source.supports else ""))
         if not cset.fully_verified:
             typer.echo("\n* Nội dung diễn đạt tạm thời.")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from formsvc.errors import InputError
 from formsvc.text import fold
 
 GROUPS_FILE = Path(__file__).with_name("groups.yaml")
@@ -44,3 +45,27 @@ def resolve_group(value: str | int | None) -> AudienceGroup | None:
         if key in (group.code, str(group.number), fold(group.label), fold(group.short_label), *group.aliases):
             return group
     return None
+
+
+def allowed_groups_text() -> str:
+    """The accepted groups, for error messages: 'official (Cán bộ, …), farmer (…)'."""
+    return "; ".join(f"{g.code} hoặc {g.number} ({g.short_label})" for g in load_groups())
+
+
+def require_group(value: str | int | None) -> AudienceGroup | None:
+    """Like resolve_group, but a value given and not recognised is an InputError listing the groups.
+
+    Printing the raw key ('Đối tượng: officials') would put a form in circulation that no reader
+    and no criteria set can place; refusing it names what is accepted instead.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    group = resolve_group(value)
+    if group is None:
+        raise InputError(
+            f"Đối tượng «{value}» không thuộc nhóm đối tượng nào. Các nhóm hợp lệ: {allowed_groups_text()}.",
+            code="group_unknown",
+            hint="Ghi mã, số thứ tự hoặc tên nhóm đối tượng như trong danh sách trên.",
+            detail={"group": str(value), "allowed": [g.code for g in load_groups()]},
+        )
+    return group

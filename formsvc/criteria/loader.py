@@ -23,7 +23,7 @@ from formsvc.errors import CriteriaFileError, NotFoundError
 
 BUILTIN_DIR = Path(__file__).parent / "sets"
 _COMPOSE_KEYS = {"extends", "overrides", "defaults"}
-_INDICATOR_DEFAULT_KEYS = ("step", "min_points", "evidence_required")
+_INDICATOR_DEFAULT_KEYS = ("step", "min_points", "evidence_required", "kind", "source")
 
 
 @dataclass
@@ -132,14 +132,15 @@ class _Resolver:
                 if key not in _COMPOSE_KEYS:
                     merged[key] = value
             merged["extends"] = base_id
-            self._apply_overrides(merged, own.get("overrides") or {}, raw.file, (*chain, set_id))
+            self._apply_overrides(merged, own.get("overrides") or {}, raw.file, (*chain, set_id),
+                                  _cite(own.get("source")))
         merged.pop("defaults", None)
         merged.pop("overrides", None)
         self.done[set_id] = merged
         return merged
 
     def _apply_overrides(self, merged: dict[str, Any], overrides: Any, file: Path,
-                         chain: tuple[str, ...]) -> None:
+                         chain: tuple[str, ...], citation: str | None) -> None:
         if not isinstance(overrides, dict):
             raise _fail(file, "overrides", "phải là một bảng: mã chỉ tiêu -> thay đổi")
         for ind_id, patch in overrides.items():
@@ -169,8 +170,19 @@ class _Resolver:
                 target = replacement
             if "title" in patch:
                 patch.setdefault("origin", chain[-1])
+                # New wording comes from the child's document, not the base's.
+                if citation is not None:
+                    patch.setdefault("source", citation)
             target.update(patch)
             merged["criteria"][c_idx]["indicators"][i_idx] = target
+
+
+def _cite(source: Any) -> str | None:
+    """'Document, appendix' of a set's own source mapping, for indicators whose text it supplies."""
+    if not isinstance(source, dict) or not isinstance(source.get("document"), str):
+        return None
+    appendix = source.get("appendix")
+    return f"{source['document']}, {appendix}" if isinstance(appendix, str) and appendix else source["document"]
 
 
 def _validate(data: dict[str, Any], file: Path) -> CriteriaSet:

@@ -10,7 +10,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from formsvc.criteria import CriteriaRegistry, CriteriaSet, resolve_group
+from formsvc.criteria import CriteriaRegistry, CriteriaSet
+from formsvc.criteria.groups import require_group
 from formsvc.criteria.model import PROVISIONAL_NOTE
 from formsvc.errors import InputError
 from formsvc.records.minutes import MinutesData
@@ -69,18 +70,33 @@ def _rate(part: Any, whole: Any) -> str:
     return f"{num((p * 100 / w).quantize(Decimal('0.1')))}%"
 
 
+# Title length (characters) up to which an indicator fits a row of each height the ĐVHT table offers
+# (templates/build/forms.py DVHT_ROW_MM: 3, 4 and 6 lines of the 69 mm title column at 11 pt).
+ROW_SIZE_CHARS = (105, 150)
+
+
+def _row_size(title: str) -> int:
+    return next((n for n, limit in enumerate(ROW_SIZE_CHARS) if len(title) <= limit), len(ROW_SIZE_CHARS))
+
+
 def _criteria_rows(cset: CriteriaSet, scores: dict[str, Any], evidence: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for n, crit in enumerate(cset.criteria):
+        indicators = []
+        for i in crit.indicators:
+            # The number column keeps the number across the set (readers match rows by it); the source's
+            # own lettering ("a)") leads the title, as in the Thông tư.
+            title = f"{i.label}) {i.title}" if i.label else i.title
+            indicators.append({
+                "number": str(i.number), "title": title, "max": num(i.max_points), "size": _row_size(title),
+                "sub_items": [f"– {si.text}" for si in i.sub_items],
+                "score": _score(scores.get(i.id)), "evidence": _text(evidence.get(i.id), ""), "committee": "",
+            })
         rows.append({
             "label": ROMAN[n] if n < len(ROMAN) else str(crit.number),
             "title": f"Tiêu chí {crit.number}. {crit.title}",
             "max": num(crit.max_points),
-            "indicators": [
-                {"number": str(i.number), "title": i.title, "max": num(i.max_points),
-                 "score": _score(scores.get(i.id)), "evidence": _text(evidence.get(i.id), ""), "committee": ""}
-                for i in crit.indicators
-            ],
+            "indicators": indicators,
         })
     return rows
 
@@ -131,8 +147,8 @@ def _people(items: list[dict[str, Any]] | None, keys: list[str]) -> list[dict[st
         for k in keys:
             value = item.get(k)
             if k == "group_label":
-                group = resolve_group(item.get("group"))
-                value = group.short_label if group else item.get("group")
+                group = require_group(item.get("group"))
+                value = group.short_label if group else None
             row[k] = _score(value) if k in ("total", "self_total", "agreed_total") else _text(value, "")
         out.append(row)
     return out
@@ -147,7 +163,7 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
         raise InputError(f"Năm «{year_raw}» không hợp lệ.", code="bad_year") from exc
     ctx = _common(data, year)
     subject = data.get("subject") or {}
-    group = resolve_group(subject.get("group"))
+    group = require_group(subject.get("group"))
     ctx.update({
         "full_name": _text(subject.get("full_name")),
         "full_name_signature": _text(subject.get("full_name"), ""),
@@ -161,6 +177,14 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
         cset = registry.get(set_id) if set_id else None
         if cset is None:
             raise InputError("Biểu mẫu này cần bộ tiêu chí (criteria_set).", code="criteria_set_required")
+        if cset.outcome.type == "levels" or cset.kind != form.kind:
+            # A points table would print "tối đa 1" for a met/not-met indicator, or CDHT criteria on a
+            # ĐVHT form: a form that cannot be filled in correctly is refused rather than printed.
+            raise InputError(
+                f"Bộ tiêu chí «{cset.id}» không in được trên biểu mẫu «{form.id}» "
+                f"({'công nhận theo mức độ, không chấm điểm' if cset.outcome.type == 'levels' else 'khác loại'}).",
+                code="criteria_set_not_printable",
+                hint="Chọn bộ tiêu chí chấm điểm cùng loại với biểu mẫu (xem 'formsvc criteria list').")
         ctx.update(_criteria_part(cset, data))
         ctx["indicators"] = [{"number": str(i.number), "title": i.title, "evidence_hint": i.evidence_hint or "",
                               "tick": "☐"} for i in cset.indicators]

@@ -26,6 +26,13 @@ from formsvc.zones import FormZones, Zone
 PT_TO_MM = 25.4 / 72
 SCORE_COL, EVIDENCE_COL, COMMITTEE_COL = 3, 4, 5
 BOX_INSET_MM = 0.8
+# A score zone is at most this tall, centred in its cell. ĐVHT rows grow with long indicator titles (up to 27 mm),
+# but a score is one short line either way: printed values sit centred in the cell, handwriting is written across
+# its middle, and the digit reader judges "blank" by the share of inked area, so a small typed "7" in a 25 mm box
+# read as blank. Ink reaching past the zone's edge is flagged by the reader, never silently cut.
+SCORE_MAX_H_MM = 14.0
+# Part of the on-disk cache key: zones cached by an older version of this module are never reused.
+ZONES_VERSION = 3
 TEXT_LABELS = {"Họ và tên:": "subject.full_name", "Năm sinh:": "subject.birth_year", "Đơn vị:": "subject.unit",
                "Đối tượng:": "subject.group",
                "Tên đơn vị:": "subject.full_name"}
@@ -39,6 +46,14 @@ def _box(bbox: tuple[float, float, float, float], inset: float = 0.0) -> Box:
     x0, top, x1, bottom = bbox
     return Box(left=x0 * PT_TO_MM + inset, top=top * PT_TO_MM + inset,
                width=(x1 - x0) * PT_TO_MM - 2 * inset, height=(bottom - top) * PT_TO_MM - 2 * inset)
+
+
+def _score_box(bbox: tuple[float, float, float, float]) -> Box:
+    box = _box(bbox, inset=BOX_INSET_MM)
+    if box.height <= SCORE_MAX_H_MM:
+        return box
+    return Box(left=box.left, top=box.top + (box.height - SCORE_MAX_H_MM) / 2, width=box.width,
+               height=SCORE_MAX_H_MM)
 
 
 def _cell_text(page: Any, bbox: tuple[float, float, float, float] | None) -> str:
@@ -71,14 +86,13 @@ def _table_zones(page: Any, page_no: int, number_to_id: dict[int, str]) -> list[
             label = _cell_text(page, cells[1]) if cells[1] else ""
             if first.isdigit() and int(first) in number_to_id:
                 ind = number_to_id[int(first)]
-                zones.append(Zone(f"scores.{ind}", "score", page_no, _box(cells[SCORE_COL], inset=BOX_INSET_MM)))
+                zones.append(Zone(f"scores.{ind}", "score", page_no, _score_box(cells[SCORE_COL])))
                 if cells[EVIDENCE_COL]:
                     zones.append(Zone(f"evidence.{ind}", "text", page_no, _box(cells[EVIDENCE_COL], inset=0.5)))
                 if cells[COMMITTEE_COL]:
-                    zones.append(Zone(f"committee.{ind}", "score", page_no,
-                                      _box(cells[COMMITTEE_COL], inset=BOX_INSET_MM)))
+                    zones.append(Zone(f"committee.{ind}", "score", page_no, _score_box(cells[COMMITTEE_COL])))
             elif label.startswith("TỔNG ĐIỂM"):
-                zones.append(Zone("total_declared", "score", page_no, _box(cells[SCORE_COL], inset=BOX_INSET_MM)))
+                zones.append(Zone("total_declared", "score", page_no, _score_box(cells[SCORE_COL])))
     return zones
 
 
@@ -125,7 +139,8 @@ def _cache_key(form_id: str, criteria_set_id: str | None) -> str:
     digest = hashlib.sha256(form.template_path.read_bytes())
     if criteria_set_id:
         digest.update(default_registry().get(criteria_set_id).model_dump_json().encode())
-    return f"{form_id}-v{form.template_version}-{criteria_set_id or 'none'}-{digest.hexdigest()[:16]}"
+    return (f"{form_id}-v{form.template_version}-z{ZONES_VERSION}-{criteria_set_id or 'none'}-"
+            f"{digest.hexdigest()[:16]}")
 
 
 def _to_json(z: FormZones) -> dict[str, Any]:

@@ -28,9 +28,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from formsvc.criteria import CriteriaRegistry, RankingRule, default_registry, resolve_group
+from formsvc.criteria.model import LevelsRule
 from formsvc.exports import ExportRow
 from formsvc.records import Record
 from formsvc.text import nfc
+from formsvc.validation.levels import NOT_REACHED
 from formsvc.validation.messages import num
 
 CDHT_PREFIX = "cdht-self"
@@ -81,13 +83,14 @@ class CdhtCounts(_Labelled):
 class DvhtCounts(_Labelled):
     assessed: int = Field(0, title="Số đơn vị tự đánh giá")
     recognised: int = Field(0, title="Số đơn vị được công nhận",
-                            description="Valid records of recognition sets (Thông tư 24/2023) that pass")
+                            description="Valid records of recognition sets (Thông tư 24/2023) reaching a level")
     not_recognised: int = Field(0, title="Số đơn vị chưa được công nhận")
     needs_review: int = Field(0, title="Số cần kiểm tra")
     rejected: int = Field(0, title="Số không hợp lệ")
     unvalidated: int = Field(0, title="Số chưa kiểm tra")
     bands: list[BandCount] = Field(default_factory=list, title="Theo xếp loại",
-                                   description="Valid records of ranking sets (Thông tư 22/2020), best band first")
+                                   description="Valid records by ranking band (Thông tư 22/2020) or level "
+                                               "reached (Thông tư 24/2023, muc_do_N), best first")
 
 
 class UnitReport(_Labelled):
@@ -187,6 +190,11 @@ def _band_order(registry: CriteriaRegistry) -> dict[str, int]:
         if isinstance(cset.outcome, RankingRule):
             for band in [*cset.outcome.bands, cset.outcome.fallback]:
                 order.setdefault(band.code, len(order))
+    for cset in registry:
+        if isinstance(cset.outcome, LevelsRule):
+            for level in sorted(cset.outcome.levels, key=lambda lv: -lv.level):
+                order.setdefault(f"muc_do_{level.level}", len(order))
+            order.setdefault(NOT_REACHED, len(order))
     return order
 
 
@@ -200,11 +208,13 @@ def _dvht_counts(records: list[Record], registry: CriteriaRegistry) -> DvhtCount
             counts["unvalidated"] += 1
         elif rec.status != "valid":
             counts[rec.status] += 1
-        elif result.band is not None:
-            label, n = bands.get(result.band, (result.band_label or result.band, 0))
-            bands[result.band] = (label, n + 1)
-        elif result.recognised is not None:
-            counts["recognised" if result.recognised else "not_recognised"] += 1
+        elif result.band is not None or result.recognised is not None:
+            # Ranking sets give a band; TT 24/2023 recognition gives both a level ("muc_do_1") and a yes/no.
+            if result.band is not None:
+                label, n = bands.get(result.band, (result.band_label or result.band, 0))
+                bands[result.band] = (label, n + 1)
+            if result.recognised is not None:
+                counts["recognised" if result.recognised else "not_recognised"] += 1
         else:
             # Valid but neither ranked nor recognised cannot come out of the engine; keep the sum whole.
             counts["unvalidated"] += 1

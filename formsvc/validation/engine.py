@@ -14,8 +14,9 @@ from decimal import Decimal, InvalidOperation
 
 from formsvc.criteria.groups import resolve_group
 from formsvc.criteria.loader import CriteriaRegistry
-from formsvc.criteria.model import CriteriaSet, Indicator, RankingRule, RecognitionRule
+from formsvc.criteria.model import CriteriaSet, Indicator, LevelsRule, RankingRule, RecognitionRule
 from formsvc.records.model import Reason, Record, RecordStatus, Result
+from formsvc.validation.levels import applies, apply_levels, read_input
 from formsvc.validation.messages import field_label, indicator_label, num
 
 DEFAULT_REVIEW_CONFIDENCE = 0.80
@@ -89,10 +90,15 @@ def _check_score(ind: Indicator, value: float | str | None, reasons: list[Reason
     return score
 
 
-def _score_indicators(record: Record, cset: CriteriaSet, reasons: list[Reason]) -> list[_Scored]:
+def _score_indicators(record: Record, cset: CriteriaSet, reasons: list[Reason],
+                      skip: frozenset[str] = frozenset()) -> list[_Scored]:
     scored: list[_Scored] = []
     machine = machine_read(record)
     for ind in cset.indicators:
+        if ind.id in skip and record.scores.get(ind.id) is None:
+            # Not applicable to this unit (e.g. learner indicators outside schools): nothing to fill in.
+            scored.append(_Scored(indicator=ind, raw=None, effective=Decimal(0)))
+            continue
         raw = _check_score(ind, record.scores.get(ind.id), reasons, f"scores.{ind.id}" in machine)
         effective = raw if raw is not None else Decimal(0)
         evidence = (record.evidence.get(ind.id) or "").strip()
@@ -188,18 +194,6 @@ def _apply_recognition(rule: RecognitionRule, record: Record, cset: CriteriaSet,
                 message=f"{indicator_label(s.indicator)}: {num(s.effective)} điểm, dưới mức tối thiểu "
                         f"{num(s.indicator.min_points)} điểm.",
             ))
-    if rule.min_criterion_ratio is not None:
-        ratio = Decimal(str(rule.min_criterion_ratio))
-        for crit in cset.criteria:
-            ids = {i.id for i in crit.indicators}
-            got = sum((s.effective for s in scored if s.indicator.id in ids), Decimal(0))
-            need = Decimal(str(crit.max_points)) * ratio
-            if got < need:
-                ok = False
-                reasons.append(Reason(
-                    code="criterion_below_min", severity="info",
-                    message=f"Tiêu chí {crit.number} ({crit.title}): {num(got)} điểm, dưới mức tối thiểu {num(need)}.",
-                ))
     if rule.require_registration_before_assessment:
         if record.registered_on is None or record.assessment_date is None:
             ok = False
@@ -231,22 +225,33 @@ def validate(record: Record, cset: CriteriaSet, *, review_confidence: float = DE
             message=f"Phiếu ghi bộ tiêu chí «{record.criteria_set}» nhưng được kiểm tra theo «{cset.id}».",
         ))
     _check_structure(record, cset, reasons)
-    scored = _score_indicators(record, cset, reasons)
-    _check_total(record, scored, reasons)
+    rule = cset.outcome
+    info, info_reasons = read_input(record)
+    reasons.extend(info_reasons if isinstance(rule, LevelsRule) else [])
+    skip = (frozenset(i.id for i in cset.indicators if not applies(i, info)) if isinstance(rule, LevelsRule)
+            else frozenset())
+    scored = _score_indicators(record, cset, reasons, skip)
+    if not isinstance(rule, LevelsRule):  # a levels record holds 0/1 and percentages: no sum to check
+        _check_total(record, scored, reasons)
     _check_confidence(record, review_confidence, reasons)
     total = sum((s.effective for s in scored), Decimal(0))
+    max_total = cset.total_max
     recognised: bool | None = None
     band_code: str | None = None
     band_label: str | None = None
-    rule = cset.outcome
-    if isinstance(rule, RecognitionRule):
+    if isinstance(rule, LevelsRule):
+        outcome = apply_levels(rule, record, cset, {s.indicator.id: s.raw for s in scored}, info, reasons)
+        recognised = outcome.level >= 1
+        band_code, band_label = outcome.code, outcome.label
+        total, max_total = Decimal(outcome.met), outcome.applicable
+    elif isinstance(rule, RecognitionRule):
         recognised = _apply_recognition(rule, record, cset, scored, total, reasons)
     elif isinstance(rule, RankingRule):
         band = next((b for b in rule.bands if total >= Decimal(str(b.min_total))), rule.fallback)
         band_code, band_label = band.code, band.label
         reasons.append(Reason(code="ranking_band", severity="info",
                               message=f"Tổng điểm {num(total)}: xếp loại {band.label}."))
-    result = Result(total=float(total), max_total=cset.total_max, recognised=recognised,
+    result = Result(total=float(total), max_total=max_total, recognised=recognised,
                     band=band_code, band_label=band_label, reasons=reasons)
     return record.model_copy(update={"result": result, "status": status_for(reasons)})
 

@@ -62,6 +62,41 @@ def _score_table(doc: DocxDocument, score_label: str, committee_label: str) -> N
     widths(t, [10, 69, 16, 22, 26, 22])
 
 
+# ĐVHT indicator titles run from one line to several (Thông tư 22/2020, Điều 5, 1c is ~190 characters). Rows
+# keep an exact height (blank and filled forms share one geometry), so a row height is chosen per indicator
+# from these, by the `size` the render context computes from the title's length.
+DVHT_ROW_MM = (15, 21, 27)
+SUB_ITEM_ROW_MM = 5.5
+
+
+def _dvht_score_table(doc: DocxDocument, score_label: str, committee_label: str) -> None:
+    """The ĐVHT indicator table: like _score_table, with taller rows for long titles and the lines printed
+    under an indicator (the 8 qualities of 3a) as rows without score boxes."""
+    t = doc.add_table(rows=1, cols=6)
+    grid(t)
+    _header_row(t, ["TT", "Tiêu chí, chỉ tiêu", "Điểm tối đa", score_label, "Minh chứng", committee_label])
+    loop_row(t, "{%tr for c in criteria %}")
+    _data_row(t, ["{{ c.label }}", "{{ c.title }}", "{{ c.max }}", "", "", ""], 10, bold=True)
+    loop_row(t, "{%tr for i in c.indicators %}")
+    for n, height in enumerate(DVHT_ROW_MM):
+        loop_row(t, f"{{%tr {'if' if n == 0 else 'elif'} i.size == {n} %}}")
+        _data_row(t, ["{{ i.number }}", "{{ i.title }}", "{{ i.max }}", "{{ i.score }}", "{{ i.evidence }}",
+                      "{{ i.committee }}"], height)
+    loop_row(t, "{%tr endif %}")
+    loop_row(t, "{%tr for s in i.sub_items %}")
+    row = t.add_row()
+    merged = row.cells[1].merge(row.cells[5])
+    for extra in merged.paragraphs[1:]:  # merging keeps each cell's empty paragraph: one line is enough
+        extra._element.getparent().remove(extra._element)
+    cell_text(merged, "{{ s }}", size=10, italic=True)
+    fixed_row(row, SUB_ITEM_ROW_MM)
+    loop_row(t, "{%tr endfor %}")
+    loop_row(t, "{%tr endfor %}")
+    loop_row(t, "{%tr endfor %}")
+    _data_row(t, ["", "TỔNG ĐIỂM", "{{ total_max }}", "{{ total }}", "", "{{ committee_total }}"], 14, bold=True)
+    widths(t, [10, 69, 16, 22, 26, 22])
+
+
 def _info_rows(doc: DocxDocument, rows: list[tuple[str, str]]) -> None:
     """Label/value lines in exact-height rows: a long value is clipped instead of moving the table below."""
     t = doc.add_table(rows=len(rows), cols=2)
@@ -95,7 +130,7 @@ def dvht_self_assessment(doc: DocxDocument) -> None:
     title(doc, "BẢN TỰ ĐÁNH GIÁ, XẾP LOẠI", "“ĐƠN VỊ HỌC TẬP” NĂM {{ year }}")
     _info_rows(doc, [("Tên đơn vị:", "{{ full_name }}"), ("Cơ quan quản lý:", "{{ unit }}")])
     _provisional(doc)
-    _score_table(doc, "Điểm tự đánh giá", "Đoàn kiểm tra chấm")
+    _dvht_score_table(doc, "Điểm tự đánh giá", "Đoàn kiểm tra chấm")
     para(doc, "Tự xếp loại: {{ band_label }}", bold=True, space_before=6)
     signature(doc, left=None, right=("THỦ TRƯỞNG ĐƠN VỊ", "{{ head_name }}"))
 
@@ -253,7 +288,7 @@ def dvht_inspection_minutes(doc: DocxDocument) -> None:
     para(doc, "Đơn vị được kiểm tra: {{ full_name }}")
     _minutes_people(doc)
     _provisional(doc)
-    _score_table(doc, "Đơn vị tự đánh giá", "Đoàn kiểm tra chấm")
+    _dvht_score_table(doc, "Đơn vị tự đánh giá", "Đoàn kiểm tra chấm")
     para(doc, "Xếp loại: {{ band_label }}", bold=True, space_before=6)
     signature(doc, left=("THƯ KÝ", "{{ secretary_signature }}"), right=("TRƯỞNG ĐOÀN", "{{ chair_signature }}"))
 
