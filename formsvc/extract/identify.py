@@ -109,7 +109,8 @@ def _line_variants(crop: np.ndarray) -> Iterator[np.ndarray]:
     """The id line as cut, contrast-stretched, binarised and at half size: Tesseract's slips differ between them
     (5/S, 0/O, a speck read as 'i'), and only a reading that passes the check is taken."""
     yield crop
-    yield cv2.normalize(crop, None, 0, 255, cv2.NORM_MINMAX)
+    lo, hi = float(crop.min()), float(crop.max())
+    yield ((crop.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1.0))).astype(np.uint8)
     yield cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
     yield cv2.resize(crop, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
 
