@@ -100,6 +100,7 @@ class PageMatrix:
     dpi: float
     method: str
     residual_px: float
+    markers: int = 0  # how many of the four markers it rests on
 
 
 def page_matrix(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
@@ -119,7 +120,7 @@ def page_matrix(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = N
         return None
     projected = cv2.perspectiveTransform(src.reshape(-1, 1, 2), matrix).reshape(-1, 2)
     residual = float(np.linalg.norm(projected - dst, axis=1).mean())
-    return PageMatrix(matrix, dpi, method, residual)
+    return PageMatrix(matrix, dpi, method, residual, len(src) // 4 if method == "markers" else (len(src) - 4) // 4)
 
 
 def warp_box(image: np.ndarray, pm: PageMatrix, box: layout.Box, px_per_mm: float,

@@ -28,6 +28,7 @@ QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 CODE_PX_PER_MM = 16.0  # ~400 dpi: 6 px a module for the primary code, 6 for the second
 LINE_PX_PER_MM = 12.0  # ~300 dpi for the id line's 8 pt monospace
 STREAK_PX = 5  # px at the page raster: white printer streaks up to this thick are closed (mended)
+DITHER_SIGMA = 1.5  # px at the page raster: smooths a dithered scan's dots back into grey for the markers
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def _known() -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _fine_codes(image: np.ndarray, pm: PageMatrix) -> Identified | None:
     for box, how in ((layout.qr_box(), "qr_fine"), (layout.qr2_box(), "qr2_fine")):
         crop, back = warp_box(image, pm, box, CODE_PX_PER_MM, pad_mm=3.0)
-        for candidate in (crop, cv2.GaussianBlur(crop, (0, 0), 1.2)):
+        # Smoothed more and more: blur, then a dithering scanner's dots merged back into modules.
+        for candidate in (crop, *(cv2.GaussianBlur(crop, (0, 0), s) for s in (1.2, 2.0, 3.0))):
             codes = read_codes(candidate) or read_codes(candidate, binarize=True)
             if codes:
                 code = codes[0]
@@ -134,25 +136,37 @@ def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable
     return None
 
 
+def _views(image: np.ndarray) -> Iterator[np.ndarray]:
+    """The page as it is, then copies mended for what breaks markers and codes: printer streaks (closed along
+    either direction) and a dithering scanner's dots (smoothed back into grey)."""
+    yield image
+    yield mended(image)
+    yield mended(image, vertical=False)
+    yield cv2.GaussianBlur(image, (0, 0), DITHER_SIGMA)
+
+
 def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None, PageMatrix | None]:
-    """For a page whose codes did not decode: its markers (on the page as is, or with printer streaks closed) say
-    whether it is formsvc's at all (the matrix, or None); if so, the codes at a finer resolution, then the
-    printed id line."""
-    pm, views = None, [image]
-    for view in (image, mended(image), mended(image, vertical=False)):
+    """For a page whose codes did not decode: its markers (on the page as it is or on a mended copy, whichever
+    shows most of them) say whether it is formsvc's at all (the matrix, or None); if so, the codes at a finer
+    resolution, then the printed id line."""
+    best: tuple[int, PageMatrix, np.ndarray] | None = None
+    for view in _views(image):
         pm = page_matrix(view, dpi, min_markers=2)
-        if pm is not None:
-            views = [image] if view is image else [image, view]
-            break
-    if pm is None:
+        if pm is not None and (best is None or pm.markers > best[0]):
+            best = (pm.markers, pm, view)
+            if pm.markers == 4:
+                break
+    if best is None:
         return None, None
+    _, pm, view = best
+    views = [image] if view is image else [image, view]
     forms, sets = _known()
-    for view in views:
-        found = _fine_codes(view, pm)
+    for v in views:
+        found = _fine_codes(v, pm)
         if found is not None:
             return found, pm
-    for view in views:
-        crop, _ = warp_box(view, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=0.0)
+    for v in views:
+        crop, _ = warp_box(v, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=0.0)
         payload = read_id_line(crop, forms, sets)
         if payload is not None:
             return Identified(payload, None, None, "id_line"), pm
