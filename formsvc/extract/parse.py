@@ -33,6 +33,27 @@ CONFIRMABLE = 0.2
 UNCHECKED = 0.7
 
 
+# Forms scored by a team beside the unit's own scores (the ĐVHT inspection minutes, Phụ lục 03): the record's
+# scores and total are the team's column; the unit's own column, printed from its self-assessment, is kept aside.
+TEAM_SCORED = frozenset({"dvht-inspection-minutes"})
+
+
+def _team_scores(values: dict[str, FieldRead], page_of: dict[str, int]
+                 ) -> tuple[dict[str, FieldRead], dict[str, int], dict[str, float | str | None]]:
+    """The fields with the team's column read as the scores, and the unit's own scores as printed."""
+    unit = {k.split(".", 1)[1]: to_score(r.text) for k, r in values.items() if k.startswith("scores.")}
+    renamed: dict[str, str] = {}
+    for name in values:
+        if name.startswith("committee."):
+            renamed[name] = "scores." + name.split(".", 1)[1]
+        elif name == "committee_total":
+            renamed[name] = "total_declared"
+        elif not name.startswith("scores.") and name != "total_declared":
+            renamed[name] = name
+    out = {new: replace(values[old], name=new) for old, new in renamed.items()}
+    return out, {new: page_of[old] for old, new in renamed.items()}, unit
+
+
 @dataclass
 class PageFields:
     payload: PagePayload
@@ -176,6 +197,9 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         for r in pf.reads:
             values[r.name] = r
             page_of[r.name] = pf.payload.page
+    unit_scores: dict[str, float | str | None] = {}
+    if first.form in TEAM_SCORED:
+        values, page_of, unit_scores = _team_scores(values, page_of)
     fields: list[FieldProvenance] = []
 
     def prov(name: str, value: object, confidence: float, source: str | None = None) -> None:
@@ -266,6 +290,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         subject={"id": first.subject_id, "full_name": full_name, "birth_year": birth_year,
                  "unit": unit or None, "group": group},
         scores=scores, evidence=evidence, total_declared=total, fields=fields,
-        extra={"doc": first.doc, "template_version": first.template_version, "pages": first.pages},
+        extra={"doc": first.doc, "template_version": first.template_version, "pages": first.pages,
+               **({"unit_self_scores": unit_scores} if first.form in TEAM_SCORED else {})},
     )
     return record, extra_reasons

@@ -32,10 +32,10 @@ BOX_INSET_MM = 0.8
 # read as blank. Ink reaching past the zone's edge is flagged by the reader, never silently cut.
 SCORE_MAX_H_MM = 14.0
 # Part of the on-disk cache key: zones cached by an older version of this module are never reused.
-ZONES_VERSION = 3
+ZONES_VERSION = 4
 TEXT_LABELS = {"Họ và tên:": "subject.full_name", "Năm sinh:": "subject.birth_year", "Đơn vị:": "subject.unit",
                "Đối tượng:": "subject.group",
-               "Tên đơn vị:": "subject.full_name"}
+               "Tên đơn vị:": "subject.full_name", "Đơn vị được kiểm tra:": "subject.full_name"}
 SIGNATURE_TITLES = ("NGƯỜI TỰ ĐÁNH GIÁ", "THỦ TRƯỞNG ĐƠN VỊ")
 
 _memory: dict[str, FormZones] = {}
@@ -93,6 +93,8 @@ def _table_zones(page: Any, page_no: int, number_to_id: dict[int, str]) -> list[
                     zones.append(Zone(f"committee.{ind}", "score", page_no, _score_box(cells[COMMITTEE_COL])))
             elif label.startswith("TỔNG ĐIỂM"):
                 zones.append(Zone("total_declared", "score", page_no, _score_box(cells[SCORE_COL])))
+                if len(cells) > COMMITTEE_COL and cells[COMMITTEE_COL]:
+                    zones.append(Zone("committee_total", "score", page_no, _score_box(cells[COMMITTEE_COL])))
     return zones
 
 
