@@ -6,13 +6,16 @@ Format (ASCII, '|' separated, fixed field order, version-tagged so it can evolve
 
 - form: form id from the form registry (e.g. cdht-self-assessment).
 - template_version: integer version of that form's template.
-- criteria_set: criteria-set id the indicator table was printed from, '-' when none.
+- criteria_set: criteria set the indicator table was printed from, '-' when none: `ID` or, once the set has
+  versions accepted from official files, `ID@VERSION` (the version printed, so the form is read and validated
+  against it even after a newer version is accepted). A bare `ID` means the version shipped in the data files:
+  every QR printed before versions existed carries one, and still decodes.
 - subject_id: roster / upstream id of the person or unit when pre-filled, '-' when blank.
 - year: assessed year when known, '-' otherwise.
 - page/pages: 1-based page number within this document and the document's page count.
 - doc: short random id of this printed document instance; all its pages share it, so a scanned
   stack of many people's forms is regrouped into documents even when pages are shuffled.
-Fields never contain '|' (ids are [A-Za-z0-9._-]).
+Fields never contain '|' (ids are [A-Za-z0-9._-], a criteria-set reference may add @VERSION).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from formsvc.errors import InputError
 
 PREFIX = "FSV1"
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
+_SET_REF = re.compile(r"^[A-Za-z0-9._-]+(?:@[1-9][0-9]{0,5})?$")
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,10 @@ class PagePayload:
         for name in ("form", "doc"):
             if not _ID.match(getattr(self, name)):
                 raise ValueError(f"{name} must match {_ID.pattern}")
-        for name in ("criteria_set", "subject_id"):
+        for name, pattern in (("criteria_set", _SET_REF), ("subject_id", _ID)):
             value = getattr(self, name)
-            if value is not None and not _ID.match(value):
-                raise ValueError(f"{name} must match {_ID.pattern}")
+            if value is not None and not pattern.match(value):
+                raise ValueError(f"{name} must match {pattern.pattern}")
         if not 1 <= self.page <= self.pages:
             raise ValueError("page must be within 1..pages")
         parts = [

@@ -163,7 +163,7 @@ def _pdf_tables(path: Path) -> Iterator[tuple[RawTable, Reader]]:
     import pdfplumber
     from pdfminer.pdfparser import PDFSyntaxError
 
-    from formsvc.extract.pages import iter_pages
+    from formsvc.extract.pages import Page, iter_pages
     from formsvc.settings import get_settings
 
     try:
@@ -189,11 +189,11 @@ def _pdf_tables(path: Path) -> Iterator[tuple[RawTable, Reader]]:
     from formsvc.extract.table_read import read_tables
 
     s = get_settings()
-    for page in iter_pages(path, dpi=OCR_DPI, max_pages=MAX_PAGES, max_pixels=s.max_image_pixels):
-        if not hasattr(page, "image") or page.number not in scanned:
+    for scan in iter_pages(path, dpi=OCR_DPI, max_pages=MAX_PAGES, max_pixels=s.max_image_pixels):
+        if not isinstance(scan, Page) or scan.number not in scanned:
             continue
-        tables = find_tables(page.image, page.dpi)
-        for read in read_tables(tables, page.number, page.dpi):
+        tables = find_tables(scan.image, scan.dpi)
+        for read in read_tables(tables, scan.number, scan.dpi):
             grid: RawTable = [[None] * read.n_cols for _ in range(min(read.n_rows, MAX_TABLE_ROWS))]
             for cell in read.cells:
                 if cell.row < len(grid):
@@ -233,7 +233,7 @@ def _roles(row: list[str | None]) -> dict[Role, int]:
                 scored.append((score, role, col))
     out: dict[Role, int] = {}
     used: set[int] = set()
-    for score, role, col in sorted(scored, key=lambda t: -t[0]):
+    for _score, role, col in sorted(scored, key=lambda t: -t[0]):
         if role not in out and col not in used:
             out[role] = col
             used.add(col)
@@ -295,6 +295,12 @@ class _Row:
     points: str
 
 
+def _cell(cells: list[str | None], roles: dict[Role, int], role: Role) -> str | None:
+    """The row's text in `role`'s column: None where a merged cell covers it, "" when the table has no such column."""
+    col = roles.get(role)
+    return cells[col] if col is not None and col < len(cells) else ""
+
+
 def _merge_tables(tables: list[RawTable], file_name: str) -> tuple[dict[Role, int], list[_Row]]:
     """The criteria table (the first with a recognisable header) and its continuations on later pages."""
     roles: dict[Role, int] | None = None
@@ -314,14 +320,11 @@ def _merge_tables(tables: list[RawTable], file_name: str) -> tuple[dict[Role, in
             body, start = table[skip:], offset + skip + 1
         else:
             break
+        text_role: Role = "indicator" if "indicator" in roles else "content"
         for i, cells in enumerate(body):
-            def cell(role: Role, cells: list[str | None] = cells) -> str | None:
-                col = roles.get(role) if roles else None
-                return cells[col] if col is not None and col < len(cells) else ""
-
-            text_role: Role = "indicator" if "indicator" in roles else "content"
-            rows.append(_Row(n=start + i, number=cell("number") or "", criterion=cell("criterion"),
-                             text=cell(text_role) or "", points=cell("points") or ""))
+            rows.append(_Row(n=start + i, number=_cell(cells, roles, "number") or "",
+                             criterion=_cell(cells, roles, "criterion"), text=_cell(cells, roles, text_role) or "",
+                             points=_cell(cells, roles, "points") or ""))
         offset = rows[-1].n if rows else offset
     if roles is None:
         raise _fail(f"Không tìm thấy bảng tiêu chí trong tệp {file_name}: cần một bảng có cột «Tiêu chí» hoặc "
