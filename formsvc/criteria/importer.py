@@ -268,7 +268,8 @@ def label_of(text: str) -> Label:
     if m := _LABEL_NUM.match(folded):
         return Label("num", int(m.group(1)), m.end())
     if m := _LABEL_LETTER.match(folded):
-        letter = m.group(1) or m.group(2)
+        # From the original text: folding turns "đ)" (the fifth point) into "d)" (the fourth).
+        letter = text[m.start(1) if m.group(1) else m.start(2)].lower()
         return Label("letter", LETTERS.index(letter) + 1 if letter in LETTERS else 0, m.end())
     return Label("none", 0, 0)
 

@@ -1,0 +1,266 @@
+"""A unit loads the official appendix it holds: Word, digital PDF and scanned PDF tables become a criteria set
+with exactly the file's wording and points; the accepted version is stored and used at once; forms printed
+before still read and validate against the version they were printed with."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from docx import Document
+from typer.testing import CliRunner
+
+from fixtures.official_tables import (
+    CDHT_FRAMEWORK,
+    CDHT_SCANNED,
+    DVHT_TT22,
+    Official,
+    docx_headings,
+    docx_merged,
+    pdf_table,
+    scanned_pdf,
+)
+from formsvc.cli import app
+from formsvc.criteria import Criterion, default_registry, load_registry
+from formsvc.criteria.diff import diff_sets, side_by_side
+from formsvc.criteria.importer import import_file, label_of
+from formsvc.criteria.store import VersionedRegistry, get_store
+from formsvc.errors import CriteriaImportError, NotFoundError
+from formsvc.payload import PagePayload
+from formsvc.settings import get_settings
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """This test's own deployment store (the settings are cached per process)."""
+    folder = tmp_path / "criteria-store"
+    monkeypatch.setenv("FORMSVC_CRITERIA_STORE_DIR", str(folder))
+    get_settings.cache_clear()
+    yield folder
+    get_settings.cache_clear()
+
+
+def _as_lists(cset_criteria: list[Criterion]) -> list[tuple[str, list[tuple[str, float]]]]:
+    return [(c.title, [(i.title, i.max_points) for i in c.indicators]) for c in cset_criteria]
+
+
+def _expected(official: Official) -> list[tuple[str, list[tuple[str, float]]]]:
+    return [(t, [(w, float(p)) for w, p in inds]) for t, inds in official.criteria]
+
+
+CASES: dict[str, tuple[Callable[[Official], bytes], Official, str, str]] = {
+    # name: (builder, official text, file suffix, reader)
+    "word-merged-criteria-column-lettered": (docx_merged, DVHT_TT22, ".docx", "docx"),
+    "word-heading-rows-chi-tieu-N": (docx_headings, CDHT_FRAMEWORK, ".docx", "docx"),
+    "pdf-points-first-roman-headings": (lambda o: pdf_table(o, numbering="global"), CDHT_FRAMEWORK, ".pdf", "pdf"),
+    "scanned-pdf-ocr": (scanned_pdf, CDHT_SCANNED, ".pdf", "ocr"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_official_table_round_trips_exactly(case: str, tmp_path: Path) -> None:
+    build, official, suffix, reader = CASES[case]
+    path = tmp_path / f"phu-luc{suffix}"
+    path.write_bytes(build(official))
+    registry = load_registry()
+    result = import_file(path, registry, base_id=official.base)
+    cset = result.cset
+    assert _as_lists(cset.criteria) == _expected(official)
+    assert [i.number for i in cset.indicators] == list(range(1, len(official.indicators) + 1))
+    assert cset.total_max == sum(p for _, p in official.indicators)
+    assert result.table.reader == reader
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert cset.source.sha256 == sha and cset.imported_from is not None and cset.imported_from.sha256 == sha
+    assert cset.fully_verified  # official wording: no "provisional" note on forms
+    base = registry.get(official.base)
+    assert cset.id == base.id and cset.version == base.version + 1 and cset.outcome == base.outcome
+    assert [i.id for i in cset.indicators[: len(base.indicators)]] == [i.id for i in base.indicators][
+        : len(cset.indicators)]
+
+
+def test_cli_writes_a_set_the_loader_reads_and_prints_the_diff(tmp_path: Path, store_dir: Path) -> None:
+    src = tmp_path / "phu-luc-tt22.docx"
+    src.write_bytes(docx_merged(DVHT_TT22))
+    out_dir = tmp_path / "sets"
+    out_dir.mkdir()
+    out = out_dir / "dvht-tt22-2020.yaml"
+    res = CliRunner().invoke(app, ["criteria", "import", str(src), "--base", "dvht-tt22-2020", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert hashlib.sha256(src.read_bytes()).hexdigest() in res.output
+    assert "Hiện hành dvht-tt22-2020@1" in res.output and "Từ tệp chính thức dvht-tt22-2020@2" in res.output
+    assert "Bản từ tệp: 3 tiêu chí, 10 chỉ tiêu (chia 3 / 4 / 3), tổng 100 điểm." in res.output
+    assert "Chỉ tiêu 5. 100% thành viên trong đơn vị tuân thủ kỷ" in res.output
+    # The written YAML is the loader's schema: a unit may also ship it in FORMSVC_CRITERIA_DIRS.
+    loaded = load_registry([out_dir]).get("dvht-tt22-2020")
+    assert _as_lists(loaded.criteria) == _expected(DVHT_TT22)
+    assert yaml.safe_load(out.read_text())["imported_from"]["reader"] == "docx"
+    assert not (store_dir / "sets").exists()  # without --accept nothing is stored
+
+
+def test_diff_names_wording_points_and_structure() -> None:
+    registry = load_registry()
+    old = registry.get("cdht-324-pl1")
+    data = old.model_dump(mode="json", by_alias=True)
+    data["criteria"][0]["indicators"][1]["title"] = "Tham gia học tập, bồi dưỡng nâng cao trình độ chuyên môn"
+    data["criteria"][0]["indicators"][2]["max_points"] = 5.0
+    data["criteria"][0]["indicators"][3]["max_points"] = 15.0
+    data["criteria"][0]["indicators"].pop(4)
+    data["criteria"][1]["indicators"][0]["number"] = 5
+    data["criteria"][1]["indicators"].append(dict(data["criteria"][1]["indicators"][0], id="ct10b", number=8,
+                                                  title="Tư duy phản biện", max_points=10.0))
+    data["criteria"][1]["indicators"][1]["number"] = 6
+    data["criteria"][1]["indicators"][2]["number"] = 7
+    data["criteria"][2]["indicators"][0]["number"] = 9
+    data["criteria"][2]["indicators"][1]["number"] = 10
+    new = type(old).model_validate(data | {"version": 2})
+    diff = diff_sets(old, new)
+    by_label = {(r.label, r.status) for r in diff.rows}
+    assert ("Chỉ tiêu 2", "changed") in by_label and ("Chỉ tiêu 1", "same") in by_label
+    row2 = next(r for r in diff.rows if r.label == "Chỉ tiêu 2")
+    assert row2.wording_changed and not row2.points_changed
+    assert [s.text for s in row2.old_words if s.op == "del"] == ["độ, kỹ năng"]
+    assert [s.text for s in row2.new_words if s.op == "ins"] == ["độ chuyên môn"]
+    row3 = next(r for r in diff.rows if r.label == "Chỉ tiêu 3")
+    assert row3.points_changed and (row3.old_points, row3.new_points) == (10, 5)
+    assert "Chỉ tiêu 5 chuyển từ tiêu chí 1 sang tiêu chí 2." in diff.structure
+    assert "(chia 5 / 3 / 2)" in diff.structure[0] and "(chia 4 / 4 / 2)" in diff.structure[1]
+    text = side_by_side(diff, 100)
+    assert "~ |" in text and max(len(line) for line in text.splitlines()) <= 100
+
+
+@pytest.mark.parametrize(("text", "kind", "value"), [
+    ("1.", "num", 1), ("12) Nội dung", "num", 12), ("a)", "letter", 1), ("đ) Một", "letter", 5),
+    ("Chỉ tiêu 6", "ct", 6), ("CHỈ TIÊU 6:", "ct", 6), ("Tiêu chí 2. Năng lực", "tc", 2), ("III.", "roman", 3),
+    ("Khoản 3 - Hiệu quả", "tc", 3), ("Internet và mạng", "none", 0), ("100% thành viên", "none", 0),
+])
+def test_numbering_labels(text: str, kind: str, value: int) -> None:
+    label = label_of(text)
+    assert (label.kind, label.value) == (kind, value)
+
+
+def _bad_docx(path: Path, rows: list[list[str]]) -> Path:
+    doc = Document()
+    table = doc.add_table(rows=0, cols=len(rows[0]))
+    for row in rows:
+        for cell, text in zip(table.add_row().cells, row, strict=True):
+            cell.text = text
+    doc.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize(("rows", "code", "says"), [
+    ([["STT", "Nội dung", "Điểm tối đa"], ["I", "Tiêu chí một", "20"], ["1", "Chỉ tiêu một", "10"],
+      ["2", "Chỉ tiêu hai", "mười"]], "criteria_import_bad_points", "Dòng 4 của bảng (chỉ tiêu «Chỉ tiêu hai»)"),
+    ([["STT", "Nội dung", "Điểm tối đa"], ["I", "Tiêu chí một", "20"], ["1", "Chỉ tiêu một", "10"],
+      ["2", "Chỉ tiêu hai", ""]], "criteria_import_bad_points", "Dòng 4 của bảng (chỉ tiêu «Chỉ tiêu hai»): thiếu"),
+    ([["STT", "Nội dung", "Điểm tối đa"], ["I", "Tiêu chí một", "20"], ["1", "Chỉ tiêu một", "10"],
+      ["3", "Chỉ tiêu hai", "10"]], "criteria_import_numbering", "Dòng 4 của bảng"),
+    ([["STT", "Nội dung", "Điểm tối đa"], ["I", "Tiêu chí một", "25"], ["1", "Chỉ tiêu một", "10"],
+      ["2", "Chỉ tiêu hai", "10"]], "criteria_import_points_mismatch", "Dòng 2 của bảng (tiêu chí «Tiêu chí một»)"),
+    ([["Họ và tên", "Năm sinh"], ["Nguyễn Văn A", "1980"]], "criteria_import_no_table", "Không tìm thấy bảng"),
+    ([["STT", "Nội dung", "Điểm"], ["1", "Chỉ tiêu một", "10"], ["2", "Chỉ tiêu hai", "10"]],
+     "criteria_import_no_structure", "Không phân biệt được dòng tiêu chí"),
+])
+def test_malformed_tables_get_a_vietnamese_error_naming_the_row(rows: list[list[str]], code: str, says: str,
+                                                                 tmp_path: Path) -> None:
+    path = _bad_docx(tmp_path / "hong.docx", rows)
+    with pytest.raises(CriteriaImportError) as err:
+        import_file(path, load_registry(), base_id="cdht-324-pl1")
+    assert err.value.code == code
+    assert says in err.value.message, err.value.message
+
+
+def test_not_word_or_pdf_and_unknown_base(tmp_path: Path) -> None:
+    junk = tmp_path / "a.docx"
+    junk.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CriteriaImportError) as err:
+        import_file(junk, load_registry())
+    assert err.value.code == "criteria_import_unreadable"
+    text = tmp_path / "a.txt"
+    text.write_text("Tiêu chí 1")
+    with pytest.raises(CriteriaImportError) as err:
+        import_file(text, load_registry())
+    assert err.value.code == "criteria_import_file_type"
+    good = tmp_path / "b.docx"
+    good.write_bytes(docx_merged(DVHT_TT22))
+    with pytest.raises(NotFoundError):
+        import_file(good, load_registry(), base_id="khong-co")
+    res = CliRunner().invoke(app, ["criteria", "import", str(text), "--out", str(tmp_path / "x.yaml")])
+    assert res.exit_code != 0
+
+
+def test_accepted_version_is_used_at_once_and_old_versions_stay(tmp_path: Path, store_dir: Path) -> None:
+    src = tmp_path / "phu-luc.docx"
+    src.write_bytes(docx_headings(CDHT_FRAMEWORK))
+    before = default_registry()
+    assert before.get("cdht-324-pl1").version == 1
+    assert PagePayload.decode("FSV1|cdht-self-assessment|1|cdht-324-pl1|-|2024|1/2|abc").criteria_set == "cdht-324-pl1"
+    res = CliRunner().invoke(app, ["criteria", "import", str(src), "--base", "cdht-324-pl1", "--out",
+                                   str(tmp_path / "o.yaml"), "--accept"])
+    assert res.exit_code == 0, res.output
+    assert "cdht-324-pl1@2" in res.output
+    registry = default_registry()  # same process, no restart
+    assert isinstance(registry, VersionedRegistry)
+    assert registry.get("cdht-324-pl1").version == 2
+    assert _as_lists(registry.get("cdht-324-pl1").criteria) == _expected(CDHT_FRAMEWORK)
+    assert registry.get("cdht-324-pl1@1").indicators[0].title == before.get("cdht-324-pl1").indicators[0].title
+    assert registry.print_ref("cdht-324-pl1") == "cdht-324-pl1@2"
+    assert registry.read_ref("cdht-324-pl1") == "cdht-324-pl1@1"  # a QR printed before the import
+    assert registry.print_ref("cdht-324-pl4") == "cdht-324-pl4"  # sets without stored versions print as before
+    payload = PagePayload("cdht-self-assessment", 1, "cdht-324-pl1@2", None, 2024, 1, 2, "abc")
+    assert PagePayload.decode(payload.encode()) == payload
+    # A second accepted import is version 3; versions 1 and 2 remain.
+    src2 = tmp_path / "phu-luc-2.pdf"
+    src2.write_bytes(pdf_table(CDHT_FRAMEWORK))
+    get_store().add(import_file(src2, registry, base_id="cdht-324-pl1").data, registry)
+    registry = default_registry()
+    assert isinstance(registry, VersionedRegistry) and registry.versions_of("cdht-324-pl1") == [1, 2, 3]
+    res = CliRunner().invoke(app, ["criteria", "versions", "cdht-324-pl1"])
+    assert "cdht-324-pl1@3: nhập từ tệp phu-luc-2.pdf" in res.output and "[đang dùng]" in res.output
+
+
+def test_forms_printed_before_and_after_an_import_validate_against_their_own_version(
+        tmp_path: Path, store_dir: Path) -> None:
+    """Real rendering (LibreOffice) and extraction: the QR says which version each form was printed with."""
+    from fixtures.scans import random_record
+    from formsvc.extract.pipeline import extract_files
+    from formsvc.render import render_document
+    from formsvc.render.converter import get_converter
+
+    try:
+        old_data = random_record(901, "cdht-324-pl4")
+        old_pdf = tmp_path / "in-truoc.pdf"
+        old_pdf.write_bytes(render_document("cdht-self-assessment", old_data))
+        src = tmp_path / "phu-luc-iv.docx"
+        src.write_bytes(docx_headings(CDHT_SCANNED))
+        registry = default_registry()
+        get_store().add(import_file(src, registry, base_id="cdht-324-pl4").data, registry)
+        new_data = random_record(902, "cdht-324-pl4")  # drawn from version 2: 8 indicators
+        assert len(new_data["scores"]) == 8 and len(old_data["scores"]) == 10
+        new_pdf = tmp_path / "in-sau.pdf"
+        rendered = render_document("cdht-self-assessment", new_data)
+        new_pdf.write_bytes(rendered)
+    finally:
+        get_converter().close()
+    result = extract_files([old_pdf, new_pdf])
+    assert result.errors == []
+    old_doc, new_doc = sorted(result.documents, key=lambda d: d.subject.id or "")
+    assert old_doc.criteria_set == "cdht-324-pl4@1" and new_doc.criteria_set == "cdht-324-pl4@2"
+    assert old_doc.scores == old_data["scores"] and new_doc.scores == new_data["scores"]
+    assert old_doc.status == "valid" and new_doc.status == "valid", (old_doc.result, new_doc.result)
+    assert old_doc.result is not None and old_doc.result.total == old_data["total_declared"]
+    assert new_doc.result is not None and new_doc.result.total == new_data["total_declared"]
+    # The new form shows the official wording without the provisional note.
+    import pdfplumber
+
+    def text_of(path: Path) -> str:
+        with pdfplumber.open(path) as pdf:
+            return " ".join(" ".join((p.extract_text() or "") for p in pdf.pages).split())
+
+    old_text, new_text = text_of(old_pdf), text_of(new_pdf)
+    assert "(cdht-324-pl4 v1) Lưu ý: Nội dung tạm thời" in old_text
+    assert "(cdht-324-pl4 v2)" in new_text and "tạm thời" not in new_text
+    assert "Biết tính toán và tư duy phản biện" in new_text
