@@ -10,7 +10,7 @@ from typing import Any
 from formsvc.criteria import CriteriaSet, default_registry
 from formsvc.criteria.diff import STATUS_LABEL, SetDiff, diff_sets
 from formsvc.criteria.importer import import_file
-from formsvc.criteria.store import get_store
+from formsvc.criteria.store import VersionedRegistry, get_store
 from formsvc.service.auth import Principal
 
 
@@ -66,7 +66,7 @@ def set_versions() -> list[dict[str, Any]]:
     registry = default_registry()
     out = []
     for cset in registry:
-        versions = getattr(registry, "versions_of", lambda _: [cset.version])(cset.id)
+        versions = registry.versions_of(cset.id) if isinstance(registry, VersionedRegistry) else [cset.version]
         rows = []
         for v in sorted(versions, reverse=True):
             one = registry.get(f"{cset.id}@{v}") if v != cset.version else cset
