@@ -264,3 +264,16 @@ def test_forms_printed_before_and_after_an_import_validate_against_their_own_ver
     assert "(cdht-324-pl4 v1) Lưu ý: Nội dung tạm thời" in old_text
     assert "(cdht-324-pl4 v2)" in new_text and "tạm thời" not in new_text
     assert "Biết tính toán và tư duy phản biện" in new_text
+
+
+def test_a_docx_that_inflates_enormously_is_refused_before_parsing(tmp_path: Path) -> None:
+    import zipfile
+
+    bomb = tmp_path / "bom.docx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", b"<" + b" " * (250 * 1024 * 1024) + b">")
+    assert bomb.stat().st_size < 2 * 1024 * 1024
+    with pytest.raises(CriteriaImportError) as err:
+        import_file(bomb, load_registry())
+    assert err.value.code == "criteria_import_too_large"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ RawTable = list[list[str | None]]  # rows of cell texts; None where a merged cel
 MAX_TABLE_ROWS = 400
 MAX_CELL_CHARS = 2000
 MAX_PAGES = 40
+MAX_DOCX_INFLATED = 200 * 1024 * 1024
+MAX_DOCX_ENTRIES = 2000
 HEADER_SEARCH_ROWS = 6
 HEADER_MIN_SCORE = 80.0  # rapidfuzz ratio 0..100; "Diem toi da" read as "Diern toi da" still scores ~91
 OCR_DPI = 200
@@ -132,10 +135,24 @@ def fold_same_length(text: str) -> str:
 
 # -- readers: file -> tables of cell texts --------------------------------------------------------------------
 
+def _check_zip(path: Path) -> None:
+    """A .docx is a zip: refuse one that would inflate past MAX_DOCX_INFLATED before python-docx parses it."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _fail(f"Tệp {path.name} không phải tệp Word (.docx) đọc được.", "criteria_import_unreadable",
+                    reason=type(exc).__name__) from exc
+    if len(infos) > MAX_DOCX_ENTRIES or sum(i.file_size for i in infos) > MAX_DOCX_INFLATED:
+        raise _fail(f"Tệp {path.name} quá lớn khi giải nén; phụ lục tiêu chí không cần đến như vậy.",
+                    "criteria_import_too_large")
+
+
 def _docx_tables(path: Path) -> Iterator[RawTable]:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    _check_zip(path)
     try:
         document = docx.Document(str(path))
     except (PackageNotFoundError, KeyError, ValueError, OSError) as exc:
