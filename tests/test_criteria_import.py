@@ -277,3 +277,28 @@ def test_a_docx_that_inflates_enormously_is_refused_before_parsing(tmp_path: Pat
     with pytest.raises(CriteriaImportError) as err:
         import_file(bomb, load_registry())
     assert err.value.code == "criteria_import_too_large"
+
+
+def test_base_is_recognised_by_wording_only_when_clear(tmp_path: Path) -> None:
+    """Each built-in set's own wording, as a table without --base: recognised when one set is clearly closest,
+    refused (naming the candidates) when sets composed from one another tie."""
+    registry = load_registry()
+    guessed = refused = 0
+    for cset in registry:
+        official = Official(cset.id, [(c.title, [(i.title, i.max_points) for i in c.indicators])
+                                      for c in cset.criteria])
+        path = tmp_path / f"{cset.id}.docx"
+        path.write_bytes(docx_headings(official))
+        twins = [o.id for o in registry if o.id != cset.id
+                 and _as_lists(o.criteria) == _as_lists(cset.criteria)]
+        if twins:  # e.g. the ĐVHT ranking and recognition sets share their wording
+            with pytest.raises(CriteriaImportError) as err:
+                import_file(path, registry)
+            assert err.value.code == "criteria_import_base_unknown" and twins[0] in err.value.message
+            refused += 1
+            continue
+        result = import_file(path, registry)
+        assert result.base_guessed and result.base is not None and result.base.id == cset.id
+        assert diff_sets(result.base, result.cset).counts["changed"] == 0
+        guessed += 1
+    assert guessed >= 3 and refused >= 1

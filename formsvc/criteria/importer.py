@@ -44,6 +44,7 @@ HEADER_SEARCH_ROWS = 6
 HEADER_MIN_SCORE = 80.0  # rapidfuzz ratio 0..100; "Diem toi da" read as "Diern toi da" still scores ~91
 OCR_DPI = 200
 BASE_MIN_SIMILARITY = 60.0
+BASE_MIN_MARGIN = 3.0
 
 # Accent-folded header words per column role; the best fuzzy match above HEADER_MIN_SCORE wins.
 HEADER_KEYS: dict[Role, tuple[str, ...]] = {
@@ -469,9 +470,9 @@ def _walk_headings(rows: list[_Row], out: ImportedTable, reader: Reader) -> None
 # -- building the set -----------------------------------------------------------------------------------------
 
 def similarity(table: ImportedTable, cset: CriteriaSet) -> float:
-    """How alike the file's indicator wording is to a set's, 0..100 (position by position)."""
-    mine = [fold(i.title) for c in table.criteria for i in c.indicators]
-    theirs = [fold(i.title) for i in cset.indicators]
+    """How alike the file's criterion and indicator wording is to a set's, 0..100 (position by position)."""
+    mine = [fold(c.title) for c in table.criteria] + [fold(i.title) for c in table.criteria for i in c.indicators]
+    theirs = [fold(c.title) for c in cset.criteria] + [fold(i.title) for i in cset.indicators]
     if not mine:
         return 0.0
     pairs = zip(mine, theirs, strict=False)
@@ -479,10 +480,14 @@ def similarity(table: ImportedTable, cset: CriteriaSet) -> float:
 
 
 def guess_base(table: ImportedTable, registry: CriteriaRegistry) -> CriteriaSet:
+    """The loaded set whose wording is clearly the closest; near ties (sets composed from one another) are not
+    guessed between."""
     scored = sorted(((similarity(table, s), s.id) for s in registry), reverse=True)
-    if not scored or scored[0][0] < BASE_MIN_SIMILARITY:
-        raise _fail("Không xác định được tệp này là văn bản chính thức của bộ tiêu chí nào; hãy chọn bộ tiêu chí "
-                    "gốc (--base).", "criteria_import_base_unknown",
+    ambiguous = len(scored) > 1 and scored[0][0] - scored[1][0] < BASE_MIN_MARGIN
+    if not scored or scored[0][0] < BASE_MIN_SIMILARITY or ambiguous:
+        near = ", ".join(i for _, i in scored[:3])
+        raise _fail(f"Không xác định được tệp này là văn bản chính thức của bộ tiêu chí nào (gần nhất: {near}); "
+                    "hãy chọn bộ tiêu chí gốc (--base).", "criteria_import_base_unknown",
                     candidates=[{"id": i, "score": round(sc)} for sc, i in scored[:3]])
     return registry.get(scored[0][1])
 
