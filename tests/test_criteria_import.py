@@ -179,6 +179,11 @@ def test_not_word_or_pdf_and_unknown_base(tmp_path: Path) -> None:
     with pytest.raises(CriteriaImportError) as err:
         import_file(junk, load_registry())
     assert err.value.code == "criteria_import_unreadable"
+    broken_pdf = tmp_path / "a.pdf"
+    broken_pdf.write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 8)
+    with pytest.raises(CriteriaImportError) as err:
+        import_file(broken_pdf, load_registry())
+    assert err.value.code == "criteria_import_unreadable"
     text = tmp_path / "a.txt"
     text.write_text("Tiêu chí 1")
     with pytest.raises(CriteriaImportError) as err:

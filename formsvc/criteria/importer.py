@@ -180,15 +180,16 @@ def _docx_tables(path: Path) -> Iterator[RawTable]:
 def _pdf_tables(path: Path) -> Iterator[tuple[RawTable, Reader]]:
     import pdfplumber
     from pdfminer.pdfparser import PDFSyntaxError
+    from pdfplumber.utils.exceptions import PdfminerException
 
     from formsvc.extract.pages import Page, iter_pages
     from formsvc.settings import get_settings
 
     try:
         pdf = pdfplumber.open(str(path))
-    except (PDFSyntaxError, ValueError, OSError) as exc:
-        raise _fail(f"Tệp {path.name} không phải tệp PDF đọc được.", "criteria_import_unreadable",
-                    reason=type(exc).__name__) from exc
+    except (PdfminerException, PDFSyntaxError, ValueError, OSError) as exc:
+        raise _fail(f"Tệp {path.name} không phải tệp PDF đọc được (hỏng hoặc có mật khẩu).",
+                    "criteria_import_unreadable", reason=type(exc).__name__) from exc
     scanned: list[int] = []
     with pdf:
         if len(pdf.pages) > MAX_PAGES:
