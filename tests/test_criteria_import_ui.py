@@ -17,12 +17,13 @@ import zxingcpp
 from docx import Document
 from playwright.sync_api import Browser, expect
 
-from fixtures.official_tables import DVHT_TT22, docx_merged
+from fixtures.official_tables import Official, docx_merged
 from tests.servers import RedisServer
 from tests.stack import Stack, running_stack
 from tests.test_web_ui import browser, session, shots  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(600)
+BASE = "cdht-324-pl4"  # the self-assessment form's default set
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
+def _official_from_live(detail: dict[str, Any]) -> Official:
+    """The set as the service has it now, changed the way an official text differs from a paraphrase: indicator 2
+    reworded, the last indicator dropped and its points given to indicator 1 (so the total stays)."""
+    by_id = {i["id"]: i for i in detail["indicators"]}
+    criteria = [(c["title"], [(by_id[i]["title"], float(by_id[i]["max_points"])) for i in c["indicators"]])
+                for c in detail["criteria"]]
+    _, last_points = criteria[-1][1].pop()
+    first_title, first_points = criteria[0][1][0]
+    criteria[0][1][0] = (first_title, first_points + last_points)
+    second_title, second_points = criteria[0][1][1]
+    criteria[0][1][1] = (f"{second_title} theo văn bản chính thức", second_points)
+    return Official(detail["id"], [c for c in criteria if c[1]])
+
+
+def _live_set(stack: Stack, ref: str = BASE) -> dict[str, Any]:
+    with stack.admin() as c:
+        r = c.get(f"/v1/criteria/{ref}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def files(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("official")
-    good = folder / "Phu-luc-TT22-2020.docx"
-    good.write_bytes(docx_merged(DVHT_TT22))
+    official = _official_from_live(_live_set(stack))
+    good = folder / "Phu-luc-IV-324.docx"
+    good.write_bytes(docx_merged(official))
     doc = Document()
     table = doc.add_table(rows=0, cols=3)
     for row in (["STT", "Nội dung", "Điểm tối đa"], ["I", "Tiêu chí một", "20"], ["1", "Chỉ tiêu một", "10"],
@@ -44,7 +67,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             cell.text = text
     bad = folder / "bang-hong.docx"
     doc.save(str(bad))
-    return {"good": good, "bad": bad}
+    return {"good": good, "bad": bad, "official": official}
 
 
 def _qr_texts(pdf: bytes) -> list[str]:
@@ -59,22 +82,20 @@ def _qr_texts(pdf: bytes) -> list[str]:
         doc.close()
 
 
-def _dvht_set(stack: Stack) -> dict[str, Any]:
-    with stack.admin() as c:
-        r = c.get("/v1/criteria/dvht-tt22-2020")
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-
-def test_admin_loads_the_official_appendix(browser: Browser, stack: Stack, files: dict[str, Path],  # noqa: F811
+def test_admin_loads_the_official_appendix(browser: Browser, stack: Stack, files: dict[str, Any],  # noqa: F811
                                            shots: Path) -> None:  # noqa: F811
-    before = _dvht_set(stack)
-    assert before["version"] == 1 and len(before["criteria"]) == 4
+    before = _live_set(stack)
+    v = before["version"]
+    official: Official = files["official"]
+    with stack.admin() as c:
+        printed_before = c.post("/v1/render/cdht-self-assessment?format=pdf", json={"year": 2025})
+        assert printed_before.status_code == 200, printed_before.text
+    assert all(f"|{BASE}|" in q for q in _qr_texts(printed_before.content))
     with session(browser, stack, stack.admin_key) as s:
         page = s.page
         page.click("nav >> text=Bộ tiêu chí")
         expect(page.locator("h1")).to_have_text("Bộ tiêu chí")
-        expect(page.locator("#criteria-sets tr[data-ref='dvht-tt22-2020@1']")).to_contain_text("Đang dùng")
+        expect(page.locator(f"#criteria-sets tr[data-ref='{BASE}@{v}']")).to_contain_text("Đang dùng")
 
         # A malformed table: the error names the row, and nothing is staged.
         page.set_input_files("#criteria-file", str(files["bad"]))
@@ -86,58 +107,71 @@ def test_admin_loads_the_official_appendix(browser: Browser, stack: Stack, files
 
         # Upload -> diff -> reject: nothing changes.
         page.set_input_files("#criteria-file", str(files["good"]))
-        page.select_option("#criteria-base", "dvht-tt22-2020")
+        page.select_option("#criteria-base", BASE)
         page.click("#criteria-submit")
         page.wait_for_url("**/admin/criteria/imports/*")
-        expect(page.locator("#diff-structure")).to_contain_text(
-            "Bản từ tệp: 3 tiêu chí, 10 chỉ tiêu (chia 3 / 4 / 3), tổng 100 điểm.")
-        row5 = page.locator("#diff-table tr[data-label='Chỉ tiêu 5']")
-        expect(row5).to_contain_text("tuân thủ kỷ luật lao động")
-        expect(row5.locator("td").nth(3)).to_have_text("5")
-        expect(row5).to_contain_text("thay đổi")
-        expect(page.locator("#diff-table tr[data-label='Tiêu chí 4']")).to_contain_text("bỏ")
-        expect(page.locator("#diff-table ins").first).to_be_visible()
+        n = len(official.indicators)
+        expect(page.locator("#diff-structure")).to_contain_text(f"Bản từ tệp: {len(official.criteria)} tiêu chí, "
+                                                                f"{n} chỉ tiêu")
+        row1 = page.locator("#diff-table tr[data-label='Chỉ tiêu 1']")
+        expect(row1.locator("td").nth(3)).to_have_text(f"{official.indicators[0][1]:g}".replace(".", ","))
+        expect(row1).to_contain_text("thay đổi")
+        row2 = page.locator("#diff-table tr[data-label='Chỉ tiêu 2']")
+        expect(row2.locator("ins")).to_have_text("theo văn bản chính thức")
+        expect(page.locator(f"#diff-table tr[data-label='Chỉ tiêu {n + 1}']")).to_contain_text("bỏ")
         s.shot(shots, "criteria-02-diff")
         page.click("#criteria-reject")
         page.wait_for_url("**/admin/criteria?rejected=1")
         expect(page.locator("#criteria-flash")).to_contain_text("không thay đổi")
-        assert _dvht_set(stack)["version"] == 1
+        assert _live_set(stack)["version"] == v
 
-        # Upload again -> accept: stored as version 2 and used at once.
+        # Upload again -> accept: stored as the next version and used at once.
         page.set_input_files("#criteria-file", str(files["good"]))
-        page.select_option("#criteria-base", "dvht-tt22-2020")
+        page.select_option("#criteria-base", BASE)
         page.click("#criteria-submit")
         page.wait_for_url("**/admin/criteria/imports/*")
         token_url = page.url
         page.click("#criteria-accept")
         page.wait_for_url("**/admin/criteria?accepted=*")
-        expect(page.locator("#criteria-flash")).to_contain_text("dvht-tt22-2020@2")
-        current = page.locator("#criteria-sets tr[data-ref='dvht-tt22-2020@2']")
+        expect(page.locator("#criteria-flash")).to_contain_text(f"{BASE}@{v + 1}")
+        current = page.locator(f"#criteria-sets tr[data-ref='{BASE}@{v + 1}']")
         expect(current).to_contain_text("Đang dùng")
         expect(current).to_contain_text(files["good"].name)
-        expect(page.locator("#criteria-sets tr[data-ref='dvht-tt22-2020@1']")).to_be_visible()
+        expect(page.locator(f"#criteria-sets tr[data-ref='{BASE}@{v}']")).to_be_visible()
         s.shot(shots, "criteria-03-accepted")
         page.goto(token_url)  # an accepted import cannot be decided twice
         expect(page.locator("main")).to_contain_text("Không tìm thấy bản nhập đang chờ duyệt")
 
-    after = _dvht_set(stack)
-    assert after["version"] == 2 and [c["max_points"] for c in after["criteria"]] == [30, 30, 40]
-    assert [i["title"] for i in after["indicators"]] == [t for t, _ in DVHT_TT22.indicators]
-    assert after["source"]["sha256"] and after["verified"]
+    after = _live_set(stack)
+    assert after["version"] == v + 1 and after["verified"] and after["source"]["sha256"]
+    assert [(i["title"], i["max_points"]) for i in after["indicators"]] == official.indicators
+    assert _live_set(stack, f"{BASE}@{v}")["indicators"] == before["indicators"]  # the old version stays
     with stack.admin() as c:
-        old = c.get("/v1/criteria/dvht-tt22-2020@1").json()
-        assert old["version"] == 1 and len(old["criteria"]) == 4
-        pdf = c.post("/v1/render/dvht-self-assessment?format=pdf", json={"year": 2025})
+        pdf = c.post("/v1/render/cdht-self-assessment?format=pdf", json={"year": 2025})
         assert pdf.status_code == 200, pdf.text
-    with pdfplumber.open(io.BytesIO(pdf.content)) as doc:
-        text = " ".join(" ".join((p.extract_text() or "") for p in doc.pages).split())
-    assert "Hiệu quả, tác động" in text and "(dvht-tt22-2020 v2)" in text and "tạm thời" not in text
+        # A form printed before the import still validates against the version it was printed with.
+        scores = {i["id"]: i["max_points"] for i in before["indicators"]}
+        record = {"form": "cdht-self-assessment", "criteria_set": f"{BASE}@{v}", "year": 2025,
+                  "subject": {"full_name": "Lê Thị Mai", "birth_year": 1980, "unit": "Trường THCS Hòa Bình",
+                              "group": "official"},
+                  "scores": scores, "evidence": {k: "Có" for k in scores}, "total_declared": sum(scores.values())}
+        checked = c.post("/v1/validate", json=record)
+        assert checked.status_code == 200, checked.text
+        assert checked.json()["status"] == "valid", checked.json()
+    before_text, after_text = _pdf_text(printed_before.content), _pdf_text(pdf.content)
+    assert f"({BASE} v{v}) Lưu ý: Nội dung tạm thời" in before_text
+    assert f"({BASE} v{v + 1})" in after_text and "tạm thời" not in after_text
     qrs = _qr_texts(pdf.content)
-    assert qrs and all("|dvht-tt22-2020@2|" in q for q in qrs), qrs
+    assert qrs and all(f"|{BASE}@{v + 1}|" in q for q in qrs), qrs
+
+
+def _pdf_text(pdf: bytes) -> str:
+    with pdfplumber.open(io.BytesIO(pdf)) as doc:
+        return " ".join(" ".join((p.extract_text() or "") for p in doc.pages).split())
 
 
 def test_only_administrators_load_official_files(browser: Browser, stack: Stack,  # noqa: F811
-                                                 files: dict[str, Path]) -> None:
+                                                 files: dict[str, Any]) -> None:
     clerk = stack.new_key("clerk", "Trường THCS Hòa Bình")
     with session(browser, stack, clerk) as s:
         expect(s.page.locator("nav >> text=Bộ tiêu chí")).to_have_count(0)
