@@ -24,7 +24,7 @@ from fixtures.official_tables import (
     scanned_pdf,
 )
 from formsvc.cli import app
-from formsvc.criteria import Criterion, default_registry, load_registry
+from formsvc.criteria import CriteriaSet, Criterion, default_registry, load_registry
 from formsvc.criteria.diff import diff_sets, side_by_side
 from formsvc.criteria.importer import import_file, label_of
 from formsvc.criteria.store import VersionedRegistry, get_store
@@ -87,12 +87,13 @@ def test_cli_writes_a_set_the_loader_reads_and_prints_the_diff(tmp_path: Path, s
     out_dir = tmp_path / "sets"
     out_dir.mkdir()
     out = out_dir / "dvht-tt22-2020.yaml"
+    v = load_registry().get("dvht-tt22-2020").version
     res = CliRunner().invoke(app, ["criteria", "import", str(src), "--base", "dvht-tt22-2020", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert hashlib.sha256(src.read_bytes()).hexdigest() in res.output
-    assert "Hiện hành dvht-tt22-2020@1" in res.output and "Từ tệp chính thức dvht-tt22-2020@2" in res.output
+    assert f"Hiện hành dvht-tt22-2020@{v}" in res.output and f"Từ tệp chính thức dvht-tt22-2020@{v + 1}" in res.output
     assert "Bản từ tệp: 3 tiêu chí, 10 chỉ tiêu (chia 3 / 4 / 3), tổng 100 điểm." in res.output
-    assert "Chỉ tiêu 5. 100% thành viên trong đơn vị tuân thủ kỷ" in res.output
+    assert "Chỉ tiêu 5. 100% thành viên trong đơn vị tuân thủ kỷ" in res.output  # wrapped at --width
     # The written YAML is the loader's schema: a unit may also ship it in FORMSVC_CRITERIA_DIRS.
     loaded = load_registry([out_dir]).get("dvht-tt22-2020")
     assert _as_lists(loaded.criteria) == _expected(DVHT_TT22)
@@ -100,35 +101,54 @@ def test_cli_writes_a_set_the_loader_reads_and_prints_the_diff(tmp_path: Path, s
     assert not (store_dir / "sets").exists()  # without --accept nothing is stored
 
 
+def _small_set(version: int, criteria: list[tuple[str, list[tuple[int, str, float]]]]) -> CriteriaSet:
+    return CriteriaSet.model_validate({
+        "id": "thu", "title": "Bộ thử", "kind": "cdht", "version": version, "verified": False, "file": "-",
+        "source": {"document": "Quyết định 1", "issuer": "Hội", "date": "2024-01-01"},
+        "years": {"from": 2024, "to": 2030}, "outcome": {"type": "recognition", "min_total": 80},
+        "total_max": sum(p for _, inds in criteria for _, _, p in inds),
+        "criteria": [{"id": f"tc{k}", "number": k, "title": title,
+                      "indicators": [{"id": f"ct{n}", "number": n, "title": t, "max_points": p, "step": 0.5,
+                                      "origin": "thu"} for n, t, p in inds]}
+                     for k, (title, inds) in enumerate(criteria, start=1)],
+    })
+
+
 def test_diff_names_wording_points_and_structure() -> None:
-    registry = load_registry()
-    old = registry.get("cdht-324-pl1")
-    data = old.model_dump(mode="json", by_alias=True)
-    data["criteria"][0]["indicators"][1]["title"] = "Tham gia học tập, bồi dưỡng nâng cao trình độ chuyên môn"
-    data["criteria"][0]["indicators"][2]["max_points"] = 5.0
-    data["criteria"][0]["indicators"][3]["max_points"] = 15.0
-    data["criteria"][0]["indicators"].pop(4)
-    data["criteria"][1]["indicators"][0]["number"] = 5
-    data["criteria"][1]["indicators"].append(dict(data["criteria"][1]["indicators"][0], id="ct10b", number=8,
-                                                  title="Tư duy phản biện", max_points=10.0))
-    data["criteria"][1]["indicators"][1]["number"] = 6
-    data["criteria"][1]["indicators"][2]["number"] = 7
-    data["criteria"][2]["indicators"][0]["number"] = 9
-    data["criteria"][2]["indicators"][1]["number"] = 10
-    new = type(old).model_validate(data | {"version": 2})
+    old = _small_set(1, [
+        ("Năng lực tự học", [(1, "Có kế hoạch học tập", 10),
+                             (2, "Tham gia học tập, bồi dưỡng nâng cao trình độ, kỹ năng", 10),
+                             (3, "Tự học qua sách báo", 10), (4, "Vận dụng kiến thức", 10)]),
+        ("Năng lực sử dụng công cụ", [(5, "Sử dụng máy tính", 10), (6, "Sử dụng ngoại ngữ", 10)]),
+    ])
+    new = _small_set(2, [
+        ("Năng lực tự học", [(1, "Có kế hoạch học tập", 10),
+                             (2, "Tham gia học tập, bồi dưỡng nâng cao trình độ chuyên môn", 10),
+                             (3, "Tự học qua sách báo", 5)]),
+        ("Năng lực sử dụng công cụ", [(4, "Vận dụng kiến thức", 15), (5, "Sử dụng máy tính", 10),
+                                      (6, "Sử dụng ngoại ngữ", 10)]),
+        ("Tư duy", [(7, "Tư duy phản biện", 10)]),
+    ])
     diff = diff_sets(old, new)
-    by_label = {(r.label, r.status) for r in diff.rows}
-    assert ("Chỉ tiêu 2", "changed") in by_label and ("Chỉ tiêu 1", "same") in by_label
+    by_label = {r.label: r.status for r in diff.rows}
+    assert by_label == {"Tiêu chí 1": "changed", "Chỉ tiêu 1": "same", "Chỉ tiêu 2": "changed", "Chỉ tiêu 3": "changed",
+                        "Tiêu chí 2": "changed", "Chỉ tiêu 4": "changed", "Chỉ tiêu 5": "same", "Chỉ tiêu 6": "same",
+                        "Tiêu chí 3": "added", "Chỉ tiêu 7": "added"}
     row2 = next(r for r in diff.rows if r.label == "Chỉ tiêu 2")
     assert row2.wording_changed and not row2.points_changed
     assert [s.text for s in row2.old_words if s.op == "del"] == ["độ, kỹ năng"]
     assert [s.text for s in row2.new_words if s.op == "ins"] == ["độ chuyên môn"]
     row3 = next(r for r in diff.rows if r.label == "Chỉ tiêu 3")
-    assert row3.points_changed and (row3.old_points, row3.new_points) == (10, 5)
-    assert "Chỉ tiêu 5 chuyển từ tiêu chí 1 sang tiêu chí 2." in diff.structure
-    assert "(chia 5 / 3 / 2)" in diff.structure[0] and "(chia 4 / 4 / 2)" in diff.structure[1]
+    assert row3.points_changed and not row3.wording_changed and (row3.old_points, row3.new_points) == (10, 5)
+    crit1 = diff.rows[0]  # same wording, its maximum follows its indicators
+    assert not crit1.wording_changed and (crit1.old_points, crit1.new_points) == (40, 25)
+    assert "Chỉ tiêu 4 chuyển từ tiêu chí 1 sang tiêu chí 2." in diff.structure
+    assert "(chia 4 / 2)" in diff.structure[0] and "(chia 3 / 3 / 1)" in diff.structure[1]
+    assert "Tổng điểm tối đa đổi từ 60 thành 70." in diff.structure
     text = side_by_side(diff, 100)
-    assert "~ |" in text and max(len(line) for line in text.splitlines()) <= 100
+    assert "~ |" in text and "+ |" in text and max(len(line) for line in text.splitlines()) <= 100
+    removed = diff_sets(new, old)
+    assert {r.label: r.status for r in removed.rows}["Tiêu chí 3"] == "removed"
 
 
 @pytest.mark.parametrize(("text", "kind", "value"), [
@@ -201,30 +221,35 @@ def test_accepted_version_is_used_at_once_and_old_versions_stay(tmp_path: Path, 
     src = tmp_path / "phu-luc.docx"
     src.write_bytes(docx_headings(CDHT_FRAMEWORK))
     before = default_registry()
-    assert before.get("cdht-324-pl1").version == 1
+    v = before.get("cdht-324-pl1").version  # the data files' version
     assert PagePayload.decode("FSV1|cdht-self-assessment|1|cdht-324-pl1|-|2024|1/2|abc").criteria_set == "cdht-324-pl1"
     res = CliRunner().invoke(app, ["criteria", "import", str(src), "--base", "cdht-324-pl1", "--out",
                                    str(tmp_path / "o.yaml"), "--accept"])
     assert res.exit_code == 0, res.output
-    assert "cdht-324-pl1@2" in res.output
+    assert f"cdht-324-pl1@{v + 1}" in res.output
     registry = default_registry()  # same process, no restart
     assert isinstance(registry, VersionedRegistry)
-    assert registry.get("cdht-324-pl1").version == 2
+    assert registry.get("cdht-324-pl1").version == v + 1
     assert _as_lists(registry.get("cdht-324-pl1").criteria) == _expected(CDHT_FRAMEWORK)
-    assert registry.get("cdht-324-pl1@1").indicators[0].title == before.get("cdht-324-pl1").indicators[0].title
-    assert registry.print_ref("cdht-324-pl1") == "cdht-324-pl1@2"
-    assert registry.read_ref("cdht-324-pl1") == "cdht-324-pl1@1"  # a QR printed before the import
+    assert registry.get(f"cdht-324-pl1@{v}") == before.get("cdht-324-pl1")
+    assert registry.print_ref("cdht-324-pl1") == f"cdht-324-pl1@{v + 1}"
+    assert registry.read_ref("cdht-324-pl1") == f"cdht-324-pl1@{v}"  # a QR printed before the import
     assert registry.print_ref("cdht-324-pl4") == "cdht-324-pl4"  # sets without stored versions print as before
-    payload = PagePayload("cdht-self-assessment", 1, "cdht-324-pl1@2", None, 2024, 1, 2, "abc")
+    assert registry.read_ref("cdht-324-pl4") == "cdht-324-pl4"
+    payload = PagePayload("cdht-self-assessment", 1, f"cdht-324-pl1@{v + 1}", None, 2024, 1, 2, "abc")
     assert PagePayload.decode(payload.encode()) == payload
-    # A second accepted import is version 3; versions 1 and 2 remain.
+    with pytest.raises(ValueError):
+        PagePayload("cdht-self-assessment", 1, "cdht-324-pl1@x", None, 2024, 1, 2, "abc").encode()
+    with pytest.raises(NotFoundError):
+        registry.get(f"cdht-324-pl1@{v + 5}")
+    # A second accepted import is the next version; the earlier ones remain.
     src2 = tmp_path / "phu-luc-2.pdf"
     src2.write_bytes(pdf_table(CDHT_FRAMEWORK))
     get_store().add(import_file(src2, registry, base_id="cdht-324-pl1").data, registry)
     registry = default_registry()
-    assert isinstance(registry, VersionedRegistry) and registry.versions_of("cdht-324-pl1") == [1, 2, 3]
+    assert isinstance(registry, VersionedRegistry) and registry.versions_of("cdht-324-pl1") == [v, v + 1, v + 2]
     res = CliRunner().invoke(app, ["criteria", "versions", "cdht-324-pl1"])
-    assert "cdht-324-pl1@3: nhập từ tệp phu-luc-2.pdf" in res.output and "[đang dùng]" in res.output
+    assert f"cdht-324-pl1@{v + 2}: nhập từ tệp phu-luc-2.pdf" in res.output and "[đang dùng]" in res.output
 
 
 def test_forms_printed_before_and_after_an_import_validate_against_their_own_version(
@@ -236,6 +261,7 @@ def test_forms_printed_before_and_after_an_import_validate_against_their_own_ver
     from formsvc.render.converter import get_converter
 
     try:
+        v = default_registry().get("cdht-324-pl4").version
         old_data = random_record(901, "cdht-324-pl4")
         old_pdf = tmp_path / "in-truoc.pdf"
         old_pdf.write_bytes(render_document("cdht-self-assessment", old_data))
@@ -244,7 +270,7 @@ def test_forms_printed_before_and_after_an_import_validate_against_their_own_ver
         registry = default_registry()
         get_store().add(import_file(src, registry, base_id="cdht-324-pl4").data, registry)
         new_data = random_record(902, "cdht-324-pl4")  # drawn from version 2: 8 indicators
-        assert len(new_data["scores"]) == 8 and len(old_data["scores"]) == 10
+        assert len(new_data["scores"]) == len(CDHT_SCANNED.indicators) != len(old_data["scores"])
         new_pdf = tmp_path / "in-sau.pdf"
         rendered = render_document("cdht-self-assessment", new_data)
         new_pdf.write_bytes(rendered)
@@ -253,7 +279,7 @@ def test_forms_printed_before_and_after_an_import_validate_against_their_own_ver
     result = extract_files([old_pdf, new_pdf])
     assert result.errors == []
     old_doc, new_doc = sorted(result.documents, key=lambda d: d.subject.id or "")
-    assert old_doc.criteria_set == "cdht-324-pl4@1" and new_doc.criteria_set == "cdht-324-pl4@2"
+    assert old_doc.criteria_set == f"cdht-324-pl4@{v}" and new_doc.criteria_set == f"cdht-324-pl4@{v + 1}"
     assert old_doc.scores == old_data["scores"] and new_doc.scores == new_data["scores"]
     assert old_doc.status == "valid" and new_doc.status == "valid", (old_doc.result, new_doc.result)
     assert old_doc.result is not None and old_doc.result.total == old_data["total_declared"]
@@ -266,8 +292,8 @@ def test_forms_printed_before_and_after_an_import_validate_against_their_own_ver
             return " ".join(" ".join((p.extract_text() or "") for p in pdf.pages).split())
 
     old_text, new_text = text_of(old_pdf), text_of(new_pdf)
-    assert "(cdht-324-pl4 v1) Lưu ý: Nội dung tạm thời" in old_text
-    assert "(cdht-324-pl4 v2)" in new_text and "tạm thời" not in new_text
+    assert f"(cdht-324-pl4 v{v}) Lưu ý: Nội dung tạm thời" in old_text
+    assert f"(cdht-324-pl4 v{v + 1})" in new_text and "tạm thời" not in new_text
     assert "Biết tính toán và tư duy phản biện" in new_text
 
 
