@@ -56,6 +56,9 @@ CASES: dict[str, tuple[Callable[[Official], bytes], Official, str, str]] = {
     "word-merged-criteria-column-lettered": (docx_merged, DVHT_TT22, ".docx", "docx"),
     "word-heading-rows-chi-tieu-N": (docx_headings, CDHT_FRAMEWORK, ".docx", "docx"),
     "pdf-points-first-roman-headings": (lambda o: pdf_table(o, numbering="global"), CDHT_FRAMEWORK, ".pdf", "pdf"),
+    "pdf-over-four-pages-header-repeated": (lambda o: pdf_table(o, font_size=26), DVHT_TT22, ".pdf", "pdf"),
+    "pdf-over-three-pages-header-once": (lambda o: pdf_table(o, font_size=26, repeat_header=False), DVHT_TT22,
+                                         ".pdf", "pdf"),
     "scanned-pdf-ocr": (scanned_pdf, CDHT_SCANNED, ".pdf", "ocr"),
 }
 
@@ -333,3 +336,28 @@ def test_base_is_recognised_by_wording_only_when_clear(tmp_path: Path) -> None:
         assert diff_sets(result.base, result.cset).counts["changed"] == 0
         guessed += 1
     assert guessed >= 3 and refused >= 1
+
+
+def test_pending_imports_are_decided_once_and_stale_ones_forgotten(tmp_path: Path, store_dir: Path) -> None:
+    import os
+    import time
+
+    from formsvc.criteria.store import PENDING_DAYS
+
+    src = tmp_path / "phu-luc.docx"
+    src.write_bytes(docx_headings(CDHT_FRAMEWORK))
+    registry = default_registry()
+    result = import_file(src, registry, base_id="cdht-324-pl1")
+    store = get_store()
+    old = store.stage(result.data, {"base": "cdht-324-pl1"})
+    stale = time.time() - (PENDING_DAYS + 1) * 86400
+    os.utime(store.pending_dir / f"{old}.json", (stale, stale))
+    kept = store.stage(result.data, {"base": "cdht-324-pl1"})
+    with pytest.raises(NotFoundError):
+        store.pending(old)
+    store.discard(kept)
+    with pytest.raises(NotFoundError):
+        store.accept(kept, registry, accepted_by="x")  # rejected: nothing to accept
+    assert default_registry().get("cdht-324-pl1").version == registry.get("cdht-324-pl1").version
+    with pytest.raises(NotFoundError):
+        store.pending("../../etc/passwd")

@@ -14,6 +14,7 @@ Imports waiting for an administrator's decision are kept in `pending/` until acc
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -34,6 +35,7 @@ from formsvc.errors import ConflictError, CriteriaFileError, NotFoundError
 
 _STORED = re.compile(r"^(?P<id>[A-Za-z0-9._-]+)@(?P<version>[1-9][0-9]{0,5})\.yaml$")
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
+PENDING_DAYS = 14
 _REF = re.compile(r"^(?P<id>[A-Za-z0-9._-]+)@(?P<version>[0-9]{1,6})$")
 
 
@@ -182,10 +184,21 @@ class CriteriaStore:
     # -- imports waiting for a decision --
 
     def stage(self, data: dict[str, Any], meta: dict[str, Any]) -> str:
+        self._forget_stale()
         token = secrets.token_hex(16)
         body = {"data": data, "meta": meta | {"staged_at": dt.datetime.now(dt.UTC).isoformat()}}
         _write_once(self.pending_dir / f"{token}.json", json.dumps(body, ensure_ascii=False))
         return token
+
+    def _forget_stale(self) -> None:
+        """Imports nobody decided on within PENDING_DAYS are dropped (the official file stays in the file store)."""
+        if not self.pending_dir.is_dir():
+            return
+        cutoff = dt.datetime.now(dt.UTC).timestamp() - PENDING_DAYS * 86400
+        for path in self.pending_dir.glob("*.json"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def pending(self, token: str) -> Pending:
         path = self.pending_dir / f"{token}.json"
