@@ -64,6 +64,7 @@ _LABEL_CT = re.compile(r"^chi tieu\s*(\d+)\b\s*[.:)\-–]?\s*")
 _LABEL_ROMAN = re.compile(rf"^({_ROMAN})\s*[.):]\s*|^({_ROMAN})$")
 _LABEL_NUM = re.compile(r"^(\d{1,3})\s*[.):]?(?:\s+|$)")
 _LABEL_LETTER = re.compile(r"^([a-zđ])\s*\)\s*|^([a-zđ])$")
+_GARBLED_ROMAN = re.compile(r"^[IVXLHJl1|!]{1,5}\s*[.):]\s+")  # OCR of "III. " as "HI. ", "Il. "
 _POINTS = re.compile(r"^(\d{1,3}(?:[.,]\d{1,2})?)\s*(?:diem)?$")
 _OCR_DIGITS = str.maketrans({"o": "0", "O": "0", "l": "1", "I": "1", "|": "1"})
 
@@ -313,6 +314,7 @@ class _Row:
     criterion: str | None  # None: covered by the merged cell above (same criterion goes on)
     text: str
     points: str
+    spans: bool = False  # a merged cell covers part of the row (criterion headings span the number column)
 
 
 def _cell(cells: list[str | None], roles: dict[Role, int], role: Role) -> str | None:
@@ -344,7 +346,8 @@ def _merge_tables(tables: list[RawTable], file_name: str) -> tuple[dict[Role, in
         for i, cells in enumerate(body):
             rows.append(_Row(n=start + i, number=_cell(cells, roles, "number") or "",
                              criterion=_cell(cells, roles, "criterion"), text=_cell(cells, roles, text_role) or "",
-                             points=_cell(cells, roles, "points") or ""))
+                             points=_cell(cells, roles, "points") or "",
+                             spans=any(c is None for k, c in enumerate(cells) if k != roles.get("criterion"))))
         offset = rows[-1].n if rows else offset
     if roles is None:
         raise _fail(f"Không tìm thấy bảng tiêu chí trong tệp {file_name}: cần một bảng có cột «Tiêu chí» hoặc "
@@ -444,23 +447,28 @@ def _walk_columns(rows: list[_Row], out: ImportedTable, reader: Reader) -> None:
 
 def _walk_headings(rows: list[_Row], out: ImportedTable, reader: Reader) -> None:
     """One wording column: criteria are heading rows ("Tiêu chí 1", "I.", or "1." over "a)" indicators)."""
-    labelled = [(r, *_label(r.number, r.text)) for r in rows]
+    end = next((k for k, r in enumerate(rows) if _is_total(r)), len(rows))  # rows after the total are notes
+    if end < len(rows) and rows[end].points:
+        out.stated_total = _points(rows[end].points, rows[end].n, "dòng tổng", reader)
+    labelled = [(r, *_label(r.number, r.text)) for r in rows[:end]]
     kinds = {lab.kind for _, lab, _ in labelled}
-    if kinds & {"tc", "roman"}:
-        heading_kinds = {"tc", "roman"}
-    elif "letter" in kinds and "num" in kinds:
-        heading_kinds = {"num"}
-    else:
+    heading_kinds = ({"tc", "roman"} if kinds & {"tc", "roman"} else {"num"} if {"letter", "num"} <= kinds
+                     else set())
+    # Heading rows usually span the number column. When every labelled heading does and some rows do not, the
+    # span decides: a scan's "III." read as "HI." is still a heading.
+    by_label = [r for r, lab, _ in labelled if lab.kind in heading_kinds]
+    spanning = [r for r, _, _ in labelled if r.spans]
+    by_span = 0 < len(spanning) < len(labelled) and all(r.spans for r in by_label)
+    if not heading_kinds and not by_span:
         first = next((r for r in rows if r.text), None)
         where = f"dòng {first.n}" if first else "bảng"
         raise _fail(f"Không phân biệt được dòng tiêu chí với dòng chỉ tiêu ({where}): dòng tiêu chí cần ghi "
                     "«Tiêu chí 1», «I.» hoặc «1.» (khi chỉ tiêu ghi «a)»), hoặc bảng cần một cột «Tiêu chí» riêng.",
                     "criteria_import_no_structure")
     for r, label, wording in labelled:
-        if _is_total(r):
-            out.stated_total = _points(r.points, r.n, "dòng tổng", reader) if r.points else None
-            break
-        if label.kind in heading_kinds:
+        if r.spans if by_span else label.kind in heading_kinds:
+            if label.kind == "none" and (m := _GARBLED_ROMAN.match(wording)):
+                wording = wording[m.end():]
             _add_criterion(out, r, label, wording, reader)
             if r.points:
                 out.criteria[-1].stated_points = _points(r.points, r.n, "tiêu chí", reader)
