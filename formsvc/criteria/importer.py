@@ -64,7 +64,8 @@ _LABEL_CT = re.compile(r"^chi tieu\s*(\d+)\b\s*[.:)\-–]?\s*")
 _LABEL_ROMAN = re.compile(rf"^({_ROMAN})\s*[.):]\s*|^({_ROMAN})$")
 _LABEL_NUM = re.compile(r"^(\d{1,3})\s*[.):]?(?:\s+|$)")
 _LABEL_LETTER = re.compile(r"^([a-zđ])\s*\)\s*|^([a-zđ])$")
-_GARBLED_ROMAN = re.compile(r"^[IVXLHJl1|!]{1,5}\s*[.):]\s+")  # OCR of "III. " as "HI. ", "Il. "
+# OCR of "III. " as "HI. ", "Il. " or "II " (dot lost) at the start of a heading row.
+_GARBLED_ROMAN = re.compile(r"^[IVXLHJl1|!]{1,5}(?:\s*[.):]\s*|\s+)(?=[^\W\d_])")
 _POINTS = re.compile(r"^(\d{1,3}(?:[.,]\d{1,2})?)\s*(?:diem)?$")
 _OCR_DIGITS = str.maketrans({"o": "0", "O": "0", "l": "1", "I": "1", "|": "1"})
 
