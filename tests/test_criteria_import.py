@@ -361,3 +361,25 @@ def test_pending_imports_are_decided_once_and_stale_ones_forgotten(tmp_path: Pat
     assert default_registry().get("cdht-324-pl1").version == registry.get("cdht-324-pl1").version
     with pytest.raises(NotFoundError):
         store.pending("../../etc/passwd")
+
+
+def test_a_word_corrected_in_the_written_yaml_is_stored_with_accept(tmp_path: Path, store_dir: Path) -> None:
+    """The OCR path: import a scan to YAML, fix the word OCR got wrong, store it."""
+    src = tmp_path / "phu-luc.docx"
+    src.write_bytes(docx_headings(CDHT_FRAMEWORK))
+    out = tmp_path / "sua.yaml"
+    runner = CliRunner()
+    res = runner.invoke(app, ["criteria", "import", str(src), "--base", "cdht-324-pl1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    v = default_registry().get("cdht-324-pl1").version
+    assert "chi tiêu trong gia đình" in out.read_text()
+    out.write_text(out.read_text().replace("chi tiêu trong gia đình", "chi tiêu hợp lý trong gia đình"))
+    res = runner.invoke(app, ["criteria", "accept", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"Đã lưu cdht-324-pl1 phiên bản {v + 1}" in res.output
+    stored = default_registry().get("cdht-324-pl1")
+    assert stored.version == v + 1 and "chi tiêu hợp lý trong gia đình" in stored.indicators[6].title
+    builtin = tmp_path / "builtin.yaml"
+    builtin.write_text("id: cdht-324-pl1\nversion: 9\n")
+    res = runner.invoke(app, ["criteria", "accept", str(builtin)])
+    assert res.exit_code != 0 and default_registry().get("cdht-324-pl1").version == v + 1

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
+from pydantic import ValidationError
 
 from formsvc.criteria import default_registry
 from formsvc.criteria.diff import diff_sets, side_by_side
@@ -50,6 +52,29 @@ def register(app: typer.Typer) -> None:
             stored = get_store().add(result.data, registry)
             typer.echo(f"\nĐã lưu {stored.id} phiên bản {stored.version}; biểu mẫu in từ nay mang mã "
                        f"{stored.id}@{stored.version}.")
+
+    @criteria.command("accept")
+    def accept_cmd(file: Annotated[Path, typer.Argument(help="A set written by 'criteria import --out', "
+                                                          "e.g. after correcting a word OCR misread")]) -> None:
+        """Store a set written by 'criteria import' as its next version (used at once)."""
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise InputError(f"Không đọc được tệp {file}: {exc}", code="criteria_file_unreadable") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("imported_from"), dict):
+            raise InputError(f"Tệp {file} không phải bộ tiêu chí do lệnh 'formsvc criteria import' ghi ra.",
+                             code="criteria_not_imported")
+        registry = default_registry()
+        base = registry.get(str(data.get("id")))
+        try:
+            stored = get_store().add(data, registry)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+            raise InputError(f"Tệp {file} không phải bộ tiêu chí hợp lệ: {problems}",
+                             code="criteria_file_invalid") from exc
+        typer.echo(side_by_side(diff_sets(base, stored)))
+        typer.echo(f"\nĐã lưu {stored.id} phiên bản {stored.version}; biểu mẫu in từ nay mang mã "
+                   f"{stored.id}@{stored.version}.")
 
     @criteria.command("versions")
     def versions_cmd(set_id: str) -> None:

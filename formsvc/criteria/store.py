@@ -126,7 +126,8 @@ def _write_once(path: Path, text: str) -> bool:
 def dump_set(data: dict[str, Any]) -> str:
     header = (f"# {data['id']} version {data['version']}: wording and points imported from the official file "
               f"{data.get('imported_from', {}).get('file_name', '')} (sha256 {data['source'].get('sha256', '')}).\n")
-    return header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120)
+    # One line per wording (no folding), so a word can be found and corrected by hand.
+    return header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100_000)
 
 
 @dataclass
