@@ -105,3 +105,9 @@ class ExternalToolError(FormsvcError):
     code = "external_tool_failed"
     http_status = 503
     exit_code = 5
+
+
+class CriteriaImportError(InputError):
+    """An official file's criteria table cannot be read into a criteria set; the message names the row."""
+
+    code = "criteria_import_invalid"

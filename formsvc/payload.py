@@ -6,13 +6,16 @@ Format (ASCII, '|' separated, fixed field order, version-tagged so it can evolve
 
 - form: form id from the form registry (e.g. cdht-self-assessment).
 - template_version: integer version of that form's template.
-- criteria_set: criteria-set id the indicator table was printed from, '-' when none.
+- criteria_set: criteria set the indicator table was printed from, '-' when none: `ID` or, once the set has
+  versions accepted from official files, `ID@VERSION` (the version printed, so the form is read and validated
+  against it even after a newer version is accepted). A bare `ID` means the version shipped in the data files:
+  every QR printed before versions existed carries one, and still decodes.
 - subject_id: roster / upstream id of the person or unit when pre-filled, '-' when blank.
 - year: assessed year when known, '-' otherwise.
 - page/pages: 1-based page number within this document and the document's page count.
 - doc: short random id of this printed document instance; all its pages share it, so a scanned
   stack of many people's forms is regrouped into documents even when pages are shuffled.
-Fields never contain '|' (ids are [A-Za-z0-9._-]).
+Fields never contain '|' (ids are [A-Za-z0-9._-], a criteria-set reference may add @VERSION).
 
 Every page carries its identity three times, far apart, so one stain, stamp, staple or fold never loses it: the
 code above (bottom right), a second code with the same text plus a trailing `|2` (top right; the suffix says
@@ -46,6 +49,7 @@ _HEX_LOWER = {**_DIGIT, "D": "0d", "B": "8b", "G": "69", "A": "a", "C": "c", "E"
 _HEX_UPPER = {**_DIGIT, "D": "D0", "B": "B8", "Q": "09", "a": "A", "b": "B8", "c": "C", "d": "D0", "e": "E", "f": "F"}
 _FREE = {"0": "0O", "O": "O0", "o": "o0", "1": "1l", "l": "l1", "I": "I1", "5": "5S", "S": "S5", "8": "8B",
          "B": "B8"}
+_SET_REF = re.compile(r"^[A-Za-z0-9._-]+(?:@[1-9][0-9]{0,5})?$")
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,10 @@ class PagePayload:
         for name in ("form", "doc"):
             if not _ID.match(getattr(self, name)):
                 raise ValueError(f"{name} must match {_ID.pattern}")
-        for name in ("criteria_set", "subject_id"):
+        for name, pattern in (("criteria_set", _SET_REF), ("subject_id", _ID)):
             value = getattr(self, name)
-            if value is not None and not _ID.match(value):
-                raise ValueError(f"{name} must match {_ID.pattern}")
+            if value is not None and not pattern.match(value):
+                raise ValueError(f"{name} must match {pattern.pattern}")
         if not 1 <= self.page <= self.pages:
             raise ValueError("page must be within 1..pages")
         parts = [
@@ -114,14 +118,15 @@ def check_digits(text: str) -> str:
 
 
 def _nearest(token: str, known: Iterable[str]) -> list[str]:
-    """`token` itself when known, else the known ids one or two OCR slips away (by edit distance)."""
+    """`token` itself, and when it is not a known id, the known ids one or two OCR slips away (edit distance)."""
     from rapidfuzz.distance import Levenshtein
 
     pool = list(known)
     if token in pool or not pool:
         return [token]
+    # As read first (a set reference may carry @VERSION, a form may be newer than this list), then the near ones.
     close = sorted(pool, key=lambda k: Levenshtein.distance(token, k))
-    return [k for k in close[:3] if Levenshtein.distance(token, k) <= 2] or [token]
+    return [token, *(k for k in close[:3] if Levenshtein.distance(token, k) <= 2)]
 
 
 def _spellings(token: str, confusions: dict[str, str], length: int | None = None, limit: int = 64) -> list[str]:

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     criteria_dirs: list[Path] = Field(
         default_factory=list, description="Extra folders of criteria-set YAML files, loaded after the built-in ones"
     )
+    criteria_store_dir: Path | None = Field(
+        default=None, description="Criteria sets accepted from official files, all versions; default data_dir/criteria")
 
     # Limits: bad input must fail fast with a clear message, never exhaust the machine.
     max_upload_bytes: int = 50 * 1024 * 1024
@@ -86,6 +88,10 @@ class Settings(BaseSettings):
     @property
     def resolved_file_store_dir(self) -> Path:
         return self.file_store_dir or (self.data_dir / "files")
+
+    @property
+    def resolved_criteria_store_dir(self) -> Path:
+        return self.criteria_store_dir or (self.data_dir / "criteria")
 
 
 @lru_cache(maxsize=1)

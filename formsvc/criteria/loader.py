@@ -222,7 +222,10 @@ def _cached(extra: tuple[Path, ...]) -> CriteriaRegistry:
 
 
 def default_registry() -> CriteriaRegistry:
-    """The registry for this process: built-in sets plus FORMSVC_CRITERIA_DIRS."""
+    """The registry for this process: built-in sets plus FORMSVC_CRITERIA_DIRS, overlaid with the versions
+    accepted from official files (`criteria.store`), seen without a restart."""
+    from formsvc.criteria.store import with_stored
     from formsvc.settings import get_settings
 
-    return _cached(tuple(get_settings().criteria_dirs))
+    settings = get_settings()
+    return with_stored(_cached(tuple(settings.criteria_dirs)), settings.resolved_criteria_store_dir)

@@ -21,6 +21,8 @@ class Source(_Strict):
     date: dt.date
     appendix: str | None = None
     url: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                               description="SHA-256 of the official file the wording was imported from")
 
 
 class Reference(_Strict):
@@ -209,6 +211,17 @@ class YearRange(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class ImportedFrom(_Strict):
+    """The set's wording and points were read from an official file (`formsvc criteria import`), not typed."""
+
+    file_name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    reader: Literal["docx", "pdf", "ocr"]
+    imported_at: dt.datetime
+    base: str | None = Field(default=None, description="id@version of the set it was compared with")
+    accepted_by: str | None = None
+
+
 class CriteriaSet(_Strict):
     id: str
     title: str
@@ -224,6 +237,7 @@ class CriteriaSet(_Strict):
     total_max: float
     criteria: list[Criterion] = Field(min_length=1)
     outcome: OutcomeRule
+    imported_from: ImportedFrom | None = None
     file: str = Field(description="File the set was loaded from")
 
     @model_validator(mode="after")

@@ -190,7 +190,8 @@ def doubt_unchecked(boxes: list[ScoreBox], total: float | str | None, reads: dic
 def build_record(pages: list[PageFields], *, missing_pages: list[int],
                  registry: CriteriaRegistry | None = None) -> tuple[Record, list[Reason]]:
     first = pages[0].payload
-    cset = registry.sets.get(first.criteria_set or "") if registry else None
+    ref = first.criteria_set or ""
+    cset = registry.get(ref) if registry and ref in registry else None
     values: dict[str, FieldRead] = {}
     page_of: dict[str, int] = {}
     for pf in sorted(pages, key=lambda p: p.payload.page):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +19,7 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from formsvc.criteria import CriteriaRegistry, default_registry
+from formsvc.criteria.store import read_ref
 from formsvc.errors import FormsvcError
 from formsvc.extract.align import align
 from formsvc.extract.crosscheck import cross_check
@@ -137,7 +138,8 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
                 text = PageReading(**vars(text), table_reads=read_tables(tables, page.number, page.dpi))
             result.text, result.kind = text, kind
         return result, image
-    payload = ident.payload
+    # A bare set id on a form printed before its set had stored versions means the data files' version.
+    payload = replace(ident.payload, criteria_set=read_ref(default_registry(), ident.payload.criteria_set))
     form = next((f for f in list_forms() if f.id == payload.form), None)
     if form is None or form.template_version != payload.template_version:
         result.error = PageError(page.file, page.number, "form_unknown",

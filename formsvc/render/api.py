@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pypdf import PdfReader
 
 from formsvc.criteria import CriteriaRegistry, default_registry
+from formsvc.criteria.store import print_ref
 from formsvc.errors import InputError
 from formsvc.payload import PagePayload, new_doc_id
 from formsvc.render.context import build_context
@@ -24,8 +25,8 @@ def page_count(pdf: bytes) -> int:
     return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
-def payloads_for(form: FormInfo, data: dict[str, Any] | None, pages: int, doc_id: str | None = None
-                 ) -> list[PagePayload]:
+def payloads_for(form: FormInfo, data: dict[str, Any] | None, pages: int, doc_id: str | None = None,
+                 registry: CriteriaRegistry | None = None) -> list[PagePayload]:
     data = data or {}
     subject_id = (data.get("subject") or {}).get("id")
     if subject_id is not None:
@@ -36,6 +37,8 @@ def payloads_for(form: FormInfo, data: dict[str, Any] | None, pages: int, doc_id
     year = data.get("year")
     doc = doc_id or new_doc_id()
     cset = data.get("criteria_set") or form.default_criteria_set
+    if cset:
+        cset = print_ref(registry or default_registry(), cset)
     return [PagePayload(form=form.id, template_version=form.template_version, criteria_set=cset,
                         subject_id=subject_id, year=int(year) if year else None, page=n, pages=pages, doc=doc)
             for n in range(1, pages + 1)]
@@ -64,5 +67,5 @@ def render_document(form_id: str, data: dict[str, Any] | None, fmt: Literal["pdf
         return docx
     pdf = get_converter().docx_to_pdf(docx)
     if form.return_trip:
-        pdf = stamp_pages(pdf, payloads_for(form, data, page_count(pdf)))
+        pdf = stamp_pages(pdf, payloads_for(form, data, page_count(pdf), registry=registry))
     return pdf

@@ -206,7 +206,7 @@ def print_pack(form_id: str, roster_path: Path, out_path: Path, year: int | None
         base = bases[cset.id]
         values = _person_values(person, registry, form)
         data = {"criteria_set": cset.id, "year": year, "subject": {"id": person.id}}
-        payloads = payloads_for(form, data, base.pages, new_doc_id())
+        payloads = payloads_for(form, data, base.pages, new_doc_id(), registry)
         for page in range(base.pages):
             for key, slot in base.slots.items():
                 if slot.page == page and values.get(key):

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from formsvc.criteria.groups import resolve_group
 from formsvc.criteria.loader import CriteriaRegistry
 from formsvc.criteria.model import CriteriaSet, Indicator, LevelsRule, RankingRule, RecognitionRule
+from formsvc.criteria.store import set_id_of
 from formsvc.records.model import Reason, Record, RecordStatus, Result
 from formsvc.validation.levels import applies, apply_levels, read_input
 from formsvc.validation.messages import field_label, indicator_label, num
@@ -219,7 +220,7 @@ def validate(record: Record, cset: CriteriaSet, *, review_confidence: float = DE
              extra_reasons: list[Reason] | None = None) -> Record:
     """Return a copy of `record` with `result` and `status` filled in. Never raises on bad scores."""
     reasons: list[Reason] = list(extra_reasons or [])
-    if record.criteria_set != cset.id:
+    if set_id_of(record.criteria_set) != cset.id:
         reasons.append(Reason(
             code="criteria_set_mismatch", field="criteria_set",
             message=f"Phiếu ghi bộ tiêu chí «{record.criteria_set}» nhưng được kiểm tra theo «{cset.id}».",

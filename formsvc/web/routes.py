@@ -77,7 +77,10 @@ router = APIRouter(include_in_schema=False)
 
 
 def mount(app: FastAPI) -> None:
+    from formsvc.web import criteria_admin
+
     app.include_router(router)
+    app.include_router(criteria_admin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 

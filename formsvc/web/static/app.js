@@ -661,7 +661,61 @@
     update();
   }
 
+  // -- criteria sets: load an official appendix (admin) ------------------------------------------------------
+
+  function initCriteriaImport() {
+    var form = $("#criteria-import-form");
+    if (form) {
+      form.addEventListener("submit", async function (e) {
+        e.preventDefault();
+        var button = $("#criteria-submit");
+        var errorBox = $("#criteria-error");
+        errorBox.hidden = true;
+        if (!$("#criteria-file").files.length) {
+          showMessage(errorBox, "error", "Hãy chọn tệp phụ lục (.docx hoặc .pdf).");
+          return;
+        }
+        var data = new FormData(form);
+        if (!String(data.get("base") || "")) data.delete("base");
+        setBusy(button, true, "Đang đọc tệp…");
+        try {
+          var item = await apiJson("POST", "/v1/criteria-imports", data);
+          window.location.assign("/admin/criteria/imports/" + encodeURIComponent(item.token));
+        } catch (err) {
+          showError(errorBox, err);
+          setBusy(button, false);
+        }
+      });
+    }
+    var panel = $("#criteria-decision");
+    if (!panel) return;
+    var token = encodeURIComponent(panel.getAttribute("data-token"));
+    function decide(button, action, busyText) {
+      button.addEventListener("click", async function () {
+        var errorBox = $("#decision-error");
+        errorBox.hidden = true;
+        setBusy(button, true, busyText);
+        try {
+          var url = "/v1/criteria-imports/" + token + "/" + action;
+          if (action === "accept") {
+            var res = await apiJson("POST", url);
+            window.location.assign("/admin/criteria?accepted=" + encodeURIComponent(res.ref));
+          } else {
+            await api("POST", url);  // 204, no body
+            window.location.assign("/admin/criteria?rejected=1");
+          }
+        } catch (err) {
+          showError(errorBox, err);
+          setBusy(button, false);
+        }
+      });
+    }
+    decide($("#criteria-accept"), "accept", "Đang lưu…");
+    decide($("#criteria-reject"), "reject", "Đang hủy…");
+  }
+
   function init() {
+    initCriteriaImport();
     initDownloads();
     initPrintPack();
     initDossier();
