@@ -421,7 +421,8 @@ def test_every_route_answers_every_role_as_the_readme_table_says(app: App, tmp_p
     spare_key = app.client.post("/v1/keys", json={"role": "reviewer", "unit": unit},
                                 headers=app.as_(keys["admin"])).json()["id"]
     values = {"record_id": record.id, "job_id": job.json()["id"], "hook_id": hook.json()["id"],
-              "key_id": spare_key, "field_name": "subject.full_name", "form_id": "cdht-self-assessment"}
+              "key_id": spare_key, "field_name": "subject.full_name", "form_id": "cdht-self-assessment",
+              "token": "no-such-import"}
     bodies: dict[str, Any] = {"/v1/records/{record_id}": {"fields": {"scores.ct1": 7}},
                               "/v1/webhooks": {"url": "http://127.0.0.1:9/r"},
                               "/v1/keys": {"role": "reviewer", "unit": unit}, "/v1/validate": {},

@@ -19,11 +19,20 @@ router = APIRouter(prefix="/v1/criteria-imports", tags=["criteria"])
 Who = Annotated[Principal, Depends(principal)]
 
 
+def _admin(who: Who) -> Principal:
+    """The role is checked as a dependency, before the upload's fields are validated: anyone else gets 403,
+    never a hint about what the form expects."""
+    who.require("admin")
+    return who
+
+
+Admin = Annotated[Principal, Depends(_admin)]
+
+
 @router.post("", status_code=201, summary="Nhập văn bản chính thức (Word/PDF) của một bộ tiêu chí; trả về so sánh")
-def create(who: Who, file: Annotated[UploadFile, File(description="Phụ lục chính thức: .docx hoặc .pdf")],
+def create(who: Admin, file: Annotated[UploadFile, File(description="Phụ lục chính thức: .docx hoặc .pdf")],
            base: Annotated[str | None, Form(max_length=80, description="Bộ tiêu chí gốc (mặc định: tự nhận)")] = None,
            ) -> JSONResponse:
-    who.require("admin")
     limit = get_settings().max_upload_bytes
     file.file.seek(0, 2)
     if file.file.tell() > limit:
