@@ -29,6 +29,8 @@ MAX_CHANGES = 2
 # Below this a reading is a guess even to its own reader (a box read as noise); the sum agreeing with a guess
 # can be luck, so it is not raised.
 CONFIRMABLE = 0.2
+# Print only the handwriting recogniser doubted (combine caps it at 0.6): the sheet's sum may confirm it.
+PRINT_CONFIRMABLE = 0.5
 # A handwritten box on a sheet whose total no reading agrees with: below the review threshold.
 UNCHECKED = 0.7
 
@@ -146,12 +148,16 @@ def decode_with_total(boxes: list[ScoreBox], total: ScoreBox) -> tuple[list[floa
     return (list(best[1]), best[2]) if best else None
 
 
-def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float) -> tuple[list[ScoreBox], ScoreBox]:
+def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
+                printed: frozenset[str] = frozenset()) -> tuple[list[ScoreBox], ScoreBox]:
     """Boxes and total after the joint decoding.
 
     A value changed by the decoding is flagged (CHOSEN_CONFIDENCE at most). When the chosen values are every
     field's own reading and only ONE of them (a box or the total) is unsure, the others are trusted readings
-    that imply it exactly and its own reading agrees: two independent sources, so it is trusted too.
+    that imply it exactly and its own reading agrees: two independent sources, so it is trusted too. Print
+    (`printed`: Tesseract's reading at two scales matching the font's shape) that only the handwriting recogniser
+    doubted is confirmed the same way however many such boxes there are: two print misreads that cancel out in
+    the sum exactly are not a risk worth a person's time.
     """
     decoded = decode_with_total(boxes, total)
     if decoded is None:
@@ -164,11 +170,12 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float) -> tup
         return boxes, total
     unchanged = changes == 0
     unsure = [f for f in fields if f.confidence < threshold]
+    all_print = all(f.name in printed and f.confidence >= PRINT_CONFIRMABLE for f in unsure)
     out = []
     for f, v in zip(fields, chosen, strict=True):
         if f.value != v:
             out.append(replace(f, value=v, confidence=min(f.confidence, CHOSEN_CONFIDENCE)))
-        elif unchanged and len(unsure) == 1 and f is unsure[0] and f.confidence >= CONFIRMABLE:
+        elif unchanged and f in unsure and ((len(unsure) == 1 and f.confidence >= CONFIRMABLE) or all_print):
             out.append(replace(f, confidence=threshold))
         else:
             out.append(f)
@@ -249,7 +256,8 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             total_conf = min(total_conf, 0.3)
         total_box = ScoreBox("total_declared", total, total_conf,
                              _allowed_candidates(total_read, total, total_conf, cset.total_max, step, threshold))
-        boxes, total_box = apply_total(boxes, total_box, threshold)
+        printed = frozenset(name for name, r in values.items() if r.typed)
+        boxes, total_box = apply_total(boxes, total_box, threshold, printed)
         total, total_conf = total_box.value, total_box.confidence
         boxes = doubt_unchecked(boxes, total, values)
     for box in boxes:

@@ -34,6 +34,7 @@ DIGIT_EM = 0.66
 TYPED_HEIGHT = (0.75, 1.35)  # tolerated share of the expected digit height (scan scale, blur, bold totals)
 TYPED_MATCH = 0.5  # normalised cross-correlation with the font's rendering of Tesseract's reading
 TYPED_BLUR = 1.0  # px, both sides of the comparison
+TYPED_REF_BLURS = (TYPED_BLUR, 2.0)  # px: the reference as soft as a scan, or as a phone photo scaled up
 FONTS = ("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
          "/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf",
          "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
@@ -71,6 +72,7 @@ class FieldRead:
     # Score boxes: values the readers found possible, best first, as (value, score); parse chooses among them
     # the combination that agrees with the declared total. Empty: only `text` is known.
     candidates: tuple[tuple[float, float], ...] = ()
+    typed: bool = False  # the ink is the print font's (Tesseract's reading, checked against the font's shape)
 
 
 def zone_px(zone: Zone, dpi: float) -> tuple[int, int, int, int]:
@@ -187,29 +189,52 @@ def typed_evidence(cell: np.ndarray, text: str, dpi: float) -> bool:
     """Is this box's ink `text` printed by formsvc? Print has the template's digit height and the font's shape;
     handwriting is taller and shaped otherwise. Decides whom to believe when Tesseract and the recogniser differ.
     """
+    return typed_match(cell, text, dpi) >= TYPED_MATCH
+
+
+def typed_match(cell: np.ndarray, text: str, dpi: float) -> float:
+    """How well the box's ink matches `text` in the print font (normalised correlation; 0 when its height is not
+    the print's)."""
     h, w = cell.shape
     inner = cell[int(h * 0.08): int(h * 0.92), int(w * 0.06): int(w * 0.94)]
     ys, xs = np.nonzero(cv2.medianBlur(inner, 3) < 140)
     if len(xs) == 0 or not text:
-        return False
+        return 0.0
     expected = TYPED_PT * DIGIT_EM / 72 * dpi
     height = ys.max() - ys.min() + 1
     if not TYPED_HEIGHT[0] * expected <= height <= TYPED_HEIGHT[1] * expected:
-        return False
+        return 0.0
     # Both softened alike: a scan's edges and the reference's differ by a pixel here and there, the shapes do not.
     ink = 255 - cv2.GaussianBlur(inner[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1].astype(np.float32), (0, 0),
                                  TYPED_BLUR)
     ink -= ink.mean()
     glyphs = _font_glyphs(text.replace(".", ","))
     if not glyphs:
-        return True  # the print font is not installed: the height alone has to do
+        return 1.0  # the print font is not installed: the height alone has to do
     best = 0.0
     for glyph in glyphs:
-        ref = cv2.resize(glyph, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
-        ref = (255 - cv2.GaussianBlur(ref, (0, 0), TYPED_BLUR)).astype(np.float32)
-        ref -= ref.mean()
-        best = max(best, float((ink * ref).sum() / (np.linalg.norm(ink) * np.linalg.norm(ref) + 1e-6)))
-    return best >= TYPED_MATCH
+        sized = cv2.resize(glyph, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
+        # A low-resolution photo, scaled up to the page raster, is softer than a scan: the reference is softened
+        # as much as the page may be.
+        for sigma in TYPED_REF_BLURS:
+            ref = (255 - cv2.GaussianBlur(sized, (0, 0), sigma)).astype(np.float32)
+            ref -= ref.mean()
+            best = max(best, float((ink * ref).sum() / (np.linalg.norm(ink) * np.linalg.norm(ref) + 1e-6)))
+    return best
+
+
+def typed_reading(cell: np.ndarray, a: OcrText, b: OcrText, dpi: float) -> tuple[bool, OcrText, OcrText]:
+    """Is the box print, and Tesseract's two readings of it. On a soft page Tesseract drops a printed decimal comma
+    ("45" for 4,5): when the reading as read is not the print but the same digits with the comma are, that is
+    the reading (the font's shape decides, not a guess)."""
+    text = a.text if _num(a.text) is not None else b.text
+    match = typed_match(cell, text, dpi)
+    if re.fullmatch(r"\d{2,3}", text) and a.text == b.text:
+        with_comma = f"{text[:-1]},{text[-1]}"
+        if (comma_match := typed_match(cell, with_comma, dpi)) > match and comma_match >= TYPED_MATCH:
+            fixed = OcrText(with_comma, min(a.confidence, b.confidence))
+            return True, fixed, fixed
+    return match >= TYPED_MATCH, a, b
 
 
 def _tight(crop: np.ndarray) -> np.ndarray:
@@ -262,7 +287,7 @@ def combine(z: Zone, box: tuple[int, int, int, int], a: OcrText, b: OcrText, han
         conf = max(typed_conf, hand.confidence) if hand.value == typed_value else min(typed_conf, 0.6)
         if not typed:
             conf = min(conf, 0.6)
-        return FieldRead(z.name, z.kind, a.text, False, conf, box, "ocr", ((typed_value, 1.0),))
+        return FieldRead(z.name, z.kind, a.text, False, conf, box, "ocr", ((typed_value, 1.0),), typed)
     if hand.state == "number" and hand.value is not None:
         ranked = _support(hand, ta, tb, max_value, step)
         if not ranked:
@@ -344,7 +369,7 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
     first, second = read_numbers_twice([_tight(n.printed) for n in numbers])
     for n, a, b in zip(numbers, first, second, strict=True):
         hand = read_score(n.cell, max_value=READ_MAX, step=READ_STEP)
-        typed = typed_evidence(n.printed, a.text if _num(a.text) is not None else b.text, dpi)
+        typed, a, b = typed_reading(n.printed, a, b, dpi)
         read = combine(n.zone, n.box, a, b, hand, typed)
         if n.overwritten:
             read = replace(read, confidence=min(read.confidence, STAMPED))
