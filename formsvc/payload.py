@@ -39,8 +39,8 @@ PREFIX = "FSV1"
 SECOND = "2"  # trailing field of the second code
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 CHECK_HEX = 8  # the id line's whole CRC-32
-# Readings tried per line, times the check's own spellings: at most this many chances in 2**32 that a misread
-# line passes the check (about one in a million at worst; clean lines try a handful).
+# Readings tried per line (both ways of anchoring it together), times the check's own spellings: at most this many
+# chances in 2**32 that a misread line passes the check (about one in a million at worst; clean lines try a few).
 MAX_TRIALS = 4096
 # What OCR confuses in a monospace line: each read character -> what it may stand for. The check digits decide.
 _DIGIT = {"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1", "Z": "2",
@@ -149,17 +149,31 @@ def _spellings(token: str, confusions: dict[str, str], length: int | None = None
 def parse_id_line(text: str, forms: Iterable[str] = (), criteria_sets: Iterable[str] = ()) -> PagePayload | None:
     """The payload of an OCR'd id line, or None. Known form and criteria-set ids and the usual OCR slips are tried,
     but only a reading whose check digits agree is returned: a misread line is refused, never guessed."""
-    tokens = text.replace("|", " ").split()
+    tokens = [t for t in text.replace("|", " ").split() if any(ch.isalnum() for ch in t)]
+    forms = list(forms)
     start = next((i for i, t in enumerate(tokens) if t.upper().replace("5", "S").startswith("FSV")), None)
-    if start is None or len(tokens) - start < 9:
-        return None
-    _, form, version, cset, subject, year, pages, doc, check = tokens[start:start + 9]
+    attempts: list[tuple[list[str], list[str]]] = []
+    if start is not None and len(tokens) - start >= 9:
+        attempts.append((_nearest(tokens[start + 1], forms), tokens[start + 2:start + 9]))
+    if len(tokens) >= 7 and forms:
+        # A fold or smudge over the line's start: the fields are read from its end, every known form is tried.
+        attempts.append((forms, tokens[-7:]))
+    for form_options, rest in attempts:
+        found = _decode_line(form_options, rest, criteria_sets, MAX_TRIALS // len(attempts))
+        if found is not None:
+            return found
+    return None
+
+
+def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str], budget: int) -> PagePayload | None:
+    """The payload from a form id's options and the line's other seven fields, if one reading passes the check."""
+    version, cset, subject, year, pages, doc, check = rest
     checks = _spellings(check, _HEX_UPPER, CHECK_HEX)
     if not checks:
         return None
     page_reads = [pages] if "/" in pages else [pages[:i] + "/" + pages[i + 1:] for i in range(1, len(pages) - 1)]
     fields = [
-        _nearest(form, forms), _spellings(version.lstrip("vV"), _DIGIT, limit=4),
+        forms, _spellings(version.lstrip("vV"), _DIGIT, limit=4),
         [cset] if cset == "-" else _nearest(cset, criteria_sets),
         [subject] if subject == "-" else _spellings(subject, _FREE),
         [year] if year == "-" else _spellings(year, _DIGIT, 4, limit=8),
@@ -167,7 +181,7 @@ def parse_id_line(text: str, forms: Iterable[str] = (), criteria_sets: Iterable[
         _spellings(doc, _HEX_LOWER, 10),
     ]
     wanted = set(checks)
-    for combo in itertools.islice(itertools.product(*fields), MAX_TRIALS // len(wanted)):
+    for combo in itertools.islice(itertools.product(*fields), max(1, budget // len(wanted))):
         line = "|".join([PREFIX, *combo])
         if not line.isascii() or check_digits(line) not in wanted:
             continue

@@ -165,9 +165,11 @@ def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None,
         found = _fine_codes(v, pm)
         if found is not None:
             return found, pm
-    for v in views:
-        crop, _ = warp_box(v, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=0.0)
-        payload = read_id_line(crop, forms, sets)
-        if payload is not None:
-            return Identified(payload, None, None, "id_line"), pm
+    # Tight first; then taller, for a line a fold or a curl has lifted off its place.
+    for pad in (0.0, 2.5):
+        for v in views:
+            crop, _ = warp_box(v, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=pad)
+            payload = read_id_line(crop, forms, sets)
+            if payload is not None:
+                return Identified(payload, None, None, "id_line"), pm
     return None, pm
