@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from formsvc.errors import InputError
 
 PREFIX = "FSV1"
+# Bounds of the numbers a code may carry (the page count's bound is a setting: Settings.max_form_pages).
+MAX_TEMPLATE_VERSION = 999
+MIN_YEAR, MAX_YEAR = 2000, 2100  # the years print packs accept
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -54,6 +57,24 @@ class PagePayload:
             f"{self.page}/{self.pages}", self.doc,
         ]
         return "|".join(parts)
+
+    def check(self, max_pages: int) -> None:
+        """Every number bounded by what a printed form can carry. The code is printed by formsvc but a page can
+        be re-stamped with a forged one: a page count of 10^12 must never size anything downstream (a list of
+        missing pages, a message). Raises InputError 'payload_invalid' (the page is then no record's page)."""
+        problems = []
+        if not 1 <= self.template_version <= MAX_TEMPLATE_VERSION:
+            problems.append(f"phiên bản mẫu {self.template_version}")
+        if not 1 <= self.pages <= max_pages:
+            problems.append(f"số trang {self.pages} (tối đa {max_pages})")
+        if not 1 <= self.page <= self.pages:
+            problems.append(f"trang {self.page}/{self.pages}")
+        if self.year is not None and not MIN_YEAR <= self.year <= MAX_YEAR:
+            problems.append(f"năm {self.year}")
+        if problems:
+            raise InputError("Mã QR của biểu mẫu mang số không hợp lệ: " + ", ".join(problems)
+                             + "; trang không được xếp vào phiếu nào.", code="payload_invalid",
+                             hint="In lại biểu mẫu từ formsvc rồi quét lại trang này.")
 
     @classmethod
     def decode(cls, text: str) -> PagePayload:
