@@ -14,6 +14,7 @@ the next job.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import multiprocessing
 import resource
@@ -71,6 +72,8 @@ class Overrun:
 
 
 def _serve(conn: Connection, opener: Callable[[], Any], reader: Callable[[Any, int], Any], extra_bytes: int) -> None:
+    # A page over budget ends this process by design (PDFium aborts when an allocation fails): no stack dump.
+    faulthandler.disable()
     # Measured after the fork: the child shares the parent's pages, and only what it adds counts.
     limit_address_space(address_space_bytes() + extra_bytes)
     state = None

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pdfplumber
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from formsvc.extract.budget import Budget, Overrun, PageReader
@@ -51,6 +52,7 @@ def _err(file: str, page: int | None, code: str, message: str) -> PageError:
 
 
 REOPEN_EVERY = 25  # pages
+MAX_FORM_DEPTH = 8  # nesting of Form XObjects searched for images (print packs nest one level)
 
 
 @dataclass
@@ -70,6 +72,13 @@ def _read_pdf_page(pdf: _OpenPdf, index: int, name: str, dpi: float, max_pixels:
         w_pt, h_pt = page.get_size()
         if w_pt * h_pt * (dpi / 72) ** 2 > max_pixels:
             return _err(name, index + 1, "page_too_large", f"{name}, trang {index + 1}: trang quá lớn.")
+        # The images a page draws are decoded whole, whatever size they are drawn at: a few KB of doubly
+        # deflated zeros can declare 900 MB of pixels. Their declared sizes are read without decoding them.
+        image_pixels = sum(w * h for w, h in (obj.get_px_size() for obj in page.get_objects(
+            filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=MAX_FORM_DEPTH)))
+        if image_pixels > max_pixels:
+            return _err(name, index + 1, "page_too_large",
+                        f"{name}, trang {index + 1}: trang chứa ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
         textpage = page.get_textpage()
         n_chars = textpage.count_chars()
         textpage.close()
