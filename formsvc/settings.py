@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     max_roster_rows: int = Field(default=10_000, description="Rows read from a roster (CSV or XLSX)")
     max_roster_columns: int = Field(default=64, description="Columns read from a roster")
     max_roster_unpacked_bytes: int = Field(
-        default=50 * 1024 * 1024, description="An XLSX roster's size once unzipped (a zip bomb is refused)")
+        default=20 * 1024 * 1024, description="An XLSX roster's size once unzipped (a zip bomb is refused)")
     max_pack_forms: int = Field(default=3_000, description="Forms in one print pack")
     page_time_budget_s: float = Field(
         default=30.0, description="Seconds to rasterise and read the text of one PDF page; slower is a page error")
