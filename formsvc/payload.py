@@ -64,13 +64,13 @@ class PagePayload:
         missing pages, a message). Raises InputError 'payload_invalid' (the page is then no record's page)."""
         problems = []
         if not 1 <= self.template_version <= MAX_TEMPLATE_VERSION:
-            problems.append(f"phiên bản mẫu {self.template_version}")
+            problems.append(f"phiên bản mẫu {_shown(self.template_version)}")
         if not 1 <= self.pages <= max_pages:
-            problems.append(f"số trang {self.pages} (tối đa {max_pages})")
+            problems.append(f"số trang {_shown(self.pages)} (tối đa {max_pages})")
         if not 1 <= self.page <= self.pages:
-            problems.append(f"trang {self.page}/{self.pages}")
+            problems.append(f"trang {_shown(self.page)}/{_shown(self.pages)}")
         if self.year is not None and not MIN_YEAR <= self.year <= MAX_YEAR:
-            problems.append(f"năm {self.year}")
+            problems.append(f"năm {_shown(self.year)}")
         if problems:
             raise InputError("Mã QR của biểu mẫu mang số không hợp lệ: " + ", ".join(problems)
                              + "; trang không được xếp vào phiếu nào.", code="payload_invalid",
@@ -92,6 +92,12 @@ class PagePayload:
             )
         except ValueError as exc:
             raise InputError("Mã QR của biểu mẫu bị hỏng.", code="qr_malformed") from exc
+
+
+def _shown(number: int) -> str:
+    """A forged number in a message: a QR code holds up to ~4,000 digits, a message shows at most 15."""
+    text = str(number)
+    return text if len(text) <= 15 else text[:12] + "…"
 
 
 def new_doc_id() -> str:

@@ -55,6 +55,7 @@ def _payload(**changes: object) -> PagePayload:
 @pytest.mark.parametrize("changes", [
     {"pages": 200_000}, {"pages": 3_000_000}, {"pages": 10**12}, {"pages": 51}, {"pages": 0}, {"page": 0},
     {"page": 3, "pages": 2}, {"year": 1}, {"year": 99_999}, {"template_version": 10**9}, {"template_version": 0},
+    {"year": 10**3999, "pages": 10**3999, "page": 10**3999},  # as many digits as a QR code holds
 ])
 def test_every_number_in_a_qr_code_is_bounded(changes: dict[str, object]) -> None:
     payload = PagePayload.decode("|".join(["FSV1", "cdht-self-assessment", str(changes.get("template_version", 1)),
