@@ -48,9 +48,9 @@ class Settings(BaseSettings):
         default=20 * 1024 * 1024, description="An XLSX roster's size once unzipped (a zip bomb is refused)")
     max_pack_forms: int = Field(default=3_000, description="Forms in one print pack")
     page_time_budget_s: float = Field(
-        default=30.0, description="Seconds to rasterise and read the text of one PDF page; slower is a page error")
+        default=30.0, description="Seconds to rasterise and read one PDF page; slower is a page error (0 = none)")
     page_memory_budget_mb: int = Field(
-        default=768, description="Memory one PDF page may take to rasterise and read; more is a page error")
+        default=768, description="Memory one PDF page may take to rasterise and read; more is a page error (0 = none)")
     worker_memory_mb: int = Field(
         default=4096, description="Address space of the process running one job (rq work horse); 0 = no limit")
 

@@ -60,8 +60,8 @@ def limit_worker_memory(limit_mb: int) -> None:
 
 @dataclass(frozen=True)
 class Budget:
-    seconds: float
-    memory_mb: int  # address space a page may add on top of what the reading process already holds
+    seconds: float  # 0 = no time limit
+    memory_mb: int  # address space a page may add on top of what the reading process already holds; 0 = none
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ def _serve(conn: Connection, opener: Callable[[], Any], reader: Callable[[Any, i
     # A page over budget ends this process by design (PDFium aborts when an allocation fails): no stack dump.
     faulthandler.disable()
     # Measured after the fork: the child shares the parent's pages, and only what it adds counts.
-    limit_address_space(address_space_bytes() + extra_bytes)
+    if extra_bytes > 0:
+        limit_address_space(address_space_bytes() + extra_bytes)
     state = None
     while True:
         index = conn.recv()
@@ -126,7 +127,7 @@ class PageReader(Generic[State, Result]):
         self._served += 1
         try:
             conn.send(index)
-            if not conn.poll(self.budget.seconds):
+            if not conn.poll(self.budget.seconds if self.budget.seconds > 0 else None):
                 self._kill()
                 return Overrun("time")
             status, value = conn.recv()
