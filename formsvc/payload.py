@@ -37,6 +37,9 @@ from formsvc.errors import InputError
 
 PREFIX = "FSV1"
 SECOND = "2"  # trailing field of the second code
+# Bounds of the numbers a code may carry (the page count's bound is a setting: Settings.max_form_pages).
+MAX_TEMPLATE_VERSION = 999
+MIN_YEAR, MAX_YEAR = 2000, 2100  # the years print packs accept
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 CHECK_HEX = 8  # the id line's whole CRC-32
 # Readings tried per line (both ways of anchoring it together), times the check's own spellings: at most this many
@@ -87,6 +90,24 @@ class PagePayload:
     def id_line(self) -> str:
         """The printed id line: the payload's fields separated by spaces, then its CRC-32 check digits."""
         return f"{self.encode().replace('|', ' ')} {check_digits(self.encode())}"
+
+    def check(self, max_pages: int) -> None:
+        """Every number bounded by what a printed form can carry. The code is printed by formsvc but a page can
+        be re-stamped with a forged one: a page count of 10^12 must never size anything downstream (a list of
+        missing pages, a message). Raises InputError 'payload_invalid' (the page is then no record's page)."""
+        problems = []
+        if not 1 <= self.template_version <= MAX_TEMPLATE_VERSION:
+            problems.append(f"phiên bản mẫu {_shown(self.template_version)}")
+        if not 1 <= self.pages <= max_pages:
+            problems.append(f"số trang {_shown(self.pages)} (tối đa {max_pages})")
+        if not 1 <= self.page <= self.pages:
+            problems.append(f"trang {_shown(self.page)}/{_shown(self.pages)}")
+        if self.year is not None and not MIN_YEAR <= self.year <= MAX_YEAR:
+            problems.append(f"năm {_shown(self.year)}")
+        if problems:
+            raise InputError("Mã QR của biểu mẫu mang số không hợp lệ: " + ", ".join(problems)
+                             + "; trang không được xếp vào phiếu nào.", code="payload_invalid",
+                             hint="In lại biểu mẫu từ formsvc rồi quét lại trang này.")
 
     @classmethod
     def decode(cls, text: str) -> PagePayload:
@@ -190,6 +211,10 @@ def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str]
         except InputError:
             return None
     return None
+def _shown(number: int) -> str:
+    """A forged number in a message: a QR code holds up to ~4,000 digits, a message shows at most 15."""
+    text = str(number)
+    return text if len(text) <= 15 else text[:12] + "…"
 
 
 def new_doc_id() -> str:

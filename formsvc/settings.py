@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 600
     auth_failures_per_minute: int = Field(
         default=30, description="Wrong keys / failed logins from one client address per minute before 429")
+    max_json_depth: int = Field(
+        default=64, description="Nesting depth of a JSON body (a record needs 4); deeper is refused with 422")
+    max_form_pages: int = Field(
+        default=50, description="Pages a formsvc form's QR code may claim; a larger count is a forged code")
+    max_roster_rows: int = Field(default=10_000, description="Rows read from a roster (CSV or XLSX)")
+    max_roster_columns: int = Field(default=64, description="Columns read from a roster")
+    max_roster_unpacked_bytes: int = Field(
+        default=20 * 1024 * 1024, description="An XLSX roster's size once unzipped (a zip bomb is refused)")
+    max_pack_forms: int = Field(default=3_000, description="Forms in one print pack")
+    page_time_budget_s: float = Field(
+        default=30.0, description="Seconds to rasterise and read one PDF page; slower is a page error (0 = none)")
+    page_memory_budget_mb: int = Field(
+        default=768, description="Memory one PDF page may take to rasterise and read; more is a page error (0 = none)")
+    worker_memory_mb: int = Field(
+        default=4096, description="Address space of the process running one job (rq work horse); 0 = no limit")
 
     # Rendering
     soffice_path: str = "soffice"

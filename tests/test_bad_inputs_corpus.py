@@ -4,14 +4,16 @@ turns every bad upload into per-file errors without raising."""
 from __future__ import annotations
 
 import json
+import re
 import struct
+import time
 import unicodedata
 import zipfile
 import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from pypdf import PasswordType, PdfReader
 from pypdf.generic import DictionaryObject
 
@@ -21,19 +23,30 @@ from fixtures.bad_inputs import (
     CONTROL_CHARS_FILENAME,
     CSV_INJECTION_NAMES,
     ENCRYPTED_PDF_PASSWORD,
+    FORGED_QR_PAYLOAD,
+    INFLATE_SIDE,
     JSON_BODY_MIN_BYTES,
+    JSON_DEPTH,
+    LONG_VIETNAMESE_FILENAME,
     MARKUP_NAMES,
     NESTING_DEPTH,
+    OPERATOR_BOMB_SHOWS,
     PATH_TRAVERSAL_FILENAME,
+    ROSTER_ROWS,
     TIFF_FRAME_SIDE,
     TIFF_FRAMES,
+    TIFF_MANY_FRAMES,
+    XLSX_ENTITY_CHAIN,
     BadCase,
     bomb_png_raw_size,
     build_corpus,
     iter_body,
     read_body,
 )
+from formsvc.errors import FormsvcError
 from formsvc.extract.pipeline import count_pages, extract_files
+from formsvc.extract.tiff import count_frames
+from formsvc.payload import PagePayload
 from formsvc.records import Record
 from formsvc.render.roster import read_roster
 from formsvc.settings import get_settings
@@ -43,6 +56,9 @@ EXPECTED_NAMES = [
     "image_decompression_bomb", "wrong_extension", "html_as_pdf", "zip_as_pdf", "tiff_500_frames",
     "path_traversal_name", "control_chars_name", "roster_csv_injection", "roster_jinja_xml_markup",
     "oversized_json", "unknown_form_page",
+    "qr_forged_page_count", "tiff_many_frames", "pdf_inflate_bomb", "pdf_operator_bomb", "png_header_only",
+    "long_vietnamese_name", "roster_xlsx_entity_chain", "roster_xlsx_huge_dimension", "roster_over_row_cap",
+    "json_deep_nesting",
 ]
 
 # What the pipeline answers today, per case: pinned so a change in how bad input is reported shows up here.
@@ -60,6 +76,16 @@ PIPELINE_CODES: dict[str, set[str]] = {
     "path_traversal_name": {"image_too_small"},
     "control_chars_name": {"image_too_small"},
     "unknown_form_page": {"page_unidentified"},
+    "qr_forged_page_count": {"payload_invalid"},
+    "tiff_many_frames": {"too_many_pages"},
+    "png_header_only": {"image_unreadable"},
+    "long_vietnamese_name": {"image_too_small"},
+}
+# Three pages each, the middle one hostile: codes per page (the middle page's code depends on which budget
+# the machine hits first for the operator bomb: memory here, time on a machine with more memory per page).
+PIPELINE_BOMBS: dict[str, tuple[set[str], set[str], set[str]]] = {
+    "pdf_inflate_bomb": ({"page_unidentified"}, {"page_too_large"}, {"page_unidentified"}),
+    "pdf_operator_bomb": ({"page_unidentified"}, {"page_too_much_memory", "page_too_slow"}, {"page_unidentified"}),
 }
 # Blank pages would each be OCR'd (~0.3 s x 1000): counted instead, see test_pdf_1000_pages.
 PIPELINE_SKIP = {"pdf_1000_pages"}
@@ -85,17 +111,21 @@ def test_every_case_is_built_with_its_metadata(corpus: Corpus) -> None:
         assert case.name == name
         assert path.is_file(), name
         assert case.kind in ("file", "roster", "json"), name
-        assert case.expect in ("reject", "file_error", "sanitised"), name
+        assert case.expect in ("reject", "file_error", "sanitised", "job_error"), name
         assert case.filename and "/" in case.content_type, name
         # Vietnamese one-liners: they carry diacritics (plain ASCII would mean an English or unaccented text).
         assert any(ord(ch) > 127 for ch in case.description), name
-    assert {n for n, (c, _) in corpus.items() if c.kind == "roster"} == {"roster_csv_injection",
-                                                                         "roster_jinja_xml_markup"}
+    assert {n for n, (c, _) in corpus.items() if c.kind == "roster"} == {
+        "roster_csv_injection", "roster_jinja_xml_markup", "roster_xlsx_entity_chain", "roster_xlsx_huge_dimension",
+        "roster_over_row_cap"}
     assert {n for n, (c, _) in corpus.items() if c.expect == "reject"} == {
         "zero_byte", "truncated_pdf", "encrypted_pdf", "image_decompression_bomb", "html_as_pdf", "zip_as_pdf",
-        "oversized_json"}
+        "oversized_json", "tiff_many_frames", "png_header_only", "json_deep_nesting"}
+    assert {n for n, (c, _) in corpus.items() if c.expect == "job_error"} == {
+        "roster_xlsx_entity_chain", "roster_xlsx_huge_dimension", "roster_over_row_cap"}
     assert {n for n, (c, _) in corpus.items() if c.expect == "sanitised"} == {
-        "path_traversal_name", "control_chars_name", "roster_csv_injection", "roster_jinja_xml_markup"}
+        "path_traversal_name", "control_chars_name", "roster_csv_injection", "roster_jinja_xml_markup",
+        "long_vietnamese_name"}
     # The hostile names travel only as metadata; on disk every case has a plain name inside the folder.
     folder = _path(corpus, "zero_byte").parent
     assert all(path.parent == folder and path.name.isascii() for _, path in corpus.values())
@@ -289,7 +319,7 @@ def _pipeline_params() -> list[object]:
 
 def test_every_file_case_is_covered_by_the_pipeline_checks(corpus: Corpus) -> None:
     files = {name for name, (case, _) in corpus.items() if case.kind == "file"}
-    assert files == set(PIPELINE_CODES) | PIPELINE_SKIP
+    assert files == set(PIPELINE_CODES) | PIPELINE_SKIP | set(PIPELINE_BOMBS)
 
 
 @pytest.mark.timeout(60)
@@ -301,3 +331,113 @@ def test_pipeline_reports_per_file_errors_without_raising(corpus: Corpus, name: 
     assert result.errors, name
     assert {e.code for e in result.errors} == PIPELINE_CODES[name]
     assert all(e.file == path.name and e.message.startswith(path.name) for e in result.errors)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", list(PIPELINE_BOMBS))
+def test_pdf_bomb_costs_its_page_and_the_rest_of_the_file_is_read(corpus: Corpus, name: str) -> None:
+    path = _path(corpus, name)
+    started = time.monotonic()
+    result = extract_files([path])
+    assert time.monotonic() - started < 2 * get_settings().page_time_budget_s + 20
+    assert result.documents == []
+    assert [e.page for e in result.errors] == [1, 2, 3]
+    for error, allowed in zip(result.errors, PIPELINE_BOMBS[name], strict=True):
+        assert error.code in allowed, (error.page, error.code, error.message)
+        assert error.message.startswith(f"{path.name}, trang {error.page}:")
+
+
+# -------------------------------------------------------------------------------------- issue 16's files are real
+
+
+def test_forged_qr_is_a_readable_formsvc_code_claiming_a_trillion_pages(corpus: Corpus) -> None:
+    import pypdfium2 as pdfium
+    import zxingcpp
+
+    doc = pdfium.PdfDocument(_path(corpus, "qr_forged_page_count"))
+    try:
+        image = doc[0].render(scale=200 / 72, grayscale=True).to_pil()
+    finally:
+        doc.close()
+    assert [r.text for r in zxingcpp.read_barcodes(image)] == [FORGED_QR_PAYLOAD]
+    payload = PagePayload.decode(FORGED_QR_PAYLOAD)  # well-formed: only its numbers are wrong
+    assert payload.pages == 10**12 and payload.form == "cdht-self-assessment"
+
+
+def test_tiff_many_frames_is_one_chain_of_tiny_frames(corpus: Corpus) -> None:
+    path = _path(corpus, "tiff_many_frames")
+    assert path.stat().st_size < 1024 * 1024
+    assert count_frames(path, stop_after=10**6) == TIFF_MANY_FRAMES
+    with Image.open(path) as img:
+        assert img.format == "TIFF" and img.size == (16, 16)
+        img.seek(TIFF_MANY_FRAMES // 2)  # a frame in the middle is a real image
+        img.load()
+
+
+def test_pdf_inflate_bomb_really_inflates_to_900_mb(corpus: Corpus) -> None:
+    data = _path(corpus, "pdf_inflate_bomb").read_bytes()
+    assert len(data) < 4096
+    assert b"/Width %d /Height %d" % (INFLATE_SIDE, INFLATE_SIDE) in data
+    start = data.index(b"stream\n", data.index(b"/Subtype /Image")) + len(b"stream\n")
+    length = int(data[data.rindex(b"/Length", 0, start):].split()[1])
+    once = zlib.decompress(data[start:start + length])
+    inflater, pending, total = zlib.decompressobj(), once, 0
+    while pending:
+        total += len(inflater.decompress(pending, 16 << 20))
+        pending = inflater.unconsumed_tail
+    assert inflater.eof and total == INFLATE_SIDE * INFLATE_SIDE
+
+
+def test_pdf_operator_bomb_holds_millions_of_operators(corpus: Corpus) -> None:
+    data = _path(corpus, "pdf_operator_bomb").read_bytes()
+    assert len(data) < 128 * 1024
+    start = data.index(b"stream\n", data.index(b"/Filter /FlateDecode")) + len(b"stream\n")
+    length = int(data[data.rindex(b"/Length", 0, start):].split()[1])
+    content = zlib.decompress(data[start:start + length])
+    assert content.count(b" Tj ") == OPERATOR_BOMB_SHOWS
+
+
+def test_png_header_only_is_sniffed_as_an_image_but_does_not_decode(corpus: Corpus) -> None:
+    path = _path(corpus, "png_header_only")
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(UnidentifiedImageError, match=re.escape(str(path))):  # PIL names the path it was given
+        Image.open(path)
+
+
+def test_long_vietnamese_name_is_over_255_bytes(corpus: Corpus) -> None:
+    case, path = corpus["long_vietnamese_name"]
+    assert case.filename == LONG_VIETNAMESE_FILENAME and len(case.filename.encode()) > 255 >= len(case.filename)
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+
+
+def test_xlsx_rosters_are_what_they_claim(corpus: Corpus) -> None:
+    with zipfile.ZipFile(_path(corpus, "roster_xlsx_entity_chain")) as zf:
+        sheet = zf.read("xl/worksheets/sheet1.xml").decode()
+    assert sheet.count("<!ENTITY") == XLSX_ENTITY_CHAIN and f"&e{XLSX_ENTITY_CHAIN - 1};" in sheet
+    path = _path(corpus, "roster_xlsx_huge_dimension")
+    assert path.stat().st_size < 4096
+    with zipfile.ZipFile(path) as zf:
+        sheet = zf.read("xl/worksheets/sheet1.xml").decode()
+    assert '<dimension ref="A1:XFD1048576"/>' in sheet and '<row r="1048576">' in sheet
+    rows = _path(corpus, "roster_over_row_cap").read_bytes().decode("utf-8-sig").splitlines()
+    assert len(rows) == ROSTER_ROWS + 1 and get_settings().max_roster_rows < ROSTER_ROWS
+
+
+@pytest.mark.parametrize(("name", "code"), [("roster_xlsx_entity_chain", "roster_unsafe_xml"),
+                                            ("roster_xlsx_huge_dimension", "roster_too_many_rows"),
+                                            ("roster_over_row_cap", "roster_too_many_rows")])
+def test_hostile_rosters_are_clear_errors_quickly(corpus: Corpus, name: str, code: str) -> None:
+    path = _path(corpus, name)
+    started = time.monotonic()
+    with pytest.raises(FormsvcError) as info:
+        read_roster(path)
+    assert time.monotonic() - started < 10
+    assert info.value.code == code and path.name in info.value.message
+
+
+def test_json_deep_nesting_breaks_the_stdlib_parser(corpus: Corpus) -> None:
+    body = _path(corpus, "json_deep_nesting").read_bytes()
+    assert len(body) < 256 * 1024 and body.count(b"[") == JSON_DEPTH
+    with pytest.raises(RecursionError):
+        json.loads(body)

@@ -22,6 +22,7 @@ from formsvc.api import routes_admin, routes_criteria, routes_jobs, routes_recor
 from formsvc.api.accesslog import AccessLog
 from formsvc.api.deps import principal
 from formsvc.api.idempotency import IdempotencyMiddleware
+from formsvc.api.json_depth import JsonDepthLimit
 from formsvc.api.limits import AuthFirst, BodyLimit
 from formsvc.cli.criteria_cmds import set_detail, set_summary
 from formsvc.criteria import default_registry
@@ -63,6 +64,8 @@ async def _json_body(request: Request) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"Dữ liệu không phải JSON hợp lệ: {exc}.", code="json_invalid") from exc
+    except RecursionError as exc:  # JsonDepthLimit refuses these first; never a 500 if it is bypassed
+        raise InputError("Dữ liệu JSON lồng nhau quá sâu; không xử lý.", code="json_too_deep") from exc
 
 
 def create_app(*, migrate: bool = True) -> FastAPI:
@@ -77,6 +80,7 @@ def create_app(*, migrate: bool = True) -> FastAPI:
     app = FastAPI(title="formsvc", version=__version__, lifespan=lifespan,
                   description="Công dân học tập / Đơn vị học tập: biểu mẫu, tiếp nhận và kiểm tra phiếu.")
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(JsonDepthLimit)  # inside BodyLimit: it reads a body whole, so only a bounded one
     app.add_middleware(BodyLimit)
     app.add_middleware(AuthFirst)
     app.add_middleware(AccessLog)

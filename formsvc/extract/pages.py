@@ -7,6 +7,7 @@ rasterised, because the QR code and markers are read from pixels.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,11 +17,16 @@ import cv2
 import numpy as np
 import pdfplumber
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from formsvc.extract.budget import Budget, Overrun, PageReader
 from formsvc.extract.colour import drop_colour, is_colour
 from formsvc.extract.spread import split_spread
+from formsvc.extract.tiff import count_frames, is_tiff
 from formsvc.extract.types import PageError, Word
+
+log = logging.getLogger(__name__)
 
 MIN_DIGITAL_CHARS = 20
 MIN_IMAGE_SIDE = 400  # pixels: an A4 page at even 50 dpi is 413 px wide
@@ -71,9 +77,69 @@ def _err(file: str, page: int | None, code: str, message: str) -> PageError:
 
 
 REOPEN_EVERY = 25  # pages
+MAX_FORM_DEPTH = 8  # nesting of Form XObjects searched for images (print packs nest one level)
 
 
-def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Iterator[Page | PageError]:
+@dataclass
+class _OpenPdf:
+    doc: pdfium.PdfDocument
+    plumber: pdfplumber.PDF
+
+
+def _open_pdf(path: Path) -> _OpenPdf:
+    return _OpenPdf(pdfium.PdfDocument(str(path)), pdfplumber.open(str(path)))
+
+
+def _read_pdf_page(pdf: _OpenPdf, index: int, name: str, dpi: float, max_pixels: int) -> Page | PageError:
+    """Rasterise one page and read its text layer (runs in the budgeted child process)."""
+    try:
+        page = pdf.doc[index]
+        w_pt, h_pt = page.get_size()
+        if w_pt * h_pt * (dpi / 72) ** 2 > max_pixels:
+            return _err(name, index + 1, "page_too_large", f"{name}, trang {index + 1}: trang quá lớn.")
+        # The images a page draws are decoded whole, whatever size they are drawn at: a few KB of doubly
+        # deflated zeros can declare 900 MB of pixels. Their declared sizes are read without decoding them.
+        image_pixels = sum(w * h for w, h in (obj.get_px_size() for obj in page.get_objects(
+            filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=MAX_FORM_DEPTH)))
+        if image_pixels > max_pixels:
+            return _err(name, index + 1, "page_too_large",
+                        f"{name}, trang {index + 1}: trang chứa ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
+        textpage = page.get_textpage()
+        n_chars = textpage.count_chars()
+        textpage.close()
+        words: list[Word] = []
+        if n_chars >= MIN_DIGITAL_CHARS:
+            s = dpi / 72
+            words = [Word(w["text"], (w["x0"] * s, w["top"] * s, w["x1"] * s, w["bottom"] * s), 1.0)
+                     for w in pdf.plumber.pages[index].extract_words(keep_blank_chars=False)]
+        if words:
+            image = np.asarray(page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L"))
+            page.close()
+            return Page(name, index + 1, image, dpi, digital=True, words=words)
+        # A scan: rendered in colour, to drop seal ink (colour.py).
+        rgb = np.asarray(page.render(scale=dpi / 72).to_pil().convert("RGB"))
+        page.close()
+        grey, luma = _grey(rgb)
+        return Page(name, index + 1, grey, dpi, digital=False, luma=luma)
+    except (pdfium.PdfiumError, ValueError, KeyError) as exc:
+        log.info("%s, page %d unreadable: %s: %s", name, index + 1, type(exc).__name__, exc)
+        return _err(name, index + 1, "page_unreadable", f"{name}, trang {index + 1}: không đọc được trang này.")
+
+
+def _overrun(name: str, number: int, overrun: Overrun, budget: Budget) -> PageError:
+    if overrun.kind == "time":
+        return _err(name, number, "page_too_slow",
+                    f"{name}, trang {number}: trang quá phức tạp, đọc quá {budget.seconds:g} giây nên bị bỏ qua; "
+                    "hãy in ra và quét lại trang này.")
+    if overrun.kind == "memory":
+        return _err(name, number, "page_too_much_memory",
+                    f"{name}, trang {number}: trang cần quá {budget.memory_mb} MB bộ nhớ để đọc nên bị bỏ qua; "
+                    "hãy in ra và quét lại trang này.")
+    return _err(name, number, "page_unreadable", f"{name}, trang {number}: không đọc được trang này.")
+
+
+def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int,
+               budget: Budget) -> Iterator[Page | PageError]:
     name = path.name
     try:
         doc = pdfium.PdfDocument(str(path))
@@ -86,53 +152,30 @@ def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Itera
         return
     try:
         count = len(doc)
-        if count == 0:
-            yield _err(name, None, "pdf_empty", f"{name}: tệp PDF không có trang nào.")
-            return
-        if count > max_pages:
-            yield _err(name, None, "too_many_pages",
-                       f"{name}: {count} trang, vượt giới hạn {max_pages} trang mỗi tệp.")
-            return
-        plumber = pdfplumber.open(str(path))
-        try:
-            for index in range(count):
-                if index and index % REOPEN_EVERY == 0:
-                    # PDFium and pdfminer keep every object they have parsed (a scan's page image included) until
-                    # the document is closed: without this a 1,000-page scanned PDF would end up wholly in memory.
-                    doc.close()
-                    plumber.close()
-                    doc, plumber = pdfium.PdfDocument(str(path)), pdfplumber.open(str(path))
-                try:
-                    page = doc[index]
-                    w_pt, h_pt = page.get_size()
-                    if w_pt * h_pt * (dpi / 72) ** 2 > max_pixels:
-                        yield _err(name, index + 1, "page_too_large", f"{name}, trang {index + 1}: trang quá lớn.")
-                        continue
-                    textpage = page.get_textpage()
-                    n_chars = textpage.count_chars()
-                    textpage.close()
-                    words: list[Word] = []
-                    if n_chars >= MIN_DIGITAL_CHARS:
-                        s = dpi / 72
-                        words = [Word(w["text"], (w["x0"] * s, w["top"] * s, w["x1"] * s, w["bottom"] * s), 1.0)
-                                 for w in plumber.pages[index].extract_words(keep_blank_chars=False)]
-                    if words:
-                        image = np.asarray(page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L"))
-                        page.close()
-                        yield Page(name, index + 1, image, dpi, digital=True, words=words)
-                    else:  # a scan: in colour, to drop seal ink; a spread (two pages on one sheet) is cut in two
-                        rgb = np.asarray(page.render(scale=dpi / 72).to_pil().convert("RGB"))
-                        page.close()
-                        grey, luma = _grey(rgb)
-                        del rgb
-                        yield from _pages_of(name, index + 1, grey, luma, None, dpi)
-                except (pdfium.PdfiumError, ValueError, KeyError) as exc:
-                    yield _err(name, index + 1, "page_unreadable",
-                               f"{name}, trang {index + 1}: không đọc được ({exc}).")
-        finally:
-            plumber.close()
     finally:
         doc.close()
+    if count == 0:
+        yield _err(name, None, "pdf_empty", f"{name}: tệp PDF không có trang nào.")
+        return
+    if count > max_pages:
+        yield _err(name, None, "too_many_pages", f"{name}: {count} trang, vượt giới hạn {max_pages} trang mỗi tệp.")
+        return
+    # PDFium and pdfminer keep every object they have parsed (a scan's page image included) until the document
+    # is closed; the reading process is replaced every REOPEN_EVERY pages, so a 1,000-page scanned PDF never
+    # ends up wholly in memory.
+    reader: PageReader[_OpenPdf, Page | PageError] = PageReader(
+        lambda: _open_pdf(path), lambda pdf, index: _read_pdf_page(pdf, index, name, dpi, max_pixels), budget,
+        reopen_every=REOPEN_EVERY)
+    with reader:
+        for index in range(count):
+            item = reader.read(index)
+            if isinstance(item, Overrun):
+                yield _overrun(name, index + 1, item, budget)
+            elif isinstance(item, Page) and not item.digital:
+                # A scanned spread (two pages on one sheet) is cut like a photographed one.
+                yield from _pages_of(name, item.number, item.image, item.luma, None, dpi)
+            else:
+                yield item
 
 
 @contextmanager
@@ -147,21 +190,41 @@ def _pixel_limit(max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def frame_count(path: Path, img: Image.Image, max_pages: int) -> int:
+    """Frames of an opened image, counted cheaply: a TIFF's directory chain is walked only up to one past
+    `max_pages` (PIL's n_frames sets up every frame, quadratic in their number). ValueError when broken."""
+    if img.format == "TIFF":
+        with path.open("rb") as fh:
+            if is_tiff(fh.read(4)):
+                return count_frames(path, stop_after=max_pages)
+    return int(getattr(img, "n_frames", 1))
+
+
+def _too_many_frames(name: str, max_pages: int) -> PageError:
+    return _err(name, None, "too_many_pages",
+                f"{name}: hơn {max_pages} trang, vượt giới hạn {max_pages} trang mỗi tệp.")
+
+
 def _image_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Iterator[Page | PageError]:
     name = path.name
     try:
         with _pixel_limit(max_pixels):
             img = Image.open(path)
     except (UnidentifiedImageError, OSError) as exc:
-        yield _err(name, None, "image_unreadable", f"{name}: ảnh bị hỏng hoặc không đọc được ({exc}).")
+        log.info("%s unreadable: %s: %s", name, type(exc).__name__, exc)
+        yield _err(name, None, "image_unreadable", f"{name}: ảnh bị hỏng hoặc không đọc được.")
         return
     except Image.DecompressionBombError:
         yield _err(name, None, "image_too_large", f"{name}: ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
         return
     with img:
-        frames = getattr(img, "n_frames", 1)
+        try:
+            frames = frame_count(path, img, max_pages)
+        except ValueError:
+            yield _err(name, None, "image_unreadable", f"{name}: ảnh bị hỏng hoặc không đọc được.")
+            return
         if frames > max_pages:
-            yield _err(name, None, "too_many_pages", f"{name}: {frames} trang, vượt giới hạn {max_pages}.")
+            yield _too_many_frames(name, max_pages)
             return
         for index in range(frames):
             try:
@@ -186,7 +249,8 @@ def _image_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Ite
                     del rgb
                 yield from _pages_of(name, index + 1, grey, luma, src_dpi, dpi)
             except (OSError, ValueError, EOFError) as exc:
-                yield _err(name, index + 1, "image_unreadable", f"{name}, trang {index + 1}: không đọc được ({exc}).")
+                log.info("%s, page %d unreadable: %s: %s", name, index + 1, type(exc).__name__, exc)
+                yield _err(name, index + 1, "image_unreadable", f"{name}, trang {index + 1}: không đọc được.")
 
 
 def _at_dpi(image: np.ndarray, src_dpi: float, dpi: float) -> np.ndarray:
@@ -198,8 +262,10 @@ def _at_dpi(image: np.ndarray, src_dpi: float, dpi: float) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((round(w * scale), round(h * scale)), Image.Resampling.LANCZOS))
 
 
-def iter_pages(path: Path, *, dpi: float, max_pages: int, max_pixels: int) -> Iterator[Page | PageError]:
-    """Pages of one file, streamed; errors are yielded as PageError so the rest of a batch goes on."""
+def iter_pages(path: Path, *, dpi: float, max_pages: int, max_pixels: int,
+               budget: Budget | None = None) -> Iterator[Page | PageError]:
+    """Pages of one file, streamed; errors are yielded as PageError so the rest of a batch goes on.
+    A PDF page is read within `budget` (default: the settings' page time and memory budgets)."""
     try:
         with path.open("rb") as fh:
             head = fh.read(8)
@@ -208,7 +274,12 @@ def iter_pages(path: Path, *, dpi: float, max_pages: int, max_pixels: int) -> It
         return
     kind = sniff(head)
     if kind == "pdf":
-        yield from _pdf_pages(path, dpi, max_pages, max_pixels)
+        if budget is None:
+            from formsvc.settings import get_settings
+
+            s = get_settings()
+            budget = Budget(s.page_time_budget_s, s.page_memory_budget_mb)
+        yield from _pdf_pages(path, dpi, max_pages, max_pixels, budget)
     elif kind == "image":
         yield from _image_pages(path, dpi, max_pages, max_pixels)
     elif not head:
@@ -256,13 +327,14 @@ def check_file(path: Path, name: str, *, max_pages: int, max_pixels: int) -> Pag
         return None
     try:
         with _pixel_limit(max_pixels), Image.open(path) as img:
-            frames = getattr(img, "n_frames", 1)
-            if frames > max_pages:
-                return _err(name, None, "too_many_pages", f"{name}: {frames} trang, vượt giới hạn {max_pages}.")
+            if frame_count(path, img, max_pages) > max_pages:
+                return _too_many_frames(name, max_pages)
             if img.width * img.height > max_pixels:
                 return _err(name, None, "image_too_large", f"{name}: ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
     except Image.DecompressionBombError:
         return _err(name, None, "image_too_large", f"{name}: ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
     except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
-        return _err(name, None, "image_unreadable", f"{name}: ảnh bị hỏng hoặc không đọc được ({exc}).")
+        # Never the exception's text: it names the server's temporary copy, not the file the user sent.
+        log.info("%s unreadable: %s: %s", name, type(exc).__name__, exc)
+        return _err(name, None, "image_unreadable", f"{name}: ảnh bị hỏng hoặc không đọc được.")
     return None

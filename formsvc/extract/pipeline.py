@@ -27,7 +27,7 @@ from formsvc.extract.foreign import classify_page, read_foreign_self_assessment
 from formsvc.extract.identify import identify, identify_own_page
 from formsvc.extract.minutes import read_minutes
 from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
-from formsvc.extract.pages import Page, iter_pages, sniff
+from formsvc.extract.pages import Page, frame_count, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
 from formsvc.extract.table_grid import PageTables, find_tables
@@ -138,6 +138,11 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
                 text = PageReading(**vars(text), table_reads=read_tables(tables, page.number, page.dpi))
             result.text, result.kind = text, kind
         return result, image
+    try:
+        ident.payload.check(get_settings().max_form_pages)
+    except FormsvcError as exc:
+        result.error = PageError(page.file, page.number, exc.code, f"{where}: {exc.message}")
+        return result, page.image
     # A bare set id on a form printed before its set had stored versions means the data files' version.
     payload = replace(ident.payload, criteria_set=read_ref(default_registry(), ident.payload.criteria_set))
     form = next((f for f in list_forms() if f.id == payload.form), None)
@@ -188,6 +193,7 @@ def _own_unidentified(page: Page, where: str) -> PageError:
 def count_pages(paths: Sequence[Path]) -> int:
     """Pages in a batch, counted cheaply up front so progress can say 'n of N' (unreadable files count 0)."""
     total = 0
+    limit = get_settings().max_pages_per_file
     for path in paths:
         try:
             with open(path, "rb") as fh:
@@ -198,7 +204,7 @@ def count_pages(paths: Sequence[Path]) -> int:
                 doc.close()
             elif kind == "image":
                 with Image.open(path) as img:
-                    total += getattr(img, "n_frames", 1)
+                    total += min(frame_count(path, img, limit), limit)
         except (OSError, pdfium.PdfiumError, ValueError, Image.DecompressionBombError):
             continue
     return total

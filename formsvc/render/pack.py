@@ -8,7 +8,9 @@ payload and the markers. Text is drawn in the form's own font and shrunk, never 
 
 from __future__ import annotations
 
+import functools
 import io
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pdfplumber
+import pypdfium2 as pdfium
 from pypdf import PageObject, PdfReader, PdfWriter
 from pypdf.generic import (
     ArrayObject,
@@ -31,7 +34,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from formsvc import layout
 from formsvc.criteria import CriteriaRegistry, CriteriaSet, default_registry
-from formsvc.errors import InputError
+from formsvc.errors import InputError, LimitError
 from formsvc.payload import new_doc_id
 from formsvc.render.api import payloads_for
 from formsvc.render.context import build_context
@@ -40,8 +43,10 @@ from formsvc.render.docx import render_docx
 from formsvc.render.registry import FormInfo, get_form
 from formsvc.render.roster import Person, RowError, read_roster
 from formsvc.render.stamp import A4, draw_marks, new_canvas
+from formsvc.settings import get_settings
 
 PACK_FORMS = ("cdht-self-assessment", "cdht-evidence-checklist")
+PACK_CHUNK = 250  # forms built in memory at a time
 # Personal fields: context key -> probe token. Tokens are plain ASCII so they never wrap or get shaped.
 TOKENS = {"full_name": "QQAQQ", "birth_year": "QQBQQ", "unit": "QQCQQ", "group_label": "QQDQQ",
           "full_name_signature": "QQEQQ"}
@@ -168,6 +173,76 @@ def choose_set(form: FormInfo, person: Person, registry: CriteriaRegistry, force
     raise InputError(f"Không có bộ tiêu chí cho đối tượng «{person.group}».", code="no_set_for_group")
 
 
+def _write_chunk(form: FormInfo, plan: list[tuple[Person, CriteriaSet]], bases: dict[str, Base], year: int | None,
+                 registry: CriteriaRegistry, out: Path, progress: Callable[[int], None] | None) -> None:
+    """One part of a pack: every person's overlay, then each page drawn over its shared base page."""
+    overlay_buf = io.BytesIO()
+    canvas = new_canvas(overlay_buf)
+    layout_pages: list[tuple[str, int]] = []  # (criteria set id, base page index) per output page
+    for person, cset in plan:
+        base = bases[cset.id]
+        values = _person_values(person, registry, form)
+        data = {"criteria_set": cset.id, "year": year, "subject": {"id": person.id}}
+        payloads = payloads_for(form, data, base.pages, new_doc_id(), registry)
+        for page in range(base.pages):
+            for key, slot in base.slots.items():
+                if slot.page == page and values.get(key):
+                    _draw_text(canvas, slot, values[key])
+            if form.return_trip:
+                draw_marks(canvas, payloads[page])
+            canvas.showPage()
+            layout_pages.append((cset.id, page))
+        if base.pages % 2:
+            layout_pages.append((cset.id, -1))  # duplex filler: the next form starts on an odd page
+    canvas.save()
+    writer = PdfWriter(clone_from=io.BytesIO(overlay_buf.getvalue()))
+    del overlay_buf
+    # Each base page becomes one Form XObject shared by every copy in the part: the page art is stored once per
+    # part and each output page only adds "draw the base, then my overlay".
+    used = {set_id for set_id, _ in layout_pages}
+    xobjects = {(set_id, n): _as_xobject(writer, page)
+                for set_id in used
+                for n, page in enumerate(PdfReader(io.BytesIO(bases[set_id].pdf)).pages)}
+    k = 0
+    done_forms = 0
+    for set_id, page in layout_pages:
+        if page < 0:
+            writer.insert_blank_page(*A4, index=k)
+            k += 1
+            continue
+        _draw_under(writer, writer.pages[k], xobjects[(set_id, page)])
+        k += 1
+        if page == bases[set_id].pages - 1:
+            done_forms += 1
+            if progress:
+                progress(done_forms)
+    with out.open("wb") as fh:
+        writer.write(fh)
+
+
+def _report(progress: Callable[[int, int], None], first: int, total: int, done: int) -> None:
+    progress(first + done, total)
+
+
+def _join(parts: list[Path], out: Path) -> int:
+    """The parts, in order, as one PDF written to `out`; returns its page count. PDFium copies pages natively
+    (a page's objects, not Python objects per PDF object) and writes straight to the file."""
+    joined = pdfium.PdfDocument.new()
+    try:
+        for part in parts:
+            src = pdfium.PdfDocument(str(part))
+            try:
+                joined.import_pages(src)
+            finally:
+                src.close()
+        pages = len(joined)
+        with out.open("wb") as fh:
+            joined.save(fh)
+    finally:
+        joined.close()
+    return pages
+
+
 def print_pack(form_id: str, roster_path: Path, out_path: Path, year: int | None = None,
                progress: Callable[[int, int], None] | None = None, *, criteria_set: str | None = None,
                issuer: str | None = None, registry: CriteriaRegistry | None = None) -> PackReport:
@@ -195,55 +270,28 @@ def print_pack(form_id: str, roster_path: Path, out_path: Path, year: int | None
     if not plan:
         raise InputError("Không có dòng hợp lệ nào trong danh sách để in.", code="roster_no_valid_rows",
                          detail={"errors": [e.message for e in report.errors]})
+    limit = get_settings().max_pack_forms
+    if len(plan) > limit:
+        raise LimitError(f"Danh sách có {len(plan)} người; mỗi lần in hàng loạt tối đa {limit} phiếu.",
+                         code="pack_too_large", hint="Chia danh sách thành nhiều tệp nhỏ hơn rồi in từng tệp.")
     bases: dict[str, Base] = {}
     for _, cset in plan:
         if cset.id not in bases:
             bases[cset.id] = build_base(form, cset, year, issuer, registry)
-    overlay_buf = io.BytesIO()
-    canvas = new_canvas(overlay_buf)
-    layout_pages: list[tuple[str, int]] = []  # (criteria set id, base page index) per output page
-    for person, cset in plan:
-        base = bases[cset.id]
-        values = _person_values(person, registry, form)
-        data = {"criteria_set": cset.id, "year": year, "subject": {"id": person.id}}
-        payloads = payloads_for(form, data, base.pages, new_doc_id(), registry)
-        for page in range(base.pages):
-            for key, slot in base.slots.items():
-                if slot.page == page and values.get(key):
-                    _draw_text(canvas, slot, values[key])
-            if form.return_trip:
-                draw_marks(canvas, payloads[page])
-            canvas.showPage()
-            layout_pages.append((cset.id, page))
-        if base.pages % 2:
-            layout_pages.append((cset.id, -1))  # duplex filler: the next form starts on an odd page
-    canvas.save()
-    writer = PdfWriter(clone_from=io.BytesIO(overlay_buf.getvalue()))
-    # Each base page becomes one Form XObject shared by every copy: the page art is stored once and each
-    # output page only adds "draw the base, then my overlay".
-    xobjects = {(set_id, n): _as_xobject(writer, page)
-                for set_id, base in bases.items()
-                for n, page in enumerate(PdfReader(io.BytesIO(base.pdf)).pages)}
-    k = 0
     total = len(plan)
-    done_forms = 0
-    for set_id, page in layout_pages:
-        if page < 0:
-            writer.insert_blank_page(*A4, index=k)
-            k += 1
-            continue
-        _draw_under(writer, writer.pages[k], xobjects[(set_id, page)])
-        k += 1
-        if page == bases[set_id].pages - 1:
-            done_forms += 1
-            if progress:
-                progress(done_forms, total)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(out_path.suffix + ".part")
-    with tmp.open("wb") as fh:
-        writer.write(fh)
+    # Built PACK_CHUNK forms at a time, each chunk written to disk and then joined by PDFium: memory holds one
+    # chunk's Python objects, not the whole pack's (3,000 forms took 740 MB built in one piece).
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".pack-") as work:
+        parts: list[Path] = []
+        for first in range(0, total, PACK_CHUNK):
+            part = Path(work) / f"{first:06d}.pdf"
+            _write_chunk(form, plan[first:first + PACK_CHUNK], bases, year, registry, part,
+                         functools.partial(_report, progress, first, total) if progress else None)
+            parts.append(part)
+        report.pages = _join(parts, tmp)
     tmp.replace(out_path)
     report.forms = total
-    report.pages = len(writer.pages)
     report.seconds = time.perf_counter() - started
     return report

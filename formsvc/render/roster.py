@@ -6,14 +6,19 @@ import csv
 import datetime as dt
 import io
 import re
+import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import openpyxl
+from defusedxml import DefusedXmlException
+from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 from formsvc.criteria import resolve_group
-from formsvc.errors import InputError
+from formsvc.errors import ConfigError, FormsvcError, InputError, LimitError
+from formsvc.settings import get_settings
 from formsvc.text import fold, nfc
 
 # Accent-folded header spellings -> field.
@@ -54,22 +59,95 @@ class Roster:
     errors: list[RowError] = field(default_factory=list)
 
 
+def _too_many_rows(name: str, limit: int) -> InputError:
+    shown = f"{limit:,}".replace(",", ".")
+    return InputError(f"Danh sách {name} có hơn {shown} dòng, vượt giới hạn {shown} dòng mỗi danh sách.",
+                      code="roster_too_many_rows", hint="Chia danh sách thành nhiều tệp nhỏ hơn rồi gửi từng tệp.")
+
+
+def _blank(row: Sequence[Any]) -> bool:
+    return all(v is None or str(v).strip() == "" for v in row)
+
+
+def _bounded(rows: Iterator[Sequence[Any]], name: str, max_rows: int, max_cols: int) -> list[list[Any]]:
+    """The header and at most `max_rows` data rows, each cut to `max_cols` cells, read lazily: a file's claims
+    about its own size (an XLSX dimension, a row numbered a billion) never size anything here. Blank rows are
+    kept (row numbers in messages stay right) but only written ones count toward the limit, as long as blank
+    ones do not outnumber them (a sheet whose next row is numbered 1,048,576 is not read up to there)."""
+    out: list[list[Any]] = []
+    written = 0
+    for position, row in enumerate(rows, start=1):
+        if position > 2 * max_rows + 1:
+            raise _too_many_rows(name, max_rows)
+        if _blank(row):
+            out.append([])
+            continue
+        written += 1
+        if written > max_rows + 1:  # + the header
+            raise _too_many_rows(name, max_rows)
+        out.append(list(row[:max_cols]))
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+def _xlsx_rows(path: Path, max_rows: int, max_cols: int, max_unpacked: int) -> list[list[Any]]:
+    if not openpyxl.DEFUSEDXML:
+        # Without defusedxml openpyxl parses sheets with the stdlib's expat, which expands entities (a nested
+        # chain of them overflows its stack and kills the process).
+        raise ConfigError("Thiếu thư viện defusedxml: không đọc bảng tính Excel khi chưa có nó.",
+                          code="defusedxml_missing")
+    with zipfile.ZipFile(path) as zf:
+        # Declared sizes are an upper bound: zipfile stops (and fails the CRC) at a member's declared size.
+        if sum(info.file_size for info in zf.infolist()) > max_unpacked:
+            raise LimitError(f"Bảng tính {path.name} khi giải nén lớn hơn {max_unpacked // (1024 * 1024)} MB.",
+                             code="roster_too_large")
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        ws = wb.worksheets[0]
+        if isinstance(ws, ReadOnlyWorksheet):
+            ws.reset_dimensions()  # the sheet's own <dimension> is a claim, not a fact: rows are not padded to it
+        return _bounded(ws.iter_rows(max_col=max_cols, values_only=True), path.name, max_rows, max_cols)
+    finally:
+        wb.close()
+
+
+def _caused_by_defusedxml(exc: BaseException | None) -> bool:
+    """openpyxl wraps what the XML parser raised in a ValueError of its own."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, DefusedXmlException):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def _rows(path: Path) -> list[list[Any]]:
+    s = get_settings()
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm"):
-            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-            try:
-                return [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
-            finally:
-                wb.close()
+            return _xlsx_rows(path, s.max_roster_rows, s.max_roster_columns, s.max_roster_unpacked_bytes)
         if suffix in (".csv", ".txt"):
             text = path.read_bytes().decode("utf-8-sig")
             dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t") if text.strip() else csv.excel
-            return [list(r) for r in csv.reader(io.StringIO(text), dialect)]
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError, KeyError) as exc:
-        raise InputError(f"Không đọc được danh sách {path.name}: {exc}", code="roster_unreadable") from exc
-    except Exception as exc:  # openpyxl raises many types for a corrupt or renamed file
+            return _bounded(csv.reader(io.StringIO(text), dialect), path.name, s.max_roster_rows,
+                            s.max_roster_columns)
+    except FormsvcError:
+        raise
+    except Exception as exc:
+        if _caused_by_defusedxml(exc):
+            raise InputError(f"Bảng tính {path.name} chứa khai báo thực thể XML (DOCTYPE/ENTITY); bảng tính do "
+                             "Excel hay LibreOffice lưu không có phần này, nên tệp bị từ chối.",
+                             code="roster_unsafe_xml",
+                             hint="Mở tệp bằng Excel hoặc LibreOffice, lưu lại thành .xlsx rồi gửi lại.") from exc
+        if isinstance(exc, UnicodeDecodeError):
+            raise InputError(f"Danh sách {path.name} không phải văn bản UTF-8.", code="roster_unreadable",
+                             hint="Trong Excel chọn «Lưu thành» → «CSV UTF-8».") from exc
+        if isinstance(exc, OSError | csv.Error | ValueError | KeyError) and suffix not in (".xlsx", ".xlsm"):
+            # Never the exception's text: it can name the server's temporary copy of the file.
+            raise InputError(f"Không đọc được danh sách {path.name}.", code="roster_unreadable") from exc
+        # openpyxl raises many types for a corrupt or renamed file
         raise InputError(f"Tệp {path.name} không phải bảng tính Excel hợp lệ.", code="roster_unreadable") from exc
     raise InputError(f"Danh sách phải là tệp .csv hoặc .xlsx (nhận được '{path.suffix}').", code="roster_format")
 

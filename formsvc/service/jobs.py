@@ -28,13 +28,31 @@ class Upload:
     media_type: str
 
 
+# Bytes, not characters: file systems cap a name at 255 bytes, and one Vietnamese letter is up to 3 bytes in
+# UTF-8 (200 "ệ" = 600 bytes). The worker links each upload under this name, so it must fit with room to spare.
+MAX_FILENAME_BYTES = 200
+_MAX_SUFFIX_BYTES = 16
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    """The longest prefix of `text` within `limit` UTF-8 bytes, never splitting a character."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
 def safe_filename(name: str | None, fallback: str = "tep") -> str:
-    """A name safe to show and to use as a file name: no folders, no control characters, bounded length."""
+    """A name safe to show and to use as a file name: no folders, no control characters, at most
+    MAX_FILENAME_BYTES bytes in UTF-8 (the extension is kept when the stem has to be shortened)."""
     name = unicodedata.normalize("NFC", name or "")
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = re.sub(r"\s+", " ", name).strip().lstrip(".")
-    return (name or fallback)[:200]
+    name = name or fallback
+    if len(name.encode("utf-8")) <= MAX_FILENAME_BYTES:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem or len(suffix.encode("utf-8")) > _MAX_SUFFIX_BYTES:
+        return _cut_bytes(name, MAX_FILENAME_BYTES).rstrip()
+    return _cut_bytes(stem, MAX_FILENAME_BYTES - len(suffix.encode("utf-8")) - 1).rstrip() + "." + suffix
 
 
 def unit_for(who: Principal, requested: str | None) -> str:

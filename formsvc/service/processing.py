@@ -18,6 +18,7 @@ from formsvc.db.engine import session_scope
 from formsvc.db.tables import Job, JobFile, PageErrorRow, StoredFile, utcnow
 from formsvc.errors import BusyError, FormsvcError
 from formsvc.service.crosscheck import check_minutes_with_stored
+from formsvc.service.jobs import safe_filename
 from formsvc.service.known_values import apply_roster, roster_people
 from formsvc.service.records import store_record
 from formsvc.settings import get_settings
@@ -48,7 +49,7 @@ def _linked(folder: Path, files: list[tuple[str, str]]) -> list[Path]:
     for i, (name, sha) in enumerate(files):
         sub = folder / str(i)
         sub.mkdir()
-        link = sub / name
+        link = sub / safe_filename(name)  # rows stored before names were capped by bytes
         link.symlink_to(store.path(sha).resolve())
         out.append(link)
     return out
