@@ -31,6 +31,10 @@ MAX_CHANGES = 2
 CONFIRMABLE = 0.2
 # Print only the handwriting recogniser doubted (combine caps it at 0.6): the sheet's sum may confirm it.
 PRINT_CONFIRMABLE = 0.5
+# Unsure readings the sheet's sum confirms together: each at least this sure on its own (on real held-out
+# handwriting every box the recogniser rated 0.5 or more was right, those below it were not), at most this many.
+JOINT_FLOOR = 0.5
+JOINT_MAX = 5
 # A handwritten box on a sheet whose total no reading agrees with: below the review threshold.
 UNCHECKED = 0.7
 
@@ -154,7 +158,8 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
 
     A value changed by the decoding is flagged (CHOSEN_CONFIDENCE at most). When the chosen values are every
     field's own reading and only ONE of them (a box or the total) is unsure, the others are trusted readings
-    that imply it exactly and its own reading agrees: two independent sources, so it is trusted too. Print
+    that imply it exactly and its own reading agrees: two independent sources, so it is trusted too. So are up
+    to JOINT_MAX unsure readings that are each fairly sure (JOINT_FLOOR) when the sum agrees with all of them. Print
     (`printed`: Tesseract's reading at two scales matching the font's shape) that only the handwriting recogniser
     doubted is confirmed the same way however many such boxes there are: two print misreads that cancel out in
     the sum exactly are not a risk worth a person's time.
@@ -171,15 +176,38 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
     unchanged = changes == 0
     unsure = [f for f in fields if f.confidence < threshold]
     all_print = all(f.name in printed and f.confidence >= PRINT_CONFIRMABLE for f in unsure)
+    # Every field's own reading, the total included, and the sum agrees: a misread would have to be cancelled
+    # exactly by another (or by the total misread by the same amount). Readings their own reader rates at least
+    # JOINT_FLOOR are confirmed by that; a sheet with more unsure fields than JOINT_MAX still goes to a person.
+    joint = (len(unsure) <= JOINT_MAX and all(f.confidence >= JOINT_FLOOR for f in unsure)
+             and not _ambiguous(unsure, total))
     out = []
     for f, v in zip(fields, chosen, strict=True):
         if f.value != v:
             out.append(replace(f, value=v, confidence=min(f.confidence, CHOSEN_CONFIDENCE)))
-        elif unchanged and f in unsure and ((len(unsure) == 1 and f.confidence >= CONFIRMABLE) or all_print):
+        elif unchanged and f in unsure and ((len(unsure) == 1 and f.confidence >= CONFIRMABLE) or all_print
+                                            or joint):
             out.append(replace(f, confidence=threshold))
         else:
             out.append(f)
     return out[:-1], out[-1]
+
+
+def _ambiguous(unsure: list[ScoreBox], total: ScoreBox) -> bool:
+    """Could two of the unsure readings be wrong together and still add up (7,5 + 4 or 4,5 + 7; a box and the
+    total off by the same amount)? Then the sum cannot tell which reading is right."""
+    def deltas(f: ScoreBox) -> set[int]:
+        return {round((v - f.value) * 100) for v, _ in f.candidates
+                if isinstance(f.value, float) and v != f.value}
+
+    for i, a in enumerate(unsure):
+        da = deltas(a)
+        for b in unsure[i + 1:]:
+            db = deltas(b)
+            # Two boxes move in opposite directions; a box and the total in the same one.
+            if da & ({d for d in db} if (a is total or b is total) else {-d for d in db}):
+                return True
+    return False
 
 
 def doubt_unchecked(boxes: list[ScoreBox], total: float | str | None, reads: dict[str, FieldRead]) -> list[ScoreBox]:
