@@ -27,8 +27,8 @@ from formsvc.exports import ExportRow
 from formsvc.render.converter import get_converter
 from formsvc.reports.dossier import DuplicateRecordError, cdht_recognised_share, plan_dossier
 from formsvc.service.records import stored_sheets
-from formsvc.validation.crosscheck import check_minutes
 from formsvc.settings import get_settings
+from formsvc.validation.crosscheck import check_minutes
 
 UNIT = "Trường THCS Hòa Bình"
 YEAR = 2024

@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from formsvc.criteria import default_registry
 from formsvc.criteria.diff import diff_sets, side_by_side
 from formsvc.criteria.importer import import_file
-from formsvc.criteria.store import VersionedRegistry, dump_set, get_store
+from formsvc.criteria.store import VersionedRegistry, dump_set
 from formsvc.errors import InputError
+from formsvc.service.criteria_imports import add_set
 
 
 def _criteria_group(app: typer.Typer) -> typer.Typer:
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
                    f"{file.name} (SHA-256 {result.table.sha256}); đã ghi {out}.\n")
         typer.echo(side_by_side(diff_sets(result.base, result.cset), width))
         if accept:
-            stored = get_store().add(result.data, registry)
+            stored = add_set(result.data)
             typer.echo(f"\nĐã lưu {stored.id} phiên bản {stored.version}; biểu mẫu in từ nay mang mã "
                        f"{stored.id}@{stored.version}.")
 
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
         registry = default_registry()
         base = registry.get(str(data.get("id")))
         try:
-            stored = get_store().add(data, registry)
+            stored = add_set(data)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
             raise InputError(f"Tệp {file} không phải bộ tiêu chí hợp lệ: {problems}",

@@ -50,9 +50,24 @@ def pending_import(who: Principal, token: str) -> dict[str, Any]:
     return _pending_view(item.token, item.data, item.meta)
 
 
+def measure_set(cset: CriteriaSet) -> None:
+    """A newly loaded set's zone data, measured once now (LibreOffice), so extraction only reads it."""
+    from formsvc.render.zonebuild import build_loaded_zones
+
+    build_loaded_zones(cset, default_registry())
+
+
+def add_set(data: dict[str, Any]) -> CriteriaSet:
+    """Store a set as its next version and measure its zones: the one way a set is loaded after the build."""
+    cset = get_store().add(data, default_registry())
+    measure_set(cset)
+    return cset
+
+
 def accept_import(who: Principal, token: str) -> dict[str, Any]:
     who.require("admin")
     cset = get_store().accept(token, default_registry(), accepted_by=who.name or who.key_id)
+    measure_set(cset)
     return {"id": cset.id, "version": cset.version, "ref": f"{cset.id}@{cset.version}", "title": cset.title}
 
 

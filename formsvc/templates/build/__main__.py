@@ -3,8 +3,9 @@
 from pathlib import Path
 
 from formsvc.render.converter import get_converter
+from formsvc.render.zonebuild import build_packaged_zones
 from formsvc.templates.build.forms import build_all
-from formsvc.templates.build.release import build_packaged_zones, release_templates
+from formsvc.templates.build.release import release_templates
 
 folder = Path(__file__).resolve().parents[1]
 for path in build_all(folder):
