@@ -113,3 +113,13 @@ def forms_of_document(kind: str) -> list[str]:
 
 def packable_forms() -> list[FormInfo]:
     return [f for f in list_forms() if f.packable]
+
+
+def self_assessment_forms(kind: str) -> list[str]:
+    """Ids of the self-assessment forms of a criteria kind (cdht / dvht): what reports and dossiers count."""
+    return [f.id for f in list_forms() if f.document == "self_assessment" and f.kind == kind]
+
+
+def is_self_assessment(form_id: str, kind: str) -> bool:
+    form = find_form(form_id)
+    return form is not None and form.document == "self_assessment" and form.kind == kind

@@ -126,7 +126,7 @@ def test_minutes_cross_check_runs_once_and_follows_the_sheets(db: Path) -> None:
                      extra={"minutes": MinutesData.model_validate({"candidates": [
                          {"full_name": sheet.subject.full_name, "proposed": True, "agreed_total": 99}]}
                      ).model_dump(mode="json")})
-    [v_sheet, v_minutes] = validate_batch([sheet, minutes], [[], []], default_registry())
+    [_, v_minutes] = validate_batch([sheet, minutes], [[], []], default_registry())
     codes = [r.code for r in v_minutes.result.reasons]  # type: ignore[union-attr]
     assert codes.count("proposed_not_meeting_rule") == 1 and codes.count("agreed_total_differs") == 1
     with session_scope() as s:
