@@ -22,6 +22,8 @@ def validate_one(record: Record, findings: Sequence[Reason], registry: CriteriaR
     (validated self-assessments)."""
     bare = record.model_copy(update={"result": None, "status": None})
     extra = [*findings, *(check_minutes(bare, list(sheets)) if is_minutes(bare) else [])]
+    # Records stored before findings existed may hold a cross-check reason among them: never count one twice.
+    extra = list({(r.code, r.field, r.indicator, r.message): r for r in extra}.values())
     return validate_document(bare, registry, review_confidence=review_confidence, extra_reasons=extra)
 
 

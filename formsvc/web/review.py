@@ -222,7 +222,7 @@ def build(row: RecordRow, changes: Iterable[Correction], key_names: Mapping[str,
     else:
         outcome = ""
     history = [{"at": vn_time(c.at), "by": key_names.get(c.key_id, c.key_id),
-                "action": ACTION_LABELS.get(c.action, "Sửa"),
+                "action": ACTION_LABELS.get(c.action, "Sửa"), "kind": c.action,
                 "field": label_for(c.field, cset), "name": c.field,
                 # A settled finding shows what it had said; a change shows old -> new.
                 "old": (str(c.old_value.get("message", "")) if c.action == "clear_finding"
