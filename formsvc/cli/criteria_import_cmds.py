@@ -77,6 +77,18 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"\nĐã lưu {stored.id} phiên bản {stored.version}; biểu mẫu in từ nay mang mã "
                    f"{stored.id}@{stored.version}.")
 
+    @criteria.command("zones")
+    def zones_cmd() -> None:
+        """Measure zone data of the loaded sets for every released form version (after a template change)."""
+        from formsvc.render.converter import get_converter
+        from formsvc.service.criteria_imports import measure_loaded_sets
+
+        try:
+            written = measure_loaded_sets()
+        finally:
+            get_converter().close()
+        typer.echo(f"Đã đo vị trí ô: {written} tệp mới.")
+
     @criteria.command("versions")
     def versions_cmd(set_id: str) -> None:
         """List every version of a set: the data files' one and those accepted from official files."""

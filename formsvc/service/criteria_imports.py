@@ -57,6 +57,23 @@ def measure_set(cset: CriteriaSet) -> None:
     build_loaded_zones(cset, default_registry())
 
 
+def measure_loaded_sets() -> int:
+    """Zone data for every version of every loaded set, for every released form version, where missing or stale:
+    run after upgrading to a release whose templates changed (`formsvc criteria zones`). Returns files written."""
+    from formsvc.render.zonebuild import build_loaded_zones
+
+    registry = default_registry()
+    if not isinstance(registry, VersionedRegistry):
+        return 0
+    written = 0
+    for set_id in sorted(registry.stored_ids):
+        for version in registry.versions_of(set_id):
+            cset = registry.get(f"{set_id}@{version}")
+            if cset.imported_from is not None:  # the data files' versions ship with the package
+                written += len(build_loaded_zones(cset, registry))
+    return written
+
+
 def add_set(data: dict[str, Any]) -> CriteriaSet:
     """Store a set as its next version and measure its zones: the one way a set is loaded after the build."""
     cset = get_store().add(data, default_registry())
