@@ -40,7 +40,7 @@ from formsvc.payload import PagePayload
 from formsvc.records import Reason, Record
 from formsvc.settings import get_settings
 from formsvc.validation.batch import validate_batch
-from formsvc.zonedata import ZonesMissing, load_zones
+from formsvc.zonedata import load_zones
 
 
 @dataclass
@@ -152,7 +152,7 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         try:
             # Zone geometry is data made when the template (or the criteria set) was built: never rendered here.
             zones = load_zones(form, payload.template_version, payload.criteria_set).on_page(payload.page)
-        except (ZonesMissing, FormsvcError) as exc:
+        except FormsvcError as exc:  # ZonesMissing among them
             result.error = PageError(page.file, page.number, exc.code, f"{where}: {exc.message}")
             return result, page.image
     aligned = None if page.digital else align(page.image, page.dpi, ident.corners, ident.box, fallback)

@@ -10,7 +10,7 @@ from pathlib import Path
 from formsvc.criteria import CriteriaRegistry, CriteriaSet, default_registry, load_registry
 from formsvc.forms import FormInfo, list_forms
 from formsvc.render.zones import build_zones, zone_sets
-from formsvc.zonedata import loaded_path, packaged_path
+from formsvc.zonedata import is_current, loaded_path, packaged_path
 
 
 def build_form_zones(form: FormInfo, sets: list[CriteriaSet], path_of: Callable[..., Path],
@@ -19,6 +19,9 @@ def build_form_zones(form: FormInfo, sets: list[CriteriaSet], path_of: Callable[
     for version in form.released_versions():
         for cset in sets:
             path = path_of(form, version, cset)
+            if path != packaged_path(form, version, cset) and is_current(packaged_path(form, version, cset), form,
+                                                                         version, cset):
+                continue  # shipped with the package: nothing to measure in the deployment
             if build_zones(form, version, cset, path, registry):
                 written.append(path)
     return written
@@ -34,7 +37,8 @@ def build_packaged_zones(folder: Path, registry: CriteriaRegistry | None = None)
 
 
 def build_loaded_zones(cset: CriteriaSet, registry: CriteriaRegistry | None = None) -> list[Path]:
-    """Zone data for a criteria set loaded after the build (an accepted import), in the data folder."""
+    """Zone data for a criteria set loaded after the build (an accepted import, a FORMSVC_CRITERIA_DIRS file), in
+    the data folder; a set whose data ships with the package is skipped."""
     registry = registry or default_registry()
     cset = registry.get(f"{cset.id}@{cset.version}")  # as extraction will see it (hashes must agree)
     written: list[Path] = []

@@ -58,19 +58,17 @@ def measure_set(cset: CriteriaSet) -> None:
 
 
 def measure_loaded_sets() -> int:
-    """Zone data for every version of every loaded set, for every released form version, where missing or stale:
-    run after upgrading to a release whose templates changed (`formsvc criteria zones`). Returns files written."""
+    """Zone data for every version of every set not shipped with the package (imports, FORMSVC_CRITERIA_DIRS), for
+    every released form version, where missing or stale: run after upgrading to a release whose templates changed
+    or after adding criteria folders (`formsvc criteria zones`). Returns the number of files written."""
     from formsvc.render.zonebuild import build_loaded_zones
 
     registry = default_registry()
-    if not isinstance(registry, VersionedRegistry):
-        return 0
     written = 0
-    for set_id in sorted(registry.stored_ids):
-        for version in registry.versions_of(set_id):
-            cset = registry.get(f"{set_id}@{version}")
-            if cset.imported_from is not None:  # the data files' versions ship with the package
-                written += len(build_loaded_zones(cset, registry))
+    for cset in list(registry):
+        versions = registry.versions_of(cset.id) if isinstance(registry, VersionedRegistry) else [cset.version]
+        for version in versions:
+            written += len(build_loaded_zones(registry.get(f"{cset.id}@{version}"), registry))
     return written
 
 
