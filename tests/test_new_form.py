@@ -87,3 +87,16 @@ def test_packable_and_document_kind_come_from_the_entry(new_form: Path) -> None:
     assert NEW in {f.id for f in packable_forms()}
     assert NEW in forms_of_document("self_assessment")
     shutil.rmtree(new_form)
+
+
+def test_every_table_read_form_has_a_reader_for_its_document_kind() -> None:
+    """`reader: table` hands the pages to the reader registered for the form's document kind."""
+    import formsvc.extract.pipeline  # noqa: F401  (registers the built-in readers)
+    from formsvc.extract.readers import document_reader, reader_for, registered_kinds
+
+    assert {"minutes", "self_assessment"} <= set(registered_kinds())
+    for form in list_forms():
+        if form.reader == "table":
+            assert reader_for(form.document) is not None, form.id
+    with pytest.raises(ValueError):
+        document_reader("minutes", "biên bản")(lambda pages, registry: None)

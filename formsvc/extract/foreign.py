@@ -17,6 +17,7 @@ from rapidfuzz import fuzz
 from formsvc.criteria import CriteriaRegistry, CriteriaSet
 from formsvc.extract.digits import allowed, lost_comma
 from formsvc.extract.lines import Line, page_lines, table_rows
+from formsvc.extract.readers import document_reader
 from formsvc.extract.table_read import CellRead, PageReading, TableRead
 from formsvc.extract.types import PageText
 from formsvc.forms import list_forms
@@ -102,6 +103,7 @@ def _best_set(rows: list[str], registry: CriteriaRegistry) -> tuple[CriteriaSet,
     return best[1], best[2]
 
 
+@document_reader("self_assessment", "bản tự đánh giá")
 def read_foreign_self_assessment(pages: list[PageText], registry: CriteriaRegistry) -> Record | None:
     lines = [line for p in pages for line in page_lines(p)]
     if any(p.source == "ocr" for p in pages):

@@ -24,14 +24,15 @@ from PIL import Image
 from formsvc.criteria import CriteriaRegistry, default_registry
 from formsvc.criteria.store import read_ref
 from formsvc.errors import FormsvcError
+from formsvc.extract import minutes as _minutes  # noqa: F401  (registers the minutes reader)
 from formsvc.extract.align import align
-from formsvc.extract.foreign import classify_page, read_foreign_self_assessment
+from formsvc.extract.foreign import classify_page
 from formsvc.extract.identify import identify, identify_own_page
-from formsvc.extract.minutes import read_minutes
 from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
 from formsvc.extract.pages import Page, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
+from formsvc.extract.readers import reader_for
 from formsvc.extract.table_grid import PageTables, find_tables
 from formsvc.extract.table_read import PageReading, read_tables
 from formsvc.extract.types import PageError, PageText, Word
@@ -301,10 +302,10 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
         out.keys.append(doc_id)
         out.pages.append(images.get(doc_id, {}))
     for key, (file, kind, texts) in foreign.items():
-        foreign_record = (read_foreign_self_assessment(texts, registry) if kind == "self_assessment"
-                          else read_minutes(texts))
+        reader = reader_for(kind)
+        foreign_record = reader.read(texts, registry) if reader else None
         if foreign_record is None:
-            what = "bản tự đánh giá" if kind == "self_assessment" else "biên bản"
+            what = reader.label if reader else "tài liệu"
             out.errors.append(PageError(file, texts[0].page_number, "foreign_unreadable",
                                         f"{file}: nhận ra {what} nhưng không đọc được nội dung; cần nhập tay."))
             continue
