@@ -88,13 +88,31 @@ def test_committed_zone_data_is_current() -> None:
     assert checked >= 8
 
 
-def test_atomic_writes_use_unique_temporary_names(tmp_path: Path) -> None:
+def _write_many(path: str, tag: int) -> None:
+    for i in range(150):
+        write_atomic(Path(path), json.dumps({"tag": tag, "i": i, "pad": "x" * 20000}))
+
+
+def test_two_processes_writing_one_zone_file_never_collide(tmp_path: Path) -> None:
+    """Unique temporary names: two processes replacing the same file never trip over one shared key.tmp, and a
+    reader always sees one whole file."""
+    import multiprocessing
+
     target = tmp_path / "z.json"
     write_atomic(target, "{}")
-    write_atomic(target, '{"a": 1}')
-    assert json.loads(target.read_text()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["z.json"]  # no key.tmp left behind
-    assert "mkstemp" in Path(sys.modules["formsvc.zonedata"].__file__ or "").read_text()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_many, args=(str(target), n)) for n in (1, 2)]
+    for p in procs:
+        p.start()
+    seen = 0
+    while any(p.is_alive() for p in procs):
+        json.loads(target.read_text())  # never a half-written file
+        seen += 1
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert json.loads(target.read_text())["i"] == 149 and seen > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["z.json"]  # no temporary file left behind
 
 
 def _forms_folder(tmp_path: Path, *, version: int) -> Path:
