@@ -136,7 +136,7 @@ def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
         return store.put_bytes(image)
 
     result = read_files(paths, progress=_Progress(job_id, attempt), jobs=max(1, get_settings().extract_jobs),
-                           page_sink=sink)
+                        page_sink=sink)
     images = {sha: "image/jpeg" for pages in result.pages for sha in pages.values()}
     errors = [(Path(e.file).name, e.page, e.code, e.message) for e in result.errors]
     with _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
