@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     )
     criteria_store_dir: Path | None = Field(
         default=None, description="Criteria sets accepted from official files, all versions; default data_dir/criteria")
+    forms_dirs: list[Path] = Field(
+        default_factory=list, description="Extra form folders (registry.yaml, DOCX, zone data), after the built-in")
 
     # Limits: bad input must fail fast with a clear message, never exhaust the machine.
     max_upload_bytes: int = 50 * 1024 * 1024

@@ -38,6 +38,7 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     """This test's own deployment store (the settings are cached per process)."""
     folder = tmp_path / "criteria-store"
     monkeypatch.setenv("FORMSVC_CRITERIA_STORE_DIR", str(folder))
+    monkeypatch.setenv("FORMSVC_DATA_DIR", str(tmp_path / "data"))  # zone data of loaded sets goes there
     get_settings.cache_clear()
     yield folder
     get_settings.cache_clear()
@@ -262,6 +263,7 @@ def test_forms_printed_before_and_after_an_import_validate_against_their_own_ver
     from formsvc.extract.pipeline import extract_files
     from formsvc.render import render_document
     from formsvc.render.converter import get_converter
+    from formsvc.service.criteria_imports import add_set
 
     try:
         v = default_registry().get("cdht-324-pl4").version
@@ -271,7 +273,8 @@ def test_forms_printed_before_and_after_an_import_validate_against_their_own_ver
         src = tmp_path / "phu-luc-iv.docx"
         src.write_bytes(docx_headings(CDHT_SCANNED))
         registry = default_registry()
-        get_store().add(import_file(src, registry, base_id="cdht-324-pl4").data, registry)
+        # Loaded the one way a set is loaded after the build: stored, then its zones measured once.
+        add_set(import_file(src, registry, base_id="cdht-324-pl4").data)
         new_data = random_record(902, "cdht-324-pl4")  # drawn from version 2: 8 indicators
         assert len(new_data["scores"]) == len(CDHT_SCANNED.indicators) != len(old_data["scores"])
         new_pdf = tmp_path / "in-sau.pdf"
@@ -287,6 +290,18 @@ def test_forms_printed_before_and_after_an_import_validate_against_their_own_ver
     assert old_doc.status == "valid" and new_doc.status == "valid", (old_doc.result, new_doc.result)
     assert old_doc.result is not None and old_doc.result.total == old_data["total_declared"]
     assert new_doc.result is not None and new_doc.result.total == new_data["total_declared"]
+    # Zone data of loaded sets can be measured again for every released form version (after a template change):
+    # the worker reads it, nothing renders at extraction.
+    measured = sorted((tmp_path / "data" / "zones").rglob("*.json"))
+    assert [p.name for p in measured] == [f"cdht-324-pl4@{v + 1}.json"]
+    measured[0].unlink()
+    assert sorted((tmp_path / "data" / "zones").rglob("*.json")) == []
+    try:
+        res = CliRunner().invoke(app, ["criteria", "zones"])
+    finally:
+        get_converter().close()
+    assert res.exit_code == 0 and "1 tệp mới" in res.output, res.output
+    assert extract_files([new_pdf]).documents[0].scores == new_data["scores"]
     # The new form shows the official wording without the provisional note.
     import pdfplumber
 

@@ -83,7 +83,8 @@ def _b_objects(app: App, tmp_path: Path) -> dict[str, str]:
         key_id = s.scalars(select(ApiKey.id).where(ApiKey.unit == UNIT_B)).first()
     assert key_id
     return {"record_id": record.id, "job_id": up.json()["id"], "hook_id": hook.json()["id"], "key_id": key_id,
-            "field_name": "subject.full_name", "form_id": "cdht-self-assessment", "set_id": "cdht-324-pl4"}
+            "field_name": "subject.full_name", "form_id": "cdht-self-assessment", "set_id": "cdht-324-pl4",
+            "token": "no-such-import"}
 
 
 def _api_routes(routes: list[Any]) -> list[APIRoute]:

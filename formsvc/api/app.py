@@ -24,16 +24,14 @@ from formsvc.api.deps import principal
 from formsvc.api.idempotency import IdempotencyMiddleware
 from formsvc.api.json_depth import JsonDepthLimit
 from formsvc.api.limits import AuthFirst, BodyLimit
-from formsvc.cli.criteria_cmds import set_detail, set_summary
 from formsvc.criteria import default_registry
+from formsvc.criteria.views import set_detail, set_summary
 from formsvc.errors import FormsvcError, InputError, LimitError
 from formsvc.records import Record
+from formsvc.render.formats import MEDIA
 from formsvc.service.auth import Principal
 from formsvc.settings import get_settings
 from formsvc.validation import validate_with_registry
-
-MEDIA = {"pdf": "application/pdf",
-         "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 
 
 class FormOut(BaseModel):
@@ -153,7 +151,7 @@ def create_app(*, migrate: bool = True) -> FastAPI:
     @app.post("/v1/validate", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"type": "object", "description": "Một bản ghi, hoặc {\"documents\": [...]}"}}}}})
     async def validate(request: Request, who: Annotated[Principal, Depends(principal)]) -> Any:
-        from formsvc.cli.validate_cmds import parse_records
+        from formsvc.records.parse import parse_records
 
         who.require("admin", "clerk", "reviewer")
         data = await _json_body(request)

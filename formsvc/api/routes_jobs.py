@@ -122,15 +122,14 @@ def upload(who: Who, files: Annotated[list[UploadFile], File(description="PDF, J
 def print_pack(who: Who, roster: Annotated[UploadFile, File(description="Danh sách CSV hoặc XLSX")],
                form: Annotated[str, Form()], year: Annotated[int | None, Form(ge=2000, le=2100)] = None,
                unit: Annotated[str | None, Form()] = None) -> JSONResponse:
-    from formsvc.render.pack import PACK_FORMS
-    from formsvc.render.registry import get_form
+    from formsvc.forms import get_form
+    from formsvc.render.pack import require_packable
 
     who.require("admin", "clerk")
     unit_name = unit_for(who, unit)
-    form_id = get_form(form).id
-    if form_id not in PACK_FORMS:
-        raise InputError(f"Biểu mẫu '{form}' không in theo danh sách từng người (chỉ: {', '.join(PACK_FORMS)}).",
-                         code="form_not_packable")
+    form_info = get_form(form)
+    require_packable(form_info)
+    form_id = form_info.id
     name = safe_filename(roster.filename, "danh-sach.csv")
     suffix = Path(name).suffix.lower()
     if suffix not in ROSTER_SUFFIXES:

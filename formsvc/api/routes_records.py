@@ -171,8 +171,8 @@ def unit_report(who: Who, year: Annotated[int, Query(ge=1900, le=2100)],
 def unit_report_document(who: Who, fmt: Literal["pdf", "docx"], year: Annotated[int, Query(ge=1900, le=2100)],
                          unit: str | None = None, staff: Annotated[int | None, Query(ge=0, le=10**7)] = None
                          ) -> Response:
-    from formsvc.api.app import MEDIA
     from formsvc.render import render_document
+    from formsvc.render.formats import MEDIA
     from formsvc.reports import report_context
     from formsvc.reports import unit_report as build
 

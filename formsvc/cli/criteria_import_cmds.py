@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from formsvc.criteria import default_registry
 from formsvc.criteria.diff import diff_sets, side_by_side
 from formsvc.criteria.importer import import_file
-from formsvc.criteria.store import VersionedRegistry, dump_set, get_store
+from formsvc.criteria.store import VersionedRegistry, dump_set
 from formsvc.errors import InputError
+from formsvc.service.criteria_imports import add_set
 
 
 def _criteria_group(app: typer.Typer) -> typer.Typer:
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
                    f"{file.name} (SHA-256 {result.table.sha256}); đã ghi {out}.\n")
         typer.echo(side_by_side(diff_sets(result.base, result.cset), width))
         if accept:
-            stored = get_store().add(result.data, registry)
+            stored = add_set(result.data)
             typer.echo(f"\nĐã lưu {stored.id} phiên bản {stored.version}; biểu mẫu in từ nay mang mã "
                        f"{stored.id}@{stored.version}.")
 
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
         registry = default_registry()
         base = registry.get(str(data.get("id")))
         try:
-            stored = get_store().add(data, registry)
+            stored = add_set(data)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
             raise InputError(f"Tệp {file} không phải bộ tiêu chí hợp lệ: {problems}",
@@ -75,6 +76,18 @@ def register(app: typer.Typer) -> None:
         typer.echo(side_by_side(diff_sets(base, stored)))
         typer.echo(f"\nĐã lưu {stored.id} phiên bản {stored.version}; biểu mẫu in từ nay mang mã "
                    f"{stored.id}@{stored.version}.")
+
+    @criteria.command("zones")
+    def zones_cmd() -> None:
+        """Measure zone data of the loaded sets for every released form version (after a template change)."""
+        from formsvc.render.converter import get_converter
+        from formsvc.service.criteria_imports import measure_loaded_sets
+
+        try:
+            written = measure_loaded_sets()
+        finally:
+            get_converter().close()
+        typer.echo(f"Đã đo vị trí ô: {written} tệp mới.")
 
     @criteria.command("versions")
     def versions_cmd(set_id: str) -> None:

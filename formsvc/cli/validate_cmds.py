@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from formsvc.criteria import default_registry
 from formsvc.errors import InputError
-from formsvc.records import Record, record_json_schema
+from formsvc.records import record_json_schema
+from formsvc.records.parse import parse_records
 from formsvc.settings import get_settings
 from formsvc.validation import validate_with_registry
 
@@ -29,21 +29,6 @@ def read_json_file(path: Path) -> Any:
         return json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"Tệp {path} không phải JSON hợp lệ: {exc}.", code="json_invalid") from exc
-
-
-def parse_records(data: Any, origin: str) -> list[Record]:
-    items = data if isinstance(data, list) else data.get("documents", [data]) if isinstance(data, dict) else None
-    if items is None:
-        raise InputError(f"{origin}: cần một bản ghi (object) hoặc một danh sách bản ghi.", code="json_shape")
-    records: list[Record] = []
-    for n, item in enumerate(items, start=1):
-        try:
-            records.append(Record.model_validate(item))
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-            raise InputError(f"{origin}: bản ghi thứ {n} không đúng cấu trúc: {problems}",
-                             code="record_invalid") from exc
-    return records
 
 
 def register(app: typer.Typer) -> None:

@@ -17,8 +17,10 @@ from rapidfuzz import fuzz
 from formsvc.criteria import CriteriaRegistry, CriteriaSet
 from formsvc.extract.digits import allowed, lost_comma
 from formsvc.extract.lines import Line, page_lines, table_rows
+from formsvc.extract.readers import document_reader
 from formsvc.extract.table_read import CellRead, PageReading, TableRead
 from formsvc.extract.types import PageText
+from formsvc.forms import list_forms
 from formsvc.records import FieldProvenance, Record
 from formsvc.text import fold, name_letters, nfc
 
@@ -32,6 +34,11 @@ NUMBER_HEADERS = ("stt", "tt")
 MAX_HEADERS = ("toi da", "diem chuan", "thang diem", "khung diem")
 # Read scores that all equal their indicators' maxima look like that column, whatever its header said.
 MAXIMA_SUSPECT = 0.5
+
+
+def _self_assessment_form(kind: str) -> str:
+    """The registry's self-assessment form of a criteria kind (cdht / dvht): what a foreign sheet stands for."""
+    return next(f.id for f in list_forms() if f.document == "self_assessment" and f.kind == kind)
 
 
 def classify_page(page: PageText) -> Literal["self_assessment", "minutes", "unknown"]:
@@ -96,6 +103,7 @@ def _best_set(rows: list[str], registry: CriteriaRegistry) -> tuple[CriteriaSet,
     return best[1], best[2]
 
 
+@document_reader("self_assessment", "bản tự đánh giá")
 def read_foreign_self_assessment(pages: list[PageText], registry: CriteriaRegistry) -> Record | None:
     lines = [line for p in pages for line in page_lines(p)]
     if any(p.source == "ocr" for p in pages):
@@ -172,7 +180,7 @@ def _record(lines: list[Line], cset: CriteriaSet, scores: dict[str, float | str 
     if not year_match:
         fields.append(FieldProvenance(name="year", value=year, confidence=0.0, source="ocr"))
     return Record(
-        form="cdht-self-assessment" if cset.kind == "cdht" else "dvht-self-assessment",
+        form=_self_assessment_form(cset.kind),
         criteria_set=cset.id, year=year,
         subject={"full_name": full_name, "birth_year": birth_year, "unit": unit[0] if unit else None,
                  "group": cset.audience_groups[0] if len(cset.audience_groups) == 1 else None},

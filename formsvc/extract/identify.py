@@ -89,7 +89,7 @@ def identify(image: np.ndarray) -> Identified | None:
 @lru_cache(maxsize=1)
 def _known() -> tuple[tuple[str, ...], tuple[str, ...]]:
     from formsvc.criteria import default_registry
-    from formsvc.render.registry import list_forms
+    from formsvc.forms import list_forms
 
     return tuple(f.id for f in list_forms()), tuple(s.id for s in default_registry())
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from formsvc.criteria import CriteriaRegistry
 from formsvc.extract.lines import Line, page_lines, table_rows
+from formsvc.extract.readers import document_reader
 from formsvc.extract.table_read import CellRead, PageReading, TableRead
 from formsvc.extract.types import PageText
 from formsvc.records import FieldProvenance, Record
@@ -58,6 +60,11 @@ def _candidates(lines: list[Line]) -> list[Candidate]:
                              self_total=totals[0] if totals else None,
                              agreed_total=totals[1] if len(totals) > 1 else None, proposed=proposed))
     return out
+
+
+@document_reader("minutes", "biên bản")
+def read_minutes_document(pages: list[PageText], registry: CriteriaRegistry) -> Record | None:
+    return read_minutes(pages)
 
 
 def read_minutes(pages: list[PageText]) -> Record | None:

@@ -12,6 +12,7 @@ from rapidfuzz import fuzz, process
 from formsvc.criteria import CriteriaRegistry, load_groups, resolve_group
 from formsvc.extract.digits import allowed, lost_comma
 from formsvc.extract.read import FieldRead
+from formsvc.forms import find_form
 from formsvc.payload import PagePayload
 from formsvc.records import FieldProvenance, Reason, Record
 from formsvc.settings import get_settings
@@ -39,9 +40,12 @@ JOINT_MAX = 5
 UNCHECKED = 0.7
 
 
-# Forms scored by a team beside the unit's own scores (the ĐVHT inspection minutes, Phụ lục 03): the record's
-# scores and total are the team's column; the unit's own column, printed from its self-assessment, is kept aside.
-TEAM_SCORED = frozenset({"dvht-inspection-minutes"})
+# Forms the registry marks `team_scored` (the ĐVHT inspection minutes, Phụ lục 03) are scored by a team beside the
+# unit's own scores: the record's scores and total are the team's column; the unit's own column, printed from its
+# self-assessment, is kept aside.
+def _team_scored(form_id: str) -> bool:
+    form = find_form(form_id)
+    return form is not None and form.team_scored
 
 
 def _team_scores(values: dict[str, FieldRead], page_of: dict[str, int]
@@ -234,7 +238,8 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             values[r.name] = r
             page_of[r.name] = pf.payload.page
     unit_scores: dict[str, float | str | None] = {}
-    if first.form in TEAM_SCORED:
+    team_scored = _team_scored(first.form)
+    if team_scored:
         values, page_of, unit_scores = _team_scores(values, page_of)
     fields: list[FieldProvenance] = []
 
@@ -328,6 +333,6 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                  "unit": unit or None, "group": group},
         scores=scores, evidence=evidence, total_declared=total, fields=fields,
         extra={"doc": first.doc, "template_version": first.template_version, "pages": first.pages,
-               **({"unit_self_scores": unit_scores} if first.form in TEAM_SCORED else {})},
+               **({"unit_self_scores": unit_scores} if team_scored else {})},
     )
     return record, extra_reasons

@@ -1,8 +1,11 @@
-"""The ingestion pipeline, top to bottom: pages -> identify -> align -> read -> parse -> validate.
+"""The ingestion pipeline, top to bottom: pages -> identify -> align -> read -> parse (-> validate, elsewhere).
 
 Pages are streamed one at a time (never all images in memory); with jobs > 1 page work runs in a process
 pool (Tesseract is never driven from threads). Anything that cannot be placed becomes a PageError with a
 Vietnamese message, and the rest of the batch goes on.
+
+Extraction never validates: `read_files` hands each document over with its own per-field findings, and the caller
+validates once (formsvc.validation.batch); `extract_files` is that pair for the CLI and tests.
 """
 
 from __future__ import annotations
@@ -21,29 +24,31 @@ from PIL import Image
 from formsvc.criteria import CriteriaRegistry, default_registry
 from formsvc.criteria.store import read_ref
 from formsvc.errors import FormsvcError
+from formsvc.extract import minutes as _minutes  # noqa: F401  (registers the minutes reader)
 from formsvc.extract.align import align
-from formsvc.extract.crosscheck import cross_check
-from formsvc.extract.foreign import classify_page, read_foreign_self_assessment
+from formsvc.extract.foreign import classify_page
 from formsvc.extract.identify import identify, identify_own_page
-from formsvc.extract.minutes import read_minutes
 from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
 from formsvc.extract.pages import Page, frame_count, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
+from formsvc.extract.readers import reader_for
 from formsvc.extract.table_grid import PageTables, find_tables
 from formsvc.extract.table_read import PageReading, read_tables
 from formsvc.extract.types import PageError, PageText, Word
+from formsvc.forms import find_form
 from formsvc.payload import PagePayload
-from formsvc.records import Record, Result
-from formsvc.render.registry import list_forms
-from formsvc.render.zones import form_zones
+from formsvc.records import Reason, Record
 from formsvc.settings import get_settings
-from formsvc.validation import status_for, validate_document, validate_with_registry
+from formsvc.validation.batch import validate_batch
+from formsvc.zonedata import load_zones
 
 
 @dataclass
 class ExtractionResult:
     documents: list[Record] = field(default_factory=list)
+    # Parallel to `documents`: each document's own findings (reasons tied to its fields), for the one validation.
+    findings: list[list[Reason]] = field(default_factory=list)
     errors: list[PageError] = field(default_factory=list)
     # Parallel to `documents`: a stable key of the source document (same input -> same key), and the stored
     # page images (document page number -> reference returned by the page sink) for reviewers' crops.
@@ -62,10 +67,6 @@ class PageResult:
     text: PageText | None = None  # QR-less pages: their words, for the foreign-layout readers
     kind: str = ""
     image: bytes | None = None  # the page as read (aligned when scanned), JPEG, only when asked for
-
-
-# formsvc's own forms whose table grows with the content (no fixed zones): read like their typed counterparts.
-TABLE_FORMS = {"cdht-minutes": "minutes"}
 
 
 def page_text(page: Page, image: np.ndarray | None = None) -> PageText:
@@ -145,17 +146,19 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         return result, page.image
     # A bare set id on a form printed before its set had stored versions means the data files' version.
     payload = replace(ident.payload, criteria_set=read_ref(default_registry(), ident.payload.criteria_set))
-    form = next((f for f in list_forms() if f.id == payload.form), None)
-    if form is None or form.template_version != payload.template_version:
+    form = find_form(payload.form)
+    if form is None or payload.template_version not in form.released_versions() or form.reader == "none":
         result.error = PageError(page.file, page.number, "form_unknown",
                                  f"{where}: biểu mẫu '{payload.form}' phiên bản {payload.template_version} không có.")
         return result, page.image
-    table_kind = TABLE_FORMS.get(payload.form)
+    # A table that grows with its content is read like its typed counterpart (the document kind names the reader).
+    table_kind = form.document if form.reader == "table" else None
     zones = None
     if table_kind is None:
         try:
-            zones = form_zones(payload.form, payload.criteria_set).on_page(payload.page)
-        except FormsvcError as exc:
+            # Zone geometry is data made when the template (or the criteria set) was built: never rendered here.
+            zones = load_zones(form, payload.template_version, payload.criteria_set).on_page(payload.page)
+        except FormsvcError as exc:  # ZonesMissing among them
             result.error = PageError(page.file, page.number, exc.code, f"{where}: {exc.message}")
             return result, page.image
     aligned = None if page.digital else align(page.image, page.dpi, ident.corners, ident.box, fallback)
@@ -243,8 +246,20 @@ def _results(pages: Iterator[Page], jobs: int, keep_image: bool) -> Iterator[Pag
 def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = None,
                   progress: Callable[[int, int], None] | None = None, jobs: int = 1,
                   page_sink: Callable[[bytes], str] | None = None) -> ExtractionResult:
-    """Read every page of `paths` into records. `page_sink` stores a page image and returns its reference;
-    without it no images are kept."""
+    """`read_files`, then each document validated once with its findings (minutes against the sheets beside them):
+    the CLI's and the tests' whole path. The service validates itself, with the stored records in view."""
+    registry = registry or default_registry()
+    out = read_files(paths, registry=registry, progress=progress, jobs=jobs, page_sink=page_sink)
+    out.documents = validate_batch(out.documents, out.findings, registry,
+                                   review_confidence=get_settings().review_confidence)
+    return out
+
+
+def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = None,
+               progress: Callable[[int, int], None] | None = None, jobs: int = 1,
+               page_sink: Callable[[bytes], str] | None = None) -> ExtractionResult:
+    """Read every page of `paths` into documents (not validated: no result, no status) with their findings.
+    `page_sink` stores a page image and returns its reference; without it no images are kept."""
     registry = registry or default_registry()
     out = ExtractionResult()
     docs: dict[str, dict[int, PageFields]] = {}
@@ -283,39 +298,25 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
         doc[res.payload.page] = PageFields(res.payload, res.reads)
         if page_sink is not None and res.image:
             images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
-    threshold = get_settings().review_confidence
     for doc_id in order:
         pages = list(docs[doc_id].values())
         expected = pages[0].payload.pages
         missing = sorted(set(range(1, expected + 1)) - set(docs[doc_id]))
         record, reasons = build_record(pages, missing_pages=missing, registry=registry)
-        out.documents.append(validate_with_registry(record, registry, review_confidence=threshold,
-                                                    extra_reasons=reasons))
+        out.documents.append(record)
+        out.findings.append(reasons)
         out.keys.append(doc_id)
         out.pages.append(images.get(doc_id, {}))
     for key, (file, kind, texts) in foreign.items():
-        foreign_record = (read_foreign_self_assessment(texts, registry) if kind == "self_assessment"
-                          else read_minutes(texts))
+        reader = reader_for(kind)
+        foreign_record = reader.read(texts, registry) if reader else None
         if foreign_record is None:
-            what = "bản tự đánh giá" if kind == "self_assessment" else "biên bản"
+            what = reader.label if reader else "tài liệu"
             out.errors.append(PageError(file, texts[0].page_number, "foreign_unreadable",
                                         f"{file}: nhận ra {what} nhưng không đọc được nội dung; cần nhập tay."))
             continue
-        out.documents.append(validate_document(foreign_record, registry, review_confidence=threshold))
+        out.documents.append(foreign_record)
+        out.findings.append([])
         out.keys.append(key)
         out.pages.append(images.get(key, {}))
-    _apply_cross_checks(out.documents)
     return out
-
-
-def _apply_cross_checks(documents: list[Record]) -> None:
-    """Minutes in the same upload are checked against the self-assessments beside them."""
-    extra = cross_check(documents)
-    for key, reasons in extra.items():
-        if not reasons:
-            continue
-        i = int(key)
-        doc = documents[i]
-        all_reasons = [*(doc.result.reasons if doc.result else []), *reasons]
-        result = (doc.result or Result(total=0, max_total=0)).model_copy(update={"reasons": all_reasons})
-        documents[i] = doc.model_copy(update={"result": result, "status": status_for(all_reasons)})

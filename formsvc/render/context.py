@@ -172,8 +172,7 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
         "group_label": group.short_label if group else _text(subject.get("group")),
     })
     set_id = data.get("criteria_set") or form.default_criteria_set
-    if form.id in ("cdht-self-assessment", "dvht-self-assessment", "dvht-inspection-minutes",
-                   "cdht-evidence-checklist"):
+    if "criteria" in form.context:
         cset = registry.get(set_id) if set_id else None
         if cset is None:
             raise InputError("Biểu mẫu này cần bộ tiêu chí (criteria_set).", code="criteria_set_required")
@@ -191,7 +190,7 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
         ctx["committee_signer"] = ""
     result = data.get("result") or {}
     ctx["band_label"] = _text(result.get("band_label"), DOTS)
-    if form.id in ("cdht-minutes", "dvht-inspection-minutes"):
+    if "minutes" in form.context:
         try:
             minutes = MinutesData.model_validate(data.get("minutes") or {})
         except Exception as exc:
@@ -216,10 +215,10 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
                              if isinstance(r, dict)],
             "proposed_count": _text(data.get("proposed_count"), SHORT_DOTS),
         })
-    if form.id == "cdht-registration-list":
+    if "registration_list" in form.context:
         ctx["people"] = _people(data.get("people"), ["full_name", "birth_year", "unit", "group_label"])
         ctx["preparer_name"] = _text(data.get("preparer_name"), "")
-    if form.id == "cdht-decision":
+    if "decision" in form.context:
         people = data.get("people") or []
         ctx["people"] = _people(people, ["full_name", "birth_year", "unit", "total"])
         ctx["count"] = str(len(people)) if people else SHORT_DOTS
@@ -228,7 +227,7 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
             "và Hướng dẫn đánh giá, công nhận danh hiệu “Công dân học tập” giai đoạn 2021-2030",
             "Xét đề nghị của Tổ đánh giá, công nhận “Công dân học tập” của đơn vị",
         ]]
-    if form.id in ("cdht-unit-report", "cdht-registration-progress"):
+    if "unit_report" in form.context:
         counts = data.get("counts") or {}
         staff = counts.get("staff")
         ctx.update({
@@ -240,7 +239,7 @@ def build_context(form: FormInfo, data: dict[str, Any] | None, registry: Criteri
             "self_assessed_rate": _rate(counts.get("self_assessed"), staff) if staff else "",
             "recognised_rate": _rate(counts.get("recognised"), staff) if staff else "",
         })
-    if form.id == "dvht-registration":
+    if "dvht_registration" in form.context:
         ctx.update({
             "next_year": str(year + 1) if year else "……",
             "address": _text(data.get("address")),

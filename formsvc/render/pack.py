@@ -35,17 +35,16 @@ from reportlab.pdfgen.canvas import Canvas
 from formsvc import layout
 from formsvc.criteria import CriteriaRegistry, CriteriaSet, default_registry
 from formsvc.errors import InputError, LimitError
+from formsvc.forms import FormInfo, get_form, packable_forms
 from formsvc.payload import new_doc_id
 from formsvc.render.api import payloads_for
 from formsvc.render.context import build_context
 from formsvc.render.converter import get_converter
 from formsvc.render.docx import render_docx
-from formsvc.render.registry import FormInfo, get_form
-from formsvc.render.roster import Person, RowError, read_roster
 from formsvc.render.stamp import A4, draw_marks, new_canvas
+from formsvc.roster import Person, RowError, read_roster
 from formsvc.settings import get_settings
 
-PACK_FORMS = ("cdht-self-assessment", "cdht-evidence-checklist")
 PACK_CHUNK = 250  # forms built in memory at a time
 # Personal fields: context key -> probe token. Tokens are plain ASCII so they never wrap or get shaped.
 TOKENS = {"full_name": "QQAQQ", "birth_year": "QQBQQ", "unit": "QQCQQ", "group_label": "QQDQQ",
@@ -243,15 +242,21 @@ def _join(parts: list[Path], out: Path) -> int:
     return pages
 
 
+def require_packable(form: FormInfo) -> None:
+    """Only forms the registry marks packable print one copy per person of a roster."""
+    if not form.packable:
+        names = ", ".join(f.id for f in packable_forms())
+        raise InputError(f"Biểu mẫu '{form.id}' không in theo danh sách từng người (chỉ: {names}).",
+                         code="form_not_packable")
+
+
 def print_pack(form_id: str, roster_path: Path, out_path: Path, year: int | None = None,
                progress: Callable[[int, int], None] | None = None, *, criteria_set: str | None = None,
                issuer: str | None = None, registry: CriteriaRegistry | None = None) -> PackReport:
     started = time.perf_counter()
     registry = registry or default_registry()
     form = get_form(form_id)
-    if form.id not in PACK_FORMS:
-        raise InputError(f"Biểu mẫu '{form_id}' không in theo danh sách từng người "
-                         f"(chỉ: {', '.join(PACK_FORMS)}).", code="form_not_packable")
+    require_packable(form)
     roster = read_roster(roster_path)
     report = PackReport(form=form.id, out_path=out_path, errors=list(roster.errors))
     plan: list[tuple[Person, CriteriaSet]] = []

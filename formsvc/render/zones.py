@@ -1,26 +1,24 @@
-"""Compute where machine-read fields sit on a form, from the form's own rendered blank PDF.
+"""Measure where machine-read fields sit on a form, from the form's own rendered blank PDF (a build step).
 
 The indicator table's cells come from pdfplumber's table finder; rows are matched to indicators by the
-number printed in the first column. Results are cached in memory and on disk, keyed by the template's
-content hash, so a changed template can never reuse stale zones.
+number printed in the first column. The results are stored as data beside the template (formsvc/zonedata.py),
+with the template's and the set's hashes, when templates are built or a criteria set is loaded; extraction
+reads that data and never renders.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import threading
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pdfplumber
 
-from formsvc.criteria import default_registry
+from formsvc.criteria import CriteriaRegistry, CriteriaSet, default_registry
+from formsvc.forms import FormInfo, get_form
 from formsvc.layout import MARGIN_BOTTOM_MM, MARGIN_TOP_MM, Box
-from formsvc.render.registry import get_form
-from formsvc.settings import get_settings
+from formsvc.zonedata import ZONES_VERSION, is_current, load_zones, save_zones, template_file
 from formsvc.zones import FormZones, Zone
 
 PT_TO_MM = 25.4 / 72
@@ -31,15 +29,13 @@ BOX_INSET_MM = 0.8
 # its middle, and the digit reader judges "blank" by the share of inked area, so a small typed "7" in a 25 mm box
 # read as blank. Ink reaching past the zone's edge is flagged by the reader, never silently cut.
 SCORE_MAX_H_MM = 14.0
-# Part of the on-disk cache key: zones cached by an older version of this module are never reused.
-ZONES_VERSION = 4
+# ZONES_VERSION (formsvc/zonedata.py) is written into every zone file: bump it when the measuring below changes.
+__all__ = ["ZONES_VERSION", "build_zones", "form_zones", "measure_zones", "zones_from_pdf"]
 TEXT_LABELS = {"Họ và tên:": "subject.full_name", "Năm sinh:": "subject.birth_year", "Đơn vị:": "subject.unit",
                "Đối tượng:": "subject.group",
                "Tên đơn vị:": "subject.full_name", "Đơn vị được kiểm tra:": "subject.full_name"}
 SIGNATURE_TITLES = ("NGƯỜI TỰ ĐÁNH GIÁ", "THỦ TRƯỞNG ĐƠN VỊ")
 
-_memory: dict[str, FormZones] = {}
-_lock = threading.Lock()
 
 
 def _box(bbox: tuple[float, float, float, float], inset: float = 0.0) -> Box:
@@ -120,11 +116,12 @@ def _text_zones(page: Any, page_no: int) -> list[Zone]:
     return zones
 
 
-def zones_from_pdf(pdf: bytes, form_id: str, criteria_set_id: str | None) -> FormZones:
+def zones_from_pdf(pdf: bytes, form_id: str, criteria_set_id: str | None, *,
+                   registry: CriteriaRegistry | None = None, template_version: int | None = None) -> FormZones:
     form = get_form(form_id)
     number_to_id: dict[int, str] = {}
     if criteria_set_id:
-        number_to_id = {i.number: i.id for i in default_registry().get(criteria_set_id).indicators}
+        number_to_id = {i.number: i.id for i in (registry or default_registry()).get(criteria_set_id).indicators}
     zones: list[Zone] = []
     with pdfplumber.open(io.BytesIO(pdf)) as doc:
         for page_no, page in enumerate(doc.pages, start=1):
@@ -132,47 +129,51 @@ def zones_from_pdf(pdf: bytes, form_id: str, criteria_set_id: str | None) -> For
             zones.extend(_text_zones(page, page_no))
         pages = len(doc.pages)
     unique = list({(z.name, z.page): z for z in zones}.values())
-    return FormZones(form=form.id, template_version=form.template_version, criteria_set=criteria_set_id,
+    version = form.template_version if template_version is None else template_version
+    return FormZones(form=form.id, template_version=version, criteria_set=criteria_set_id,
                      pages=pages, zones=unique)
 
 
-def _cache_key(form_id: str, criteria_set_id: str | None) -> str:
-    form = get_form(form_id)
-    digest = hashlib.sha256(form.template_path.read_bytes())
-    if criteria_set_id:
-        digest.update(default_registry().get(criteria_set_id).model_dump_json().encode())
-    return (f"{form_id}-v{form.template_version}-z{ZONES_VERSION}-{criteria_set_id or 'none'}-"
-            f"{digest.hexdigest()[:16]}")
+def form_at(form: FormInfo, version: int) -> FormInfo:
+    """`form` as it was released at template `version` (its kept DOCX)."""
+    return replace(form, template_version=version, docx=template_file(form, version))
 
 
-def _to_json(z: FormZones) -> dict[str, Any]:
-    return asdict(z)
+def measure_zones(form: FormInfo, version: int, cset: CriteriaSet,
+                  registry: CriteriaRegistry | None = None) -> FormZones:
+    """Render the blank form (LibreOffice) at `version` for `cset` and measure its zones: a build step, never
+    run by extraction."""
+    from formsvc.render.api import page_count, payloads_for
+    from formsvc.render.context import build_context
+    from formsvc.render.converter import get_converter
+    from formsvc.render.docx import render_docx
+    from formsvc.render.stamp import stamp_pages
+
+    registry = registry or default_registry()
+    ref = f"{cset.id}@{cset.version}" if cset.id in registry and f"{cset.id}@{cset.version}" in registry \
+        else cset.id
+    at = form_at(form, version)
+    data = {"criteria_set": ref}
+    pdf = get_converter().docx_to_pdf(render_docx(at, build_context(at, data, registry)))
+    pdf = stamp_pages(pdf, payloads_for(at, data, page_count(pdf), registry=registry))
+    return zones_from_pdf(pdf, form.id, ref, registry=registry, template_version=version)
 
 
-def _from_json(d: dict[str, Any]) -> FormZones:
-    return FormZones(form=d["form"], template_version=d["template_version"], criteria_set=d["criteria_set"],
-                     pages=d["pages"], zones=[Zone(z["name"], z["kind"], z["page"], Box(**z["box"]))
-                                              for z in d["zones"]])
+def zone_sets(form: FormInfo, registry: CriteriaRegistry) -> list[CriteriaSet]:
+    """The criteria sets a zones-read form can be printed with: points sets of its own kind."""
+    return [c for c in registry if c.kind == form.kind and c.outcome.type != "levels"]
+
+
+def build_zones(form: FormInfo, version: int, cset: CriteriaSet, path: Path,
+                registry: CriteriaRegistry | None = None) -> bool:
+    """Measure and store one zone file unless an up-to-date one is there; True when written."""
+    if is_current(path, form, version, cset):
+        return False
+    save_zones(path, measure_zones(form, version, cset, registry), form, version, cset)
+    return True
 
 
 def form_zones(form_id: str, criteria_set_id: str | None) -> FormZones:
-    """Zones of a form for a criteria set, rendered and measured once, then cached."""
-    from formsvc.render.api import render_document
-
-    key = _cache_key(form_id, criteria_set_id or get_form(form_id).default_criteria_set)
-    with _lock:
-        if key in _memory:
-            return _memory[key]
-        path = Path(get_settings().data_dir) / "cache" / "zones" / f"{key}.json"
-        if path.exists():
-            result = _from_json(json.loads(path.read_text(encoding="utf-8")))
-        else:
-            set_id = criteria_set_id or get_form(form_id).default_criteria_set
-            pdf = render_document(form_id, {"criteria_set": set_id} if set_id else None, "pdf")
-            result = zones_from_pdf(pdf, form_id, set_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(_to_json(result), ensure_ascii=False), encoding="utf-8")
-            tmp.replace(path)
-        _memory[key] = result
-        return result
+    """Zones of a form's current version for a criteria set, as extraction reads them (stored data)."""
+    form = get_form(form_id)
+    return load_zones(form, form.template_version, criteria_set_id)

@@ -24,8 +24,9 @@ from formsvc.collation import name_sort_key
 from formsvc.criteria import CriteriaRegistry, CriteriaSet, default_registry
 from formsvc.errors import ConflictError
 from formsvc.exports import ExportRow
+from formsvc.forms import is_self_assessment
 from formsvc.records import STATUS_LABELS, Record
-from formsvc.reports.unit_report import CDHT_PREFIX, report_context, report_notes, unit_report
+from formsvc.reports.unit_report import report_context, report_notes, unit_report
 from formsvc.text import fold, nfc
 from formsvc.validation.messages import num
 
@@ -170,7 +171,7 @@ def plan_dossier(rows: Iterable[ExportRow], *, unit: str, year: int, criteria_se
     kept: list[ExportRow] = []
     for row in rows:
         rec = row.record
-        if rec.year != year or not rec.form.startswith(CDHT_PREFIX) or nfc(row.unit).casefold() != unit_key:
+        if rec.year != year or not is_self_assessment(rec.form, "cdht") or nfc(row.unit).casefold() != unit_key:
             continue
         if row.id in excluded_ids:
             plan.excluded.append(_person(row))

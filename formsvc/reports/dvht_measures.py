@@ -22,9 +22,10 @@ from formsvc.criteria.groups import resolve_group
 from formsvc.criteria.model import CriteriaSet
 from formsvc.errors import InputError
 from formsvc.exports import ExportRow
+from formsvc.forms import is_self_assessment
 from formsvc.records import Record
 from formsvc.records.model import FieldProvenance
-from formsvc.reports.unit_report import CDHT_PREFIX, _belongs, _dedupe, _key
+from formsvc.reports.unit_report import _belongs, _dedupe, _key
 
 MeasureName = Literal["cdht_members_share", "cdht_learners_share"]
 LEARNER = "learner"
@@ -61,7 +62,7 @@ def cdht_shares(records: Iterable[Record | ExportRow], *, unit: str, year: int, 
     items: list[Record | ExportRow] = []
     for item in records:
         rec = item.record if isinstance(item, ExportRow) else item
-        if rec.year == year and rec.form.startswith(CDHT_PREFIX) and _belongs(item, unit_key, dvht=False):
+        if rec.year == year and is_self_assessment(rec.form, "cdht") and _belongs(item, unit_key, dvht=False):
             items.append(item)
     kept, _ = _dedupe(items)
     tally = {False: [0, 0], True: [0, 0]}  # is learner -> [assessed, recognised]

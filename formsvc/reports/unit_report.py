@@ -8,8 +8,8 @@ Counting rules (the report goes to the district, so nothing provisional is count
   the unit; a ĐVHT self-assessment names the assessed unit in `subject.full_name` and its managing
   body in `subject.unit`, so it counts for either. Units compare NFC and case-insensitively, and
   the year must match.
-- Forms whose id starts with "cdht-self" are CDHT self-assessments, "dvht-self" ĐVHT ones; other
-  forms (minutes, decisions …) are not counted.
+- Forms the registry calls self-assessments (document: self_assessment) count, as CDHT or ĐVHT by the
+  form's kind; other forms (minutes, decisions …) are not counted.
 - One person (or unit) is counted once: when several records share a `subject.id`, the most recently
   updated store row wins (for bare Records, the last one in the input) and the id is listed in
   `duplicate_subject_ids`. Records without a `subject.id` cannot be matched and all count.
@@ -30,13 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from formsvc.criteria import CriteriaRegistry, RankingRule, default_registry, resolve_group
 from formsvc.criteria.model import LevelsRule
 from formsvc.exports import ExportRow
+from formsvc.forms import find_form
 from formsvc.records import Record
 from formsvc.text import nfc
 from formsvc.validation.levels import NOT_REACHED
 from formsvc.validation.messages import num
 
-CDHT_PREFIX = "cdht-self"
-DVHT_PREFIX = "dvht-self"
 UNKNOWN_GROUP_LABEL = "Chưa rõ đối tượng"
 UNKNOWN_BAND_LABEL = "Chưa xếp loại"
 
@@ -237,9 +236,12 @@ def unit_report(records: Iterable[Record | ExportRow], *, unit: str, year: int,
         rec = item.record if isinstance(item, ExportRow) else item
         if rec.year != year:
             continue
-        if rec.form.startswith(CDHT_PREFIX) and _belongs(item, unit_key, dvht=False):
+        form = find_form(rec.form)
+        if form is None or form.document != "self_assessment":
+            continue
+        if form.kind == "cdht" and _belongs(item, unit_key, dvht=False):
             cdht_items.append(item)
-        elif rec.form.startswith(DVHT_PREFIX) and _belongs(item, unit_key, dvht=True):
+        elif form.kind == "dvht" and _belongs(item, unit_key, dvht=True):
             dvht_items.append(item)
     cdht, cdht_dupes = _dedupe(cdht_items)
     dvht, dvht_dupes = _dedupe(dvht_items)

@@ -50,9 +50,39 @@ def pending_import(who: Principal, token: str) -> dict[str, Any]:
     return _pending_view(item.token, item.data, item.meta)
 
 
+def measure_set(cset: CriteriaSet) -> None:
+    """A newly loaded set's zone data, measured once now (LibreOffice), so extraction only reads it."""
+    from formsvc.render.zonebuild import build_loaded_zones
+
+    build_loaded_zones(cset, default_registry())
+
+
+def measure_loaded_sets() -> int:
+    """Zone data for every version of every set not shipped with the package (imports, FORMSVC_CRITERIA_DIRS), for
+    every released form version, where missing or stale: run after upgrading to a release whose templates changed
+    or after adding criteria folders (`formsvc criteria zones`). Returns the number of files written."""
+    from formsvc.render.zonebuild import build_loaded_zones
+
+    registry = default_registry()
+    written = 0
+    for cset in list(registry):
+        versions = registry.versions_of(cset.id) if isinstance(registry, VersionedRegistry) else [cset.version]
+        for version in versions:
+            written += len(build_loaded_zones(registry.get(f"{cset.id}@{version}"), registry))
+    return written
+
+
+def add_set(data: dict[str, Any]) -> CriteriaSet:
+    """Store a set as its next version and measure its zones: the one way a set is loaded after the build."""
+    cset = get_store().add(data, default_registry())
+    measure_set(cset)
+    return cset
+
+
 def accept_import(who: Principal, token: str) -> dict[str, Any]:
     who.require("admin")
     cset = get_store().accept(token, default_registry(), accepted_by=who.name or who.key_id)
+    measure_set(cset)
     return {"id": cset.id, "version": cset.version, "ref": f"{cset.id}@{cset.version}", "title": cset.title}
 
 

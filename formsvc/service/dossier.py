@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from formsvc.db.tables import RecordRow
 from formsvc.errors import InputError
 from formsvc.exports import ExportRow
-from formsvc.reports.dossier import CDHT_PREFIX, DossierPlan, plan_dossier
+from formsvc.forms import self_assessment_forms
+from formsvc.reports.dossier import DossierPlan, plan_dossier
 from formsvc.service.auth import Principal
 from formsvc.service.records import as_record
 
@@ -25,7 +26,7 @@ def dossier_rows(session: Session, who: Principal, unit: str, year: int) -> list
     if not who.sees(unit):
         return []
     stmt = (select(RecordRow).where(RecordRow.unit == unit, RecordRow.year == year,
-                                    RecordRow.form.like(f"{CDHT_PREFIX}%"))
+                                    RecordRow.form.in_(self_assessment_forms("cdht")))
             .order_by(RecordRow.created_at, RecordRow.id).limit(MAX_RECORDS + 1))
     rows = list(session.scalars(stmt))
     if len(rows) > MAX_RECORDS:

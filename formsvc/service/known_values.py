@@ -13,11 +13,10 @@ from sqlalchemy.orm import Session
 
 from formsvc.db.tables import Job, JobFile
 from formsvc.errors import FormsvcError
-from formsvc.records import FieldProvenance, Reason, Record, Result
-from formsvc.render.roster import Person, read_roster
+from formsvc.records import FieldProvenance, Reason, Record
+from formsvc.roster import Person, read_roster
 from formsvc.storage import get_file_store
 from formsvc.text import fold
-from formsvc.validation import status_for
 
 SAME_NAME = 75  # fold()-ed ratio: OCR slips (a lost diacritic, one wrong letter) stay above it
 MAX_ROSTERS = 50
@@ -43,36 +42,30 @@ def roster_people(session: Session, unit: str) -> dict[str, Person]:
     return people
 
 
-def apply_roster(documents: list[Record], people: dict[str, Person]) -> list[Record]:
-    out = []
-    for doc in documents:
-        person = people.get(doc.subject.id or "") if doc.subject.id else None
-        out.append(_corrected(doc, person) if person else doc)
-    return out
+def apply_roster(doc: Record, findings: list[Reason], people: dict[str, Person]) -> tuple[Record, list[Reason]]:
+    """A document and its findings with the roster's known values applied (before validation)."""
+    person = people.get(doc.subject.id or "") if doc.subject.id else None
+    return _corrected(doc, findings, person) if person else (doc, findings)
 
 
-def _corrected(doc: Record, person: Person) -> Record:
+def _corrected(doc: Record, findings: list[Reason], person: Person) -> tuple[Record, list[Reason]]:
     similarity = fuzz.ratio(fold(doc.subject.full_name), fold(person.full_name))
     if similarity < SAME_NAME:
-        reason = Reason(code="name_differs_from_roster", field="subject.full_name", severity="review",
-                        message=f"Họ tên đọc được «{doc.subject.full_name}» khác danh sách in phiếu "
-                                f"(«{person.full_name}», mã {person.id}).")
-        reasons = [*(doc.result.reasons if doc.result else []), reason]
-        flagged = (doc.result or Result(total=0, max_total=0)).model_copy(update={"reasons": reasons})
-        return doc.model_copy(update={"result": flagged, "status": status_for(reasons)})
-    known = {"subject.full_name": person.full_name}
+        # A finding on the name: it goes when a reviewer corrects or confirms the name.
+        return doc, [*findings, Reason(
+            code="name_differs_from_roster", field="subject.full_name", severity="review",
+            message=f"Họ tên đọc được «{doc.subject.full_name}» khác danh sách in phiếu "
+                    f"(«{person.full_name}», mã {person.id}).")]
+    known: dict[str, object] = {"subject.full_name": person.full_name}
     subject = doc.subject.model_copy(update={"full_name": person.full_name})
     if person.birth_year is not None:
-        known["subject.birth_year"] = person.birth_year  # type: ignore[assignment]
+        known["subject.birth_year"] = person.birth_year
         subject = subject.model_copy(update={"birth_year": person.birth_year})
-    # The roster value is known: reasons about reading it (unsure OCR) no longer apply.
-    reasons = [r for r in (doc.result.reasons if doc.result else [])
-               if not (r.code == "low_confidence" and r.field in known)]
-    result = doc.result.model_copy(update={"reasons": reasons}) if doc.result else None
+    # The roster value is known: findings about reading it no longer apply (unsure OCR is judged from `fields`).
+    findings = [r for r in findings if r.field not in known]
     fields = [f for f in doc.fields if f.name not in known]
     fields += [FieldProvenance(name=name, value=value, confidence=1.0, source="known_value",
                                page=next((f.page for f in doc.fields if f.name == name), None),
                                bbox=next((f.bbox for f in doc.fields if f.name == name), None))
                for name, value in known.items()]
-    return doc.model_copy(update={"subject": subject, "fields": fields, "result": result,
-                                  "status": status_for(reasons) if result else doc.status})
+    return doc.model_copy(update={"subject": subject, "fields": fields}), findings

@@ -17,10 +17,8 @@ from sqlalchemy.orm import Session
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import Job, JobFile, PageErrorRow, StoredFile, utcnow
 from formsvc.errors import BusyError, FormsvcError
-from formsvc.service.crosscheck import check_minutes_with_stored
+from formsvc.service.ingest import ingest
 from formsvc.service.jobs import safe_filename
-from formsvc.service.known_values import apply_roster, roster_people
-from formsvc.service.records import store_record
 from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
 
@@ -131,22 +129,20 @@ def _finishing(job_id: str, attempt: int, *, files: dict[str, str],
 
 
 def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
-    from formsvc.extract.pipeline import extract_files
+    from formsvc.extract.pipeline import read_files
 
     store = get_file_store()
 
     def sink(image: bytes) -> str:
         return store.put_bytes(image)
 
-    result = extract_files(paths, progress=_Progress(job_id, attempt), jobs=max(1, get_settings().extract_jobs),
-                           page_sink=sink)
+    result = read_files(paths, progress=_Progress(job_id, attempt), jobs=max(1, get_settings().extract_jobs),
+                        page_sink=sink)
     images = {sha: "image/jpeg" for pages in result.pages for sha in pages.values()}
     errors = [(Path(e.file).name, e.page, e.code, e.message) for e in result.errors]
     with _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
-        documents = apply_roster(result.documents, roster_people(s, unit))
-        documents = check_minutes_with_stored(s, unit, documents)
-        for record, key, pages in zip(documents, result.keys, result.pages, strict=True):
-            store_record(s, unit=unit, job_id=job_id, doc_key=key, record=record, pages=pages)
+        ingest(s, unit=unit, job_id=job_id, documents=result.documents, findings=result.findings,
+               keys=result.keys, pages=result.pages)
         job.heartbeat_at = utcnow()
         job.pages_done = job.pages_total = max(job.pages_total, job.pages_done)
 

@@ -1,10 +1,16 @@
-"""Stored records: saving what a job extracted, finding, correcting, re-validating and approving them."""
+"""Stored records: saving what a job extracted, finding, correcting, re-validating and approving them.
+
+A record keeps its findings (reasons tied to fields that validation cannot derive from the record itself: a read
+the readers disagreed on, a missing page, a name unlike the roster's) in `extra_reasons`. Validation runs once per
+change (formsvc.validation.batch) over the record and those findings; a person correcting or confirming a field
+removes that field's findings, and the history says so."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +21,13 @@ from sqlalchemy.orm import Session
 from formsvc.criteria import default_registry
 from formsvc.db.tables import Correction, ReadAudit, RecordRow, utcnow
 from formsvc.errors import ConflictError, InputError, NotFoundError
+from formsvc.forms import forms_of_document
 from formsvc.records import FieldProvenance, Reason, Record
 from formsvc.service.auth import Principal
 from formsvc.service.changes import record_change
 from formsvc.settings import get_settings
-from formsvc.validation import validate_document
+from formsvc.validation.batch import validate_one
+from formsvc.validation.crosscheck import is_minutes
 
 # What a reviewer may change; anything else is set by the system.
 EDITABLE_PREFIXES = ("scores.", "evidence.", "extra.")
@@ -31,21 +39,14 @@ def source_key(job_id: str, doc_key: str) -> str:
     return f"{job_id}:{hashlib.sha1(doc_key.encode()).hexdigest()}"
 
 
-def _engine_reasons(record: Record) -> list[Reason]:
-    bare = record.model_copy(update={"result": None, "status": None})
-    checked = validate_document(bare, default_registry(), review_confidence=get_settings().review_confidence)
-    return checked.result.reasons if checked.result else []
-
-
 def store_record(session: Session, *, unit: str, job_id: str | None, doc_key: str, record: Record,
-                 pages: dict[int, str]) -> RecordRow | None:
-    """Insert one extracted document; None when this source document is already stored (a re-run)."""
+                 pages: dict[int, str], findings: Sequence[Reason] = ()) -> RecordRow | None:
+    """Insert one extracted, validated document with its findings; None when this source document is already
+    stored (a re-run)."""
     key = source_key(job_id or "manual", doc_key)
     if session.scalar(select(RecordRow.id).where(RecordRow.source_key == key)) is not None:
         return None
-    engine = {r.model_dump_json() for r in _engine_reasons(record)}
-    extra = [r.model_dump(mode="json") for r in (record.result.reasons if record.result else [])
-             if r.model_dump_json() not in engine]
+    extra = [r.model_dump(mode="json") for r in findings]
     now = utcnow()
     row = RecordRow(id=uuid.uuid4().hex, source_key=key, unit=unit, job_id=job_id, form=record.form,
                     criteria_set=record.criteria_set, year=record.year, status=record.status or "needs_review",
@@ -147,11 +148,31 @@ def _editable(path: str) -> bool:
                                        and len(path.split(".")[1]) > 0)
 
 
-def _revalidate(row: RecordRow) -> Record:
+MAX_STORED_SHEETS = 20_000
+
+
+def stored_sheets(session: Session, unit: str, years: set[int], *, exclude: str | None = None) -> list[Record]:
+    """The unit's stored self-assessments of `years` (what minutes are checked against)."""
+    if not years:
+        return []
+    rows = session.scalars(select(RecordRow).where(
+        RecordRow.unit == unit, RecordRow.year.in_(years), RecordRow.form.in_(forms_of_document("self_assessment")),
+    ).limit(MAX_STORED_SHEETS))
+    return [Record.model_validate({**r.data, "id": r.id}) for r in rows if r.id != exclude]
+
+
+def _revalidate(session: Session, row: RecordRow) -> Record:
+    """The one validation: the record, its findings, and for minutes the unit's stored sheets of the year."""
     record = Record.model_validate({**row.data, "result": None, "status": None})
-    extra = [Reason.model_validate(r) for r in row.extra_reasons]
-    return validate_document(record, default_registry(), review_confidence=get_settings().review_confidence,
-                             extra_reasons=extra)
+    findings = [Reason.model_validate(r) for r in row.extra_reasons]
+    sheets = stored_sheets(session, row.unit, {record.year}, exclude=row.id) if is_minutes(record) else []
+    return validate_one(record, findings, default_registry(), sheets=sheets,
+                        review_confidence=get_settings().review_confidence)
+
+
+def _touches(finding: dict[str, Any], path: str) -> bool:
+    field = finding.get("field")
+    return isinstance(field, str) and (field == path or field.startswith(path + "."))
 
 
 def _save(row: RecordRow, record: Record) -> None:
@@ -195,13 +216,20 @@ def correct(session: Session, who: Principal, record_id: str, changes: dict[str,
         raise InputError(f"Giá trị sửa không hợp lệ ở «{where}»: {first['msg']}.", code="correction_invalid",
                          detail={"field": where}) from exc
     row.data = data
-    record = _revalidate(row)
+    # A person has now looked at these fields: the findings tied to them are settled (a correction or, with the
+    # value unchanged, a confirmation). Findings on other fields stay.
+    cleared = [f for f in row.extra_reasons if any(_touches(f, p) for p in changes)]
+    row.extra_reasons = [f for f in row.extra_reasons if f not in cleared]
+    record = _revalidate(session, row)
     _save(row, record)
     if row.approved:  # a change after approval needs a fresh approval
         row.approved, row.approved_by, row.approved_at = False, None, None
     now = utcnow()
-    session.add_all(Correction(record_id=row.id, field=p, old_value=olds[p], new_value=v, key_id=who.key_id, at=now)
+    session.add_all(Correction(record_id=row.id, field=p, old_value=olds[p], new_value=v, key_id=who.key_id, at=now,
+                               action="confirm" if olds[p] == v else "correct")
                     for p, v in changes.items())
+    session.add_all(Correction(record_id=row.id, field=str(f.get("field")), old_value=f, new_value=None,
+                               key_id=who.key_id, at=now, action="clear_finding") for f in cleared)
     record_change(session, row, "record.corrected")
     return row
 
@@ -209,7 +237,7 @@ def correct(session: Session, who: Principal, record_id: str, changes: dict[str,
 def revalidate(session: Session, who: Principal, record_id: str) -> RecordRow:
     who.require("admin", "reviewer")
     row = get_record(session, who, record_id, for_update=True)
-    record = _revalidate(row)
+    record = _revalidate(session, row)
     before = (row.status, row.data.get("result"))
     new_data = record.model_dump(mode="json", exclude={"id"})
     if before == (record.status, new_data.get("result")):

@@ -16,6 +16,7 @@ from formsvc.criteria.groups import resolve_group
 from formsvc.criteria.loader import CriteriaRegistry
 from formsvc.criteria.model import CriteriaSet, Indicator, LevelsRule, RankingRule, RecognitionRule
 from formsvc.criteria.store import set_id_of
+from formsvc.forms import document_kind
 from formsvc.records.model import Reason, Record, RecordStatus, Result
 from formsvc.validation.levels import applies, apply_levels, read_input
 from formsvc.validation.messages import field_label, indicator_label, num
@@ -275,7 +276,7 @@ def validate_document(record: Record, registry: CriteriaRegistry, *,
                       review_confidence: float = DEFAULT_REVIEW_CONFIDENCE,
                       extra_reasons: list[Reason] | None = None) -> Record:
     """Any stored document: scored forms against their criteria set; minutes only for unsure fields."""
-    if record.form != "cdht-minutes":
+    if document_kind(record.form) != "minutes":
         return validate_with_registry(record, registry, review_confidence=review_confidence,
                                       extra_reasons=extra_reasons)
     reasons = [*(extra_reasons or []),

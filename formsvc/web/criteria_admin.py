@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from formsvc.service import criteria_imports as flow
 from formsvc.service.auth import Principal
+from formsvc.web.pages import _error_page, _guarded, _page
 
 router = APIRouter(include_in_schema=False)
 ADMIN_ONLY = "Chỉ quản trị viên mới nạp được văn bản chính thức của bộ tiêu chí."
@@ -18,8 +19,6 @@ ADMIN_ONLY = "Chỉ quản trị viên mới nạp được văn bản chính th
 
 @router.get("/admin/criteria")
 def criteria_page(request: Request) -> Response:
-    from formsvc.web.routes import _error_page, _guarded, _page
-
     def build(who: Principal) -> Response:
         if who.role != "admin":
             return _error_page(request, who, 403, ADMIN_ONLY)
@@ -33,8 +32,6 @@ def criteria_page(request: Request) -> Response:
 
 @router.get("/admin/criteria/imports/{token}")
 def import_page(request: Request, token: str) -> Response:
-    from formsvc.web.routes import _error_page, _guarded, _page
-
     def build(who: Principal) -> Response:
         if who.role != "admin":
             return _error_page(request, who, 403, ADMIN_ONLY)

@@ -97,6 +97,8 @@ class ReviewView:
     outcome: str
     flagged_count: int
     history: list[dict[str, str]]
+# History actions (formsvc.service.records): a correction, a confirmation (same value), a finding settled by it.
+ACTION_LABELS = {"approve": "Duyệt", "correct": "Sửa", "confirm": "Xác nhận", "clear_finding": "Gỡ cảnh báo"}
 
 
 def _editable(name: str) -> bool:
@@ -220,9 +222,12 @@ def build(row: RecordRow, changes: Iterable[Correction], key_names: Mapping[str,
     else:
         outcome = ""
     history = [{"at": vn_time(c.at), "by": key_names.get(c.key_id, c.key_id),
-                "action": "Duyệt" if c.action == "approve" else "Sửa",
+                "action": ACTION_LABELS.get(c.action, "Sửa"), "kind": c.action,
                 "field": label_for(c.field, cset), "name": c.field,
-                "old": _value_text(c.field, c.old_value), "new": _value_text(c.field, c.new_value)}
+                # A settled finding shows what it had said; a change shows old -> new.
+                "old": (str(c.old_value.get("message", "")) if c.action == "clear_finding"
+                        and isinstance(c.old_value, dict) else _value_text(c.field, c.old_value)),
+                "new": _value_text(c.field, c.new_value)}
                for c in changes]
     order = {s: i for i, s in enumerate(SEVERITY_LABELS)}
     shown_reasons = [{"severity": str(r.get("severity", "error")), "code": str(r.get("code", "")),
