@@ -32,9 +32,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["OMP_THREAD_LIMIT"] = "1"
 
+from fixtures.captures import booklet, colour_with_seals, phone_photo
 from fixtures.scans import handwritten_record, random_record, rasterise, write_by_hand
-from fixtures.seals import seal
-from formsvc import layout
 from formsvc.extract.pipeline import extract_files
 from formsvc.records import Record
 from formsvc.render import render_document
@@ -116,56 +115,6 @@ def _rotate(img: np.ndarray, deg: float) -> np.ndarray:
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
 
 
-def phone_photo(img: np.ndarray, rng: np.random.Generator, long_side: int = 1280) -> np.ndarray:
-    """A phone photo forwarded by a messaging app: perspective, a shadow, a table around the page, ~1280 px on
-    the long side (≈ 100 dpi on the page), JPEG."""
-    h, w = img.shape[:2]
-    pad = int(0.08 * w)
-    canvas = np.full((h + 2 * pad, w + 2 * pad), 95, np.uint8)
-    canvas[pad:pad + h, pad:pad + w] = img
-    ch, cw = canvas.shape
-    j = lambda: float(rng.uniform(-0.04, 0.04)) * cw  # noqa: E731
-    src = np.float32([[pad, pad], [pad + w, pad], [pad + w, pad + h], [pad, pad + h]])
-    dst = np.float32([[pad + j(), pad + j()], [pad + w + j(), pad + j()], [pad + w + j(), pad + h + j()],
-                      [pad + j(), pad + h + j()]])
-    warped = cv2.warpPerspective(canvas, cv2.getPerspectiveTransform(src, dst), (cw, ch), borderValue=95)
-    # A soft shadow across one side (a hand or the phone) and uneven light.
-    yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
-    shadow = 1 - 0.35 * np.clip((xx / cw - 0.65) * 3, 0, 1) * np.clip(1 - yy / ch * 1.2, 0, 1)
-    light = 0.9 + 0.1 * np.cos(yy / ch * np.pi)
-    lit = np.clip(warped * shadow * light, 0, 255).astype(np.uint8)
-    scale = long_side / max(ch, cw)
-    small = cv2.resize(lit, (round(cw * scale), round(ch * scale)), interpolation=cv2.INTER_AREA)
-    _ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 60])
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-
-
-def booklet(pages: list[np.ndarray]) -> np.ndarray:
-    """An open booklet photographed as one image (both pages of one sheet side by side), at phone resolution."""
-    a, b = pages[0], pages[1]
-    img = np.hstack([a, np.full((a.shape[0], 24), 210, np.uint8), b])
-    x = a.shape[1] + 12
-    shade = 1 - np.exp(-((np.arange(img.shape[1]) - x) / 70.0) ** 2) * 0.4
-    img = (img * shade[None, :]).astype(np.uint8)
-    img = cv2.copyMakeBorder(img, 80, 80, 100, 100, cv2.BORDER_CONSTANT, value=110)
-    scale = 2600 / img.shape[1]
-    return cv2.resize(img, (2600, round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-
-
-def colour_with_seals(pages: list[np.ndarray], seed: int) -> list[np.ndarray]:
-    """Colour scans with a red seal over the score column and one over the primary code."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for n, p in enumerate(pages):
-        rgb = cv2.cvtColor(p, cv2.COLOR_GRAY2RGB)
-        if n == 0:
-            rgb = seal(rgb, (float(rng.uniform(110, 140)), float(rng.uniform(120, 190))))
-        q = layout.qr_box()
-        rgb = seal(rgb, (q.left + q.width / 2 + float(rng.uniform(-4, 4)), q.top + q.height / 2), radius_mm=15)
-        out.append(rgb)
-    return out
-
-
 # ---- one condition --------------------------------------------------------------------------------------------
 
 def _save(images: list[np.ndarray], path: Path) -> Path:
@@ -219,6 +168,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated conditions")
     ap.add_argument("--keep", default="", help="a folder to keep the degraded files in, to look at")
     args = ap.parse_args()
+    keep = Path(args.keep).resolve() if args.keep else None
     threshold = get_settings().review_confidence
     o = args.seed
     hand = [handwritten_record(7000 + o + n) for n in range(args.people)]
@@ -247,6 +197,7 @@ def main() -> None:
     only = [c for c in args.only.split(",") if c]
     results: dict[str, Stats] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # augraphy keeps a cache folder in the working directory
         for name, (truths, make) in conditions.items():
             if only and name not in only:
                 continue
@@ -255,10 +206,10 @@ def main() -> None:
             files = make(work)
             stats = results[name] = Stats()
             stats.pages = 2 * len(truths)
-            if args.keep:
-                Path(args.keep, name).mkdir(parents=True, exist_ok=True)
+            if keep is not None:
+                (keep / name).mkdir(parents=True, exist_ok=True)
                 for f in files:
-                    Path(args.keep, name, f.name).write_bytes(f.read_bytes())
+                    (keep / name / f.name).write_bytes(f.read_bytes())
             started = time.perf_counter()
             result = extract_files(files, jobs=args.jobs)
             stats.seconds = time.perf_counter() - started

@@ -55,7 +55,8 @@ def template_hash(docx: Path) -> str:
 
 
 def set_hash(cset: CriteriaSet) -> str:
-    return hashlib.sha256(cset.model_dump_json().encode()).hexdigest()
+    """The set's content: not where its file happens to be (a clone in another folder is the same set)."""
+    return hashlib.sha256(cset.model_dump_json(exclude={"file"}).encode()).hexdigest()
 
 
 def template_file(form: FormInfo, version: int) -> Path:

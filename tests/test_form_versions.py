@@ -186,3 +186,12 @@ def test_a_worker_without_libreoffice_ingests_scans(printed: tuple[dict[str, obj
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["errors"] == [] and got["scores"] == [data["scores"]]
     assert got["converter"] is False and got["render"] is False
+
+
+def test_zone_data_does_not_depend_on_where_the_checkout_is() -> None:
+    """CI clones into another folder: the criteria set's hash in the zone files must not hold its file's path."""
+    from formsvc.criteria import default_registry
+    from formsvc.zonedata import set_hash
+
+    cset = default_registry().get("cdht-324-pl4")
+    assert set_hash(cset) == set_hash(cset.model_copy(update={"file": "/elsewhere/cdht-324-pl4.yaml"}))

@@ -224,17 +224,23 @@ def typed_match(cell: np.ndarray, text: str, dpi: float) -> float:
 
 
 def typed_reading(cell: np.ndarray, a: OcrText, b: OcrText, dpi: float) -> tuple[bool, OcrText, OcrText]:
-    """Is the box print, and Tesseract's two readings of it. On a soft page Tesseract drops a printed decimal comma
-    ("45" for 4,5): when the reading as read is not the print but the same digits with the comma are, that is
-    the reading (the font's shape decides, not a guess)."""
+    """Is the box print, and Tesseract's two readings of it. On a soft page Tesseract drops or keeps a printed
+    decimal comma at one scale and not the other ("45" for 4,5): readings that differ only by the comma are
+    settled by the print font's shape (the spelling whose rendering matches the ink best), never by a guess."""
     text = a.text if _num(a.text) is not None else b.text
-    match = typed_match(cell, text, dpi)
-    if re.fullmatch(r"\d{2,3}", text) and a.text == b.text:
-        with_comma = f"{text[:-1]},{text[-1]}"
-        if (comma_match := typed_match(cell, with_comma, dpi)) > match and comma_match >= TYPED_MATCH:
-            fixed = OcrText(with_comma, min(a.confidence, b.confidence))
-            return True, fixed, fixed
-    return match >= TYPED_MATCH, a, b
+    digits = text.replace(",", "").replace(".", "")
+    spellings = {t for t in (a.text, b.text) if _num(t) is not None and t.replace(",", "").replace(".", "") == digits}
+    if re.fullmatch(r"\d{2,3}", digits):
+        spellings.add(f"{digits[:-1]},{digits[-1]}")
+    spellings.add(text)
+    scored = sorted(((typed_match(cell, t, dpi), t) for t in spellings if t), reverse=True)
+    if not scored or scored[0][0] < TYPED_MATCH:
+        return False, a, b
+    best = scored[0][1]
+    if best == a.text == b.text:
+        return True, a, b
+    fixed = OcrText(best, min(a.confidence, b.confidence))
+    return True, fixed, fixed
 
 
 def _tight(crop: np.ndarray) -> np.ndarray:
