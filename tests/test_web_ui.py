@@ -532,11 +532,3 @@ def test_phone_screens_fit_without_sideways_scrolling(browser: Browser, stack: S
         s.page.goto("/login")
         s.no_horizontal_overflow(PHONE["width"])
 
-
-def test_every_screen_has_a_screenshot(shots: Path) -> None:
-    """Runs last: one PNG per screen, for people to look at."""
-    expected = ["01-login", "02-home", "03-forms", "04-upload-in-progress", "05-upload-done", "06-records",
-                "07-jobs", "08-review", "10-phone-review"]
-    missing = [n for n in expected if not (shots / f"{n}.png").exists()]
-    assert not missing, f"screenshots missing in {shots}: {missing}"
-    assert all((shots / f"{n}.png").stat().st_size > MIN_SHOT_BYTES for n in expected)
