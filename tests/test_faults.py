@@ -23,7 +23,7 @@ from tests.receiver import Receiver
 from tests.servers import PostgresServer, RedisServer
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420), pytest.mark.service]
 UNIT = "UBND xã Tam Hưng"
 
 

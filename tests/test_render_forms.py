@@ -263,10 +263,9 @@ def test_dvht_zones_cover_every_indicator_and_keep_geometry_when_filled(
         pdfs: dict[tuple[str, bool], bytes]) -> None:
     blank = form_zones("dvht-self-assessment", "dvht-tt22-2020")
     ids = [i.id for i in load_registry().get("dvht-tt22-2020").indicators]
-    # The inspection team's column (committee.ctN and its total) is read apart from the unit's own scores.
     scores = {z.name: z for z in blank.zones if z.kind == "score" and not z.name.startswith("committee")}
     assert {f"scores.{i}" for i in ids} | {"total_declared"} == set(scores)
-    assert {f"committee.{i}" for i in ids} | {"committee_total"} <= {z.name for z in blank.zones}
+    assert {f"committee.{i}" for i in ids} <= {z.name for z in blank.zones}
     filled = {(z.name, z.page): z.box
               for z in zones_from_pdf(pdfs[("dvht-self-assessment", True)], "dvht-self-assessment",
                                       "dvht-tt22-2020").zones}

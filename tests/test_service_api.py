@@ -83,7 +83,9 @@ def _b_objects(app: App, tmp_path: Path) -> dict[str, str]:
         key_id = s.scalars(select(ApiKey.id).where(ApiKey.unit == UNIT_B)).first()
     assert key_id
     return {"record_id": record.id, "job_id": up.json()["id"], "hook_id": hook.json()["id"], "key_id": key_id,
-            "field_name": "subject.full_name", "form_id": "cdht-self-assessment", "set_id": "cdht-324-pl4"}
+            "field_name": "subject.full_name", "form_id": "cdht-self-assessment", "set_id": "cdht-324-pl4",
+            # A criteria import belongs to no unit (administrators only): any other key is refused, whatever token.
+            "token": "0" * 32}
 
 
 def _api_routes(routes: list[Any]) -> list[APIRoute]:
@@ -126,7 +128,7 @@ def test_unit_isolation_on_every_route(app: App, tmp_path: Path) -> None:
         path = route.path
         for p in params:
             path = path.replace("{" + p + "}", _fmt(route.path) if p == "fmt" else b[p])
-        owns_b_object = any(p in ("record_id", "job_id", "hook_id", "key_id") for p in params)
+        owns_b_object = any(p in ("record_id", "job_id", "hook_id", "key_id", "token") for p in params)
         for method in sorted((route.methods or set()) - {"HEAD"}):
             for role, key in keys.items():
                 kw: dict[str, Any] = {"headers": app.as_(key), "params": {"unit": UNIT_B, "year": 2024}}

@@ -19,7 +19,7 @@ from tests.receiver import Receiver
 from tests.servers import RedisServer
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.service]
 UNIT = "Trường THCS Hòa Bình"
 
 

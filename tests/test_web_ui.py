@@ -24,7 +24,7 @@ from fixtures.scans import degrade, random_record, rasterise, save_scan
 from tests.servers import RedisServer
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.browser, pytest.mark.service]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
