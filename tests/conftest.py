@@ -14,12 +14,19 @@ from tests.servers import PostgresServer, RedisServer
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
+# Files marked here rather than by their own `pytestmark` (test_digits.py is being rewritten in parallel; its
+# new version should carry `pytestmark = pytest.mark.slow` and this entry then goes).
+SLOW_FILES = {"test_digits.py"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that needs the PostgreSQL cluster is a `service` test wherever it is, so the fast tier never waits
     for initdb even when its author forgot the marker."""
     for item in items:
         if "postgres_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.service)
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

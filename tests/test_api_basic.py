@@ -57,6 +57,7 @@ def test_render_needs_a_key(client: _Client) -> None:
     assert r.status_code == 401 and r.json()["code"] == "auth_missing"
 
 
+@pytest.mark.slow  # LibreOffice
 def test_render_pdf_and_docx(client: _Client) -> None:
     pdf = client.post("/v1/render/cdht-self-assessment", json={"year": 2024, "subject": {"full_name": "Lê Thị Mai"}})
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
@@ -105,6 +106,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.service  # `formsvc up`: Redis, the API and two workers as processes
 def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
     api_port, redis_port = _free_port(), _free_port()
     data = tmp_path / "data"  # made by `up` itself: private (0700)

@@ -29,6 +29,8 @@ from formsvc.reports.dossier import DuplicateRecordError, cdht_recognised_share,
 from formsvc.service.crosscheck import CROSS_CODES, check_minutes_with_stored
 from formsvc.settings import get_settings
 
+pytestmark = pytest.mark.slow  # the year-end dossier's documents through LibreOffice, some printed and read back by OCR
+
 UNIT = "Trường THCS Hòa Bình"
 YEAR = 2024
 ROOT = Path(__file__).resolve().parents[1]

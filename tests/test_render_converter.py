@@ -19,6 +19,8 @@ from formsvc.render.docx import render_docx
 from formsvc.render.registry import get_form
 from tests.polling import wait_until
 
+pytestmark = pytest.mark.slow  # about a minute: LibreOffice started, frozen, killed and restarted again and again
+
 DOCX = render_docx(get_form("cdht-registration-progress"),
                    build_context(get_form("cdht-registration-progress"), None, load_registry()))
 
