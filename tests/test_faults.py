@@ -100,7 +100,10 @@ def test_redis_restart_during_processing_loses_nothing(stack: Stack, redis: Redi
         states = [c.get(f"/v1/jobs/{j}").json() for j in jobs]
         return states if all(s["status"] == "done" for s in states) else None
 
-    states = wait_until(all_done, 120, 0.5, f"jobs done after the Redis restart\n{stack.log('dispatcher')}")
+    try:
+        states = wait_until(all_done, 120, 0.5, "jobs done after the Redis restart")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{stack.log('dispatcher')}") from None
     for s in states:
         assert [e["code"] for e in s["errors"]] == ["page_unidentified"]  # each blank page: exactly one error
 
