@@ -116,9 +116,7 @@ def test_full_queue_is_busy_not_blocking() -> None:
         conv._lock.acquire()  # a long conversion is in progress
         waiter = threading.Thread(target=lambda: conv.docx_to_pdf(DOCX))
         waiter.start()
-        deadline = time.monotonic() + 5
-        while conv._waiting < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: conv._waiting >= 1, 5, 0.01, "the first request waiting in line")
         started = time.monotonic()
         with pytest.raises(BusyError) as exc:
             conv.docx_to_pdf(DOCX)
