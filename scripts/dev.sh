@@ -52,11 +52,31 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+lint() {
+  echo "[lint] ruff"
+  "$VENV/bin/ruff" check .
+  echo "[lint] mypy"
+  "$VENV/bin/mypy" formsvc worker tests
+}
+
+# The fast tier: pure and in-process tests. Tests that start servers or processes (`service`), drive Chromium
+# (`browser`) or take long (`slow`) are marked so (markers in pyproject.toml) and run only in the full suite.
+FAST="not slow and not service and not browser"
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
   run)  exec "$VENV/bin/formsvc" up "$@" ;;
-  test) exec "$VENV/bin/python" -m pytest "$@" ;;
+  # `test` is CI (.ci/run): lint first, a finding fails it, then every test. `test --fast` skips lint and the
+  # marked tests. Any further arguments go to pytest (e.g. `--random-order` to shuffle, see README).
+  test)
+    if [ "${1:-}" = "--fast" ]; then
+      shift
+      exec "$VENV/bin/python" -m pytest -m "$FAST" "$@"
+    fi
+    lint
+    exec "$VENV/bin/python" -m pytest "$@" ;;
+  lint) lint ;;
   setup) ;;
-  *) echo "usage: scripts/dev.sh run|test|setup" >&2; exit 2 ;;
+  *) echo "usage: scripts/dev.sh run|test [--fast]|lint|setup" >&2; exit 2 ;;
 esac

@@ -14,6 +14,21 @@ from tests.servers import PostgresServer, RedisServer
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
+# Files marked here rather than by their own `pytestmark` (test_digits.py is being rewritten in parallel; its
+# new version should carry `pytestmark = pytest.mark.slow` and this entry then goes).
+SLOW_FILES = {"test_digits.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the PostgreSQL cluster is a `service` test wherever it is, so the fast tier never waits
+    for initdb even when its author forgot the marker."""
+    for item in items:
+        if "postgres_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.service)
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:
@@ -26,7 +41,8 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+# The PostgreSQL variant needs a server cluster: it runs in the full suite, the SQLite one also in the fast tier.
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
 def database_url(request: pytest.FixtureRequest) -> str | None:
     """Service tests run on both supported databases: None means the embedded SQLite default."""
     if request.param == "sqlite":

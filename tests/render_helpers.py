@@ -33,7 +33,7 @@ def marker_centres(image: np.ndarray) -> dict[int, tuple[float, float]]:
     corners, ids, _ = detector.detectMarkers(image)
     if ids is None:
         return {}
-    return {int(i): tuple(c[0].mean(axis=0)) for i, c in zip(ids.flatten(), corners, strict=True)}  # type: ignore[misc]
+    return {int(i): tuple(c[0].mean(axis=0)) for i, c in zip(ids.flatten(), corners, strict=True)}
 
 
 def page_texts(pdf: bytes) -> list[str]:

@@ -8,7 +8,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from formsvc.criteria import load_registry
 from tests.factories import full_record
+from tests.polling import wait_until
 from tests.servers import RedisServer
 from tests.service_app import App, service_app
 
@@ -57,6 +57,7 @@ def test_render_needs_a_key(client: _Client) -> None:
     assert r.status_code == 401 and r.json()["code"] == "auth_missing"
 
 
+@pytest.mark.slow  # LibreOffice
 def test_render_pdf_and_docx(client: _Client) -> None:
     pdf = client.post("/v1/render/cdht-self-assessment", json={"year": 2024, "subject": {"full_name": "Lê Thị Mai"}})
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
@@ -105,6 +106,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.service  # `formsvc up`: Redis, the API and two workers as processes
 def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
     api_port, redis_port = _free_port(), _free_port()
     data = tmp_path / "data"  # made by `up` itself: private (0700)
@@ -113,15 +115,13 @@ def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
     proc = subprocess.Popen([str(exe), "up", "--port", str(api_port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             try:
-                if httpx.get(f"http://127.0.0.1:{api_port}/v1/health", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"http://127.0.0.1:{api_port}/v1/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("API did not come up")
+                return False
+
+        wait_until(healthy, 60, 0.2, "the API to come up")
         # Redis asks for the password `up` made on first start (kept 0600 beside the data, never on a command line).
         ping = subprocess.run(["redis-cli", "-p", str(redis_port), "ping"], capture_output=True, text=True, check=False)
         assert "NOAUTH" in ping.stdout + ping.stderr
@@ -134,28 +134,27 @@ def test_up_starts_redis_and_api_and_stops_cleanly(tmp_path: Path) -> None:
         ping = subprocess.run([*redis_cli, "ping"], capture_output=True, text=True, check=False)
         assert ping.stdout.strip() == "PONG"
         key_file = data / "first-admin-key.txt"
-        deadline = time.monotonic() + 30
-        while not key_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(key_file.exists, 30, what="the first admin key file")
         key = key_file.read_text().strip()
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert stat.S_IMODE(data.stat().st_mode) == 0o700
         assert stat.S_IMODE((data / "formsvc.db").stat().st_mode) == 0o600
         me = httpx.get(f"http://127.0.0.1:{api_port}/v1/me", headers={"X-API-Key": key}, timeout=5)
         assert me.status_code == 200 and me.json()["role"] == "admin"
-        deadline = time.monotonic() + 30
-        workers = ""
-        while time.monotonic() < deadline and workers.count("\n") < 2:
-            workers = subprocess.run([*redis_cli, "smembers", "rq:workers"],
-                                     capture_output=True, text=True, check=False).stdout
-            time.sleep(0.3)
-        assert workers.count("\n") >= 2, f"two rq workers expected, got {workers!r}"
+        def workers() -> str:
+            return subprocess.run([*redis_cli, "smembers", "rq:workers"], capture_output=True, text=True,
+                                  check=False).stdout
+
+        wait_until(lambda: workers().count("\n") >= 2, 30, 0.3, "two rq workers registered")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{api_port}" in out
     assert key in out and out.count(key) == 1  # shown once, on first start
     assert password not in out and f"redis://:***@127.0.0.1:{redis_port}/0" in out
-    time.sleep(0.5)
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", redis_port)) != 0, "redis left running"
+
+    def redis_gone() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", redis_port)) != 0
+
+    wait_until(redis_gone, 10, what="redis to stop with `up` (left running?)")

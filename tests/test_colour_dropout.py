@@ -22,6 +22,8 @@ from formsvc.render.converter import get_converter
 from formsvc.render.zones import form_zones
 from formsvc.settings import get_settings
 
+pytestmark = pytest.mark.slow  # forms rendered, stamped and read back
+
 DPI = 200
 PURPLE = (120, 40, 150)
 

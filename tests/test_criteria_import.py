@@ -64,7 +64,8 @@ CASES: dict[str, tuple[Callable[[Official], bytes], Official, str, str]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if CASES[c][3] == "ocr" else c
+                                  for c in CASES])  # the scanned appendix goes through OCR: full suite only
 def test_official_table_round_trips_exactly(case: str, tmp_path: Path) -> None:
     build, official, suffix, reader = CASES[case]
     path = tmp_path / f"phu-luc{suffix}"
@@ -256,6 +257,7 @@ def test_accepted_version_is_used_at_once_and_old_versions_stay(tmp_path: Path, 
     assert f"cdht-324-pl1@{v + 2}: nhập từ tệp phu-luc-2.pdf" in res.output and "[đang dùng]" in res.output
 
 
+@pytest.mark.slow  # renders and reads forms of two versions
 def test_forms_printed_before_and_after_an_import_validate_against_their_own_version(
         tmp_path: Path, store_dir: Path) -> None:
     """Real rendering (LibreOffice) and extraction: the QR says which version each form was printed with."""
@@ -315,6 +317,7 @@ def test_forms_printed_before_and_after_an_import_validate_against_their_own_ver
     assert "Biết tính toán và tư duy phản biện" in new_text
 
 
+@pytest.mark.slow  # builds and opens a file that inflates to hundreds of MB
 def test_a_docx_that_inflates_enormously_is_refused_before_parsing(tmp_path: Path) -> None:
     import zipfile
 

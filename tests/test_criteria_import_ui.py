@@ -22,7 +22,7 @@ from tests.servers import RedisServer
 from tests.stack import Stack, running_stack
 from tests.test_web_ui import browser, session, shots  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.browser, pytest.mark.service]
 BASE = "cdht-324-pl4"  # the self-assessment form's default set
 
 

@@ -156,11 +156,11 @@ def test_school_set_takes_indicators_6_and_7_from_framework(registry) -> None:  
     school, pl4, pl1 = (registry.get(x) for x in ("cdht-324-pl4-school", "cdht-324-pl4", "cdht-324-pl1"))
     for ind_id in ("ct6", "ct7"):
         assert school.indicator(ind_id) is not None
-        assert school.indicator(ind_id).title == pl1.indicator(ind_id).title  # type: ignore[union-attr]
-        assert school.indicator(ind_id).title != pl4.indicator(ind_id).title  # type: ignore[union-attr]
-        assert school.indicator(ind_id).origin == "cdht-324-pl1"  # type: ignore[union-attr]
+        assert school.indicator(ind_id).title == pl1.indicator(ind_id).title
+        assert school.indicator(ind_id).title != pl4.indicator(ind_id).title
+        assert school.indicator(ind_id).origin == "cdht-324-pl1"
     # Everything else is Phụ lục IV's.
-    assert school.indicator("ct2").title == pl4.indicator("ct2").title  # type: ignore[union-attr]
+    assert school.indicator("ct2").title == pl4.indicator("ct2").title
     assert school.audience_groups == pl4.audience_groups
 
 

@@ -30,6 +30,8 @@ from formsvc.service.records import stored_sheets
 from formsvc.settings import get_settings
 from formsvc.validation.crosscheck import check_minutes
 
+pytestmark = pytest.mark.slow  # the year-end dossier's documents through LibreOffice, some printed and read back by OCR
+
 UNIT = "Trường THCS Hòa Bình"
 YEAR = 2024
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,6 +16,8 @@ from formsvc.service.processing import run_job
 from tests.servers import RedisServer
 from tests.service_app import App, service_app
 
+pytestmark = pytest.mark.slow  # dossier jobs build every document through LibreOffice
+
 UNIT = "Trường THCS Hòa Bình"
 OTHER = "Trường TH Tân Lập"
 

@@ -14,6 +14,8 @@ from formsvc.extract.pipeline import extract_files
 from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
+pytestmark = pytest.mark.slow  # units' own tables rendered and read back, some by OCR
+
 UNIT = "Trường MN Tam Hưng A"
 
 

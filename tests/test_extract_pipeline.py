@@ -22,6 +22,8 @@ from formsvc.render import render_document
 from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
+pytestmark = pytest.mark.slow  # forms rendered, degraded and read back by OCR
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _close() -> Iterator[None]:

@@ -19,6 +19,8 @@ from formsvc.render.api import render_document
 from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
+pytestmark = pytest.mark.slow  # ~2 min: every table read cell by cell on seven kinds of scan
+
 KINDS = ["clean", "rotate", "noise", "jpeg", "fax", "upside_down", "phone"]
 UNIT = "Trường MN Tam Hưng A"
 PEOPLE = ["Nguyễn Thị Hương Ngọc", "Trần Văn Bình", "Lê Thị Hồng", "Phạm Quốc Việt", "Đỗ Minh Khang"]

@@ -18,11 +18,12 @@ from fixtures.roster_gen import write_roster
 from fixtures.scans import save_scan
 from formsvc.render.converter import get_converter
 from formsvc.render.pack import print_pack
+from tests.polling import holds_for, wait_until
 from tests.receiver import Receiver
 from tests.servers import PostgresServer, RedisServer
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420), pytest.mark.service]
 UNIT = "UBND xã Tam Hưng"
 
 
@@ -48,15 +49,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis: RedisServer) -> Itera
         yield s
 
 
-def _until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _png(seed: int, path: Path) -> bytes:
     img = np.full((1169, 827), 255, np.uint8)
     img[seed % 1000, seed % 800] = 0  # distinct bytes per file, so none is a duplicate upload
@@ -76,7 +68,7 @@ def test_worker_killed_mid_job_every_page_ends_once(stack: Stack, pack_pdf: byte
     r = c.post("/v1/submissions", files={"files": ("200-trang.pdf", pack_pdf, "application/pdf")})
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    _until(lambda: c.get(f"/v1/jobs/{job_id}").json()["progress"]["pages_done"] >= 30, 120, "30 pages done")
+    wait_until(lambda: c.get(f"/v1/jobs/{job_id}").json()["progress"]["pages_done"] >= 30, 120, 0.2, "30 pages done")
     stack.kill("worker0")  # SIGKILL to the worker and its work horse
     killed_at = c.get(f"/v1/jobs/{job_id}").json()
     assert killed_at["status"] == "running" and killed_at["progress"]["pages_done"] < 200
@@ -99,18 +91,19 @@ def test_redis_restart_during_processing_loses_nothing(stack: Stack, redis: Redi
     assert c.get("/v1/records").status_code == 200, "reads do not need Redis"
     during = c.post("/v1/submissions", files={"files": ("b.png", _png(99, tmp_path / "b.png"), "image/png")})
     assert during.status_code == 202, during.text  # kept in the database, queued when Redis is back
-    time.sleep(2)
+    time.sleep(2)  # the outage itself (a length, not a wait for something): the processes meet a Redis that is gone
     redis.start()
-    deadline = time.monotonic() + 120
     jobs = [*before, during.json()["id"]]
-    while time.monotonic() < deadline:
+
+    def all_done() -> list[dict[str, Any]] | None:
         _supervise(stack)
         states = [c.get(f"/v1/jobs/{j}").json() for j in jobs]
-        if all(s["status"] == "done" for s in states):
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"jobs not done after Redis restart: {[s['status'] for s in states]}\n{stack.log('dispatcher')}")
+        return states if all(s["status"] == "done" for s in states) else None
+
+    try:
+        states = wait_until(all_done, 120, 0.5, "jobs done after the Redis restart")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{stack.log('dispatcher')}") from None
     for s in states:
         assert [e["code"] for e in s["errors"]] == ["page_unidentified"]  # each blank page: exactly one error
 
@@ -120,6 +113,7 @@ def test_api_killed_during_uploads_retries_make_exactly_one_job_each(stack: Stac
     files = [(f"s{i}.png", _png(1000 + i, tmp_path / f"s{i}.png")) for i in range(12)]
     results: dict[str, str] = {}
     failures: list[str] = []
+    refused: list[str] = []  # attempts that met no API (connection refused or reset)
 
     def client_loop() -> None:
         with httpx.Client(base_url=stack.url, headers={"X-API-Key": key}, timeout=20) as c:
@@ -130,7 +124,8 @@ def test_api_killed_during_uploads_retries_make_exactly_one_job_each(stack: Stac
                         r = c.post("/v1/submissions", files={"files": (name, data, "image/png")},
                                    headers={"Idempotency-Key": idem})
                     except httpx.HTTPError:
-                        time.sleep(0.2)
+                        refused.append(name)
+                        time.sleep(0.2)  # the client's own retry pause, as a real client has one
                         continue
                     if r.status_code in (200, 202):
                         results[name] = r.json()["id"]
@@ -146,9 +141,9 @@ def test_api_killed_during_uploads_retries_make_exactly_one_job_each(stack: Stac
 
     t = threading.Thread(target=client_loop)
     t.start()
-    time.sleep(0.5)
+    wait_until(lambda: len(results) >= 2, 60, what="the first uploads accepted")  # the API dies mid-series
     stack.kill("api")
-    time.sleep(1.0)
+    wait_until(lambda: refused, 60, what="the client meeting the dead API")
     stack.start_api()
     t.join(120)
     assert not failures and len(results) == len(files), (failures, results)
@@ -163,7 +158,8 @@ def test_webhook_receiver_down_then_up_gets_every_event_once_in_order(stack: Sta
     unit = "Trường MN Sen Hồng"
     clerk = stack.client(stack.new_key("clerk", unit))
     reviewer = stack.client(stack.new_key("reviewer", unit))
-    secret = clerk.post("/v1/webhooks", json={"url": receiver.url}).json()["secret"]
+    hook = clerk.post("/v1/webhooks", json={"url": receiver.url}).json()
+    secret = hook["secret"]
     # Records made the way extraction makes them, then changed several times while the receiver is down.
     from tests.test_faults_helpers import add_records
 
@@ -171,11 +167,13 @@ def test_webhook_receiver_down_then_up_gets_every_event_once_in_order(stack: Sta
     for rid in ids:
         for score in (5, 6, 7):
             assert reviewer.patch(f"/v1/records/{rid}", json={"fields": {"scores.ct1": score}}).status_code == 200
-    time.sleep(3)  # many failed attempts: with the test backoff (0.05 s .. 0.5 s) this is ~10 min of real backoff
+    # Many failed attempts first (with the test backoff, 0.05 s .. 0.5 s, a few seconds are ~10 min of real backoff).
+    wait_until(lambda: any(d["attempts"] >= 5 for d in clerk.get(f"/v1/webhooks/{hook['id']}/deliveries").json()),
+               60, 0.2, "five failed attempts at one delivery")
     receiver.start()
     try:
-        _until(lambda: len(receiver.received) >= 16, 60, "all events delivered")
-        time.sleep(1.5)
+        wait_until(lambda: len(receiver.received) >= 16, 60, 0.2, "all events delivered")
+        holds_for(lambda: len(receiver.received) == 16, 1.5, what="no event delivered twice")
         events = receiver.events()
         assert len(events) == 16 and len({e["id"] for e in events}) == 16, "each event exactly once"
         assert all(item.signed_by(secret) for item in receiver.received)
@@ -200,10 +198,11 @@ def test_database_unreachable_is_503_and_recovers(tmp_path: Path, redis: RedisSe
                 assert int(r.headers["retry-after"]) > 0
             r = c.post("/v1/submissions", files={"files": ("y.png", _png(8, tmp_path / "y.png"), "image/png")})
             assert r.status_code == 503, r.text
-            time.sleep(2)
+            # The dispatcher meets the outage too (and must go on by itself afterwards).
+            wait_until(lambda: "dispatcher:" in stack.log("dispatcher"), 60, 0.2, "the dispatcher meeting the outage")
         finally:
             pg.resume()
-        _until(lambda: c.get("/v1/records").status_code == 200, 30, "API recovered by itself")
+        wait_until(lambda: c.get("/v1/records").status_code == 200, 30, 0.2, "API recovered by itself")
         job = stack.wait_job(c, done.json()["id"], timeout=120)
         assert job["status"] == "done" and len(job["errors"]) == 1
         assert "Traceback" not in stack.log("api")

@@ -19,6 +19,8 @@ from formsvc.payload import PagePayload, parse_id_line
 from formsvc.render import render_document
 from formsvc.render.converter import get_converter
 
+pytestmark = pytest.mark.slow  # pages rendered, damaged and identified by OCR
+
 DPI = 200
 
 

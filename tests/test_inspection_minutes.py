@@ -19,6 +19,8 @@ from formsvc.render.converter import get_converter
 from formsvc.render.zones import form_zones
 from formsvc.settings import get_settings
 
+pytestmark = pytest.mark.slow  # minutes rendered, filled by hand and read back
+
 DPI = 200
 FORM = "dvht-inspection-minutes"
 

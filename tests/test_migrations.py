@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -12,6 +13,8 @@ from sqlalchemy import create_engine, inspect
 from formsvc.db.migrate import alembic_config, upgrade
 from formsvc.db.tables import Base
 from tests.servers import PostgresServer
+
+pytestmark = pytest.mark.service
 
 
 def _drift(url: str) -> list[object]:

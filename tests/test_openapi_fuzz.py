@@ -11,7 +11,7 @@ import pytest
 from tests.servers import RedisServer
 from tests.stack import running_stack
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.service]
 
 
 def test_no_server_errors_for_generated_requests(tmp_path: Path, redis_server: RedisServer) -> None:

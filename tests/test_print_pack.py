@@ -18,6 +18,8 @@ from formsvc.render.pack import print_pack
 from formsvc.render.roster import read_roster
 from tests.render_helpers import page_texts, qr_texts, raster_pages
 
+pytestmark = pytest.mark.slow  # packs printed through LibreOffice
+
 SAMPLE = Path(__file__).parents[1] / "fixtures" / "rosters" / "sample.csv"
 
 

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,9 +17,21 @@ from formsvc.render.context import build_context
 from formsvc.render.converter import Converter
 from formsvc.render.docx import render_docx
 from formsvc.render.registry import get_form
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.slow  # about a minute: LibreOffice started, frozen, killed and restarted again and again
 
 DOCX = render_docx(get_form("cdht-registration-progress"),
                    build_context(get_form("cdht-registration-progress"), None, load_registry()))
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie nobody has reaped yet (SIGKILL has taken effect either way)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2:].startswith("Z")
 
 
 @pytest.fixture
@@ -65,7 +78,7 @@ def test_office_crash_between_requests_recovers(converter: Converter) -> None:
     assert old
     for pid in old:
         os.kill(pid, signal.SIGKILL)
-    time.sleep(0.5)
+    wait_until(lambda: all(_dead(p) for p in old), 10, what="the killed office to be gone")
     # Either the crash is noticed before the request (transparent restart) or the request fails with a
     # clear error; in both cases the following request works on a fresh office.
     try:
@@ -84,7 +97,11 @@ def test_office_crash_during_request_is_a_clear_error(converter: Converter) -> N
     # Freeze the office so the request is certainly in flight, then kill it.
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
-    threading.Timer(1.0, lambda: [os.kill(p, signal.SIGKILL) for p in pids]).start()
+    def kill_all() -> None:
+        for p in pids:
+            os.kill(p, signal.SIGKILL)
+
+    threading.Timer(1.0, kill_all).start()
     started = time.monotonic()
     with pytest.raises(ExternalToolError) as exc:
         converter.docx_to_pdf(DOCX)
@@ -99,9 +116,7 @@ def test_full_queue_is_busy_not_blocking() -> None:
         conv._lock.acquire()  # a long conversion is in progress
         waiter = threading.Thread(target=lambda: conv.docx_to_pdf(DOCX))
         waiter.start()
-        deadline = time.monotonic() + 5
-        while conv._waiting < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: conv._waiting >= 1, 5, 0.01, "the first request waiting in line")
         started = time.monotonic()
         with pytest.raises(BusyError) as exc:
             conv.docx_to_pdf(DOCX)

@@ -27,6 +27,8 @@ from tests.render_helpers import (
     raster_pages,
 )
 
+pytestmark = pytest.mark.slow  # every form through LibreOffice, blank and filled
+
 FORMS = [f.id for f in list_forms()]
 RETURN_TRIP = [f.id for f in list_forms() if f.return_trip]
 NAME = "Nguyễn Thị Hương Ngọc"

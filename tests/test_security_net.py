@@ -51,6 +51,7 @@ class _RunsOnLoad:
         return os.system, (f"touch {self.marker}",)
 
 
+@pytest.mark.service  # runs the real rq worker process
 def test_worker_runs_only_formsvc_jobs(tmp_path: Path, redis_server: RedisServer) -> None:
     """Anything that can write to Redis must not be able to run code as the worker."""
     queue_name = f"q-allow-{os.getpid()}"

@@ -16,6 +16,8 @@ from sqlalchemy import create_engine, text
 
 from tests.servers import PostgresServer, RedisServer, find_postgres_bin, free_port
 
+pytestmark = pytest.mark.service
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -4,7 +4,6 @@ Runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,12 @@ import pytest
 from fixtures.scans import degrade, pdf_bytes, random_record, rasterise
 from formsvc.render import render_document
 from formsvc.render.converter import get_converter
+from tests.polling import holds_for, wait_until
 from tests.receiver import Receiver
 from tests.servers import RedisServer
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.service]
 UNIT = "Trường THCS Hòa Bình"
 
 
@@ -40,15 +40,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
           database_url: str | None) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("stack"), redis=redis_server, database_url=database_url) as s:
         yield s
-
-
-def _wait(predicate: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def test_upload_review_approve_and_deliver(stack: Stack, scan_stack: tuple[bytes, list[dict[str, Any]]],
@@ -107,9 +98,8 @@ def test_upload_review_approve_and_deliver(stack: Stack, scan_stack: tuple[bytes
 
         # Exactly one signed event per change: 3 created + 1 corrected + 1 approved.
         expected = 3 + 1 + 1
-        _wait(lambda: len(receiver.received) >= expected)
-        time.sleep(1.0)  # nothing more may arrive
-        assert len(receiver.received) == expected
+        wait_until(lambda: len(receiver.received) >= expected, 30, what=f"{expected} webhook events")
+        holds_for(lambda: len(receiver.received) == expected, 1.0, what="no further event arriving")
         assert all(item.signed_by(secret) for item in receiver.received)
         events = receiver.events()
         assert len({e["id"] for e in events}) == expected

@@ -13,6 +13,8 @@ from fixtures.scans import degrade, rasterise
 from formsvc.extract.table_grid import find_tables
 from formsvc.render.converter import get_converter
 
+pytestmark = pytest.mark.slow  # tables rendered and rasterised
+
 ROWS, COLS = 6, 4
 
 

@@ -17,8 +17,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from formsvc import criteria as criteria_pkg
 from formsvc.cli import app
 from formsvc.criteria import CriteriaRegistry, CriteriaSet, load_registry
+from formsvc.errors import NotFoundError
 from formsvc.records import FieldProvenance, Record
 from formsvc.validation import validate, validate_with_registry
 from tests.factories import full_record
@@ -384,8 +386,15 @@ def test_cli_validate_missing_file_exits_2(tmp_path: Path) -> None:
     assert out.returncode == 2 and "Không đọc được tệp" in out.stderr
 
 
-def test_registry_type_is_exported() -> None:
-    assert isinstance(REG, CriteriaRegistry)
+def test_registry_holds_every_shipped_set_and_refuses_an_unknown_one() -> None:
+    # Replaces an isinstance check that could not fail: the public registry must hold each set file shipped
+    # with the package (by the id its file is named after) and name a missing set in Vietnamese.
+    shipped = sorted(p.stem for p in (Path(criteria_pkg.__file__).parent / "sets").glob("*.yaml"))
+    assert shipped and [s.id for s in REG] == shipped
+    assert isinstance(REG, CriteriaRegistry) and "cdht-324-pl4" in REG and "cdht-999" not in REG
+    with pytest.raises(NotFoundError) as exc:
+        REG.get("cdht-999")
+    assert exc.value.code == "criteria_set_not_found" and "'cdht-999'" in exc.value.message
 
 
 @pytest.mark.parametrize(("name", "label"), [

@@ -16,7 +16,7 @@ from tests.stack import Stack
 from tests.test_faults_helpers import stack_database
 from tests.test_web_ui import JOB_TIMEOUT_MS, browser, session, shots, stack  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.browser, pytest.mark.service]
 
 UNIT = "Trường THCS Hòa Bình"
 CLEAN_UNIT = "Trường MN Tam Hưng A"
