@@ -75,7 +75,7 @@ def test_a_return_trip_form_added_by_template_and_registry_entry_comes_back_as_a
     result = extract_files([pdf])
     assert result.errors == []
     [doc] = result.documents
-    assert doc.form == NEW and doc.subject.full_name == data["subject"]["full_name"]  # type: ignore[index]
+    assert doc.form == NEW and doc.subject.full_name == data["subject"]["full_name"]
     assert doc.scores == data["scores"]
     assert doc.status == "valid", doc.result
     assert doc.result is not None and doc.result.total == data["total_declared"]

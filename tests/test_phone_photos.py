@@ -17,6 +17,7 @@ from formsvc.render import render_document
 from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
+pytestmark = pytest.mark.slow  # renders with LibreOffice and reads pages with Tesseract
 
 @pytest.fixture(scope="module", autouse=True)
 def _close() -> Iterator[None]:
