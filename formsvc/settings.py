@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = 10.0
     webhook_allow_private: bool = Field(
         default=False, description="Allow webhook targets on loopback/private networks (tests, closed LANs)")
+    webhook_batch: int = Field(default=20, ge=1, le=500,
+                               description="Deliveries one dispatcher claims per turn (its lease is sized to them)")
+    webhook_parallel: int = Field(default=4, ge=1, le=64,
+                                  description="Subscriptions one dispatcher sends to at the same time")
     dispatch_interval_s: float = 0.5
 
     @property

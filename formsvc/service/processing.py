@@ -141,9 +141,12 @@ def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
                            page_sink=sink)
     images = {sha: "image/jpeg" for pages in result.pages for sha in pages.values()}
     errors = [(Path(e.file).name, e.page, e.code, e.message) for e in result.errors]
-    with _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
+    # Read first, in a transaction of its own: parsing the unit's rosters and loading its stored sheets must not
+    # happen while the finishing transaction holds the write lock (SQLite: every writer waits on it).
+    with session_scope() as s:
         documents = apply_roster(result.documents, roster_people(s, unit))
         documents = check_minutes_with_stored(s, unit, documents)
+    with _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
         for record, key, pages in zip(documents, result.keys, result.pages, strict=True):
             store_record(s, unit=unit, job_id=job_id, doc_key=key, record=record, pages=pages)
         job.heartbeat_at = utcnow()
