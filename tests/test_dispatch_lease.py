@@ -170,7 +170,11 @@ def test_a_slow_receiver_does_not_hold_up_the_others(app: App) -> None:
         done_fast: list[float] = []
         start = time.monotonic()
         with httpx.Client(timeout=3) as client, ThreadPoolExecutor(max_workers=2) as pool:
-            watcher = threading.Thread(target=lambda: (_wait_for(fast, 2, 10), done_fast.append(time.monotonic())))
+            def watch() -> None:
+                _wait_for(fast, 2, 10)
+                done_fast.append(time.monotonic())
+
+            watcher = threading.Thread(target=watch)
             watcher.start()
             sent = 0
             while sent < 4 and time.monotonic() - start < 30:

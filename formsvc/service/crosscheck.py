@@ -8,11 +8,11 @@ from sqlalchemy.orm import Session
 from formsvc.db.tables import RecordRow
 from formsvc.extract.crosscheck import cross_check
 from formsvc.records import Record, Result
+from formsvc.settings import get_settings
 from formsvc.validation import status_for
 
 CROSS_CODES = frozenset({"proposed_without_self_assessment", "proposed_not_meeting_rule", "agreed_total_differs",
                          "name_matched_without_diacritics"})
-MAX_STORED_SHEETS = 20_000
 
 
 def check_minutes_with_stored(session: Session, unit: str, documents: list[Record]) -> list[Record]:
@@ -23,7 +23,7 @@ def check_minutes_with_stored(session: Session, unit: str, documents: list[Recor
         return documents
     rows = session.scalars(select(RecordRow).where(
         RecordRow.unit == unit, RecordRow.year.in_(minutes_years), RecordRow.form.like("%self-assessment"),
-    ).limit(MAX_STORED_SHEETS))
+    ).limit(get_settings().crosscheck_max_stored_sheets))
     stored = [Record.model_validate({**r.data, "id": r.id}) for r in rows]
     out = list(documents)
     for i, doc in enumerate(documents):

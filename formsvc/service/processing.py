@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import Job, JobFile, PageErrorRow, StoredFile, utcnow
 from formsvc.errors import BusyError, FormsvcError
+from formsvc.logs import bound, stage
 from formsvc.service.crosscheck import check_minutes_with_stored
 from formsvc.service.known_values import apply_roster, roster_people
 from formsvc.service.records import store_record
@@ -77,6 +78,13 @@ def run_job(job_id: str, attempt: int) -> str:
     if claimed is None:
         return "skipped"
     kind, unit, params, files = claimed
+    with bound(job_id=job_id, attempt=attempt, kind=kind), stage(log, "job", files=len(files)) as fields:
+        fields["result"] = outcome = _run(job_id, attempt, kind, unit, params, files)
+    return outcome
+
+
+def _run(job_id: str, attempt: int, kind: str, unit: str, params: dict[str, object],
+         files: list[tuple[str, str]]) -> str:
     try:
         with tempfile.TemporaryDirectory(prefix="formsvc-job-") as tmp:
             paths = _linked(Path(tmp), files)
@@ -137,16 +145,19 @@ def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
     def sink(image: bytes) -> str:
         return store.put_bytes(image)
 
-    result = extract_files(paths, progress=_Progress(job_id, attempt), jobs=max(1, get_settings().extract_jobs),
-                           page_sink=sink)
+    with stage(log, "extract", files=len(paths)) as fields:
+        result = extract_files(paths, progress=_Progress(job_id, attempt),
+                               jobs=max(1, get_settings().extract_jobs), page_sink=sink)
+        fields.update(documents=len(result.documents), page_errors=len(result.errors))
     images = {sha: "image/jpeg" for pages in result.pages for sha in pages.values()}
     errors = [(Path(e.file).name, e.page, e.code, e.message) for e in result.errors]
     # Read first, in a transaction of its own: parsing the unit's rosters and loading its stored sheets must not
     # happen while the finishing transaction holds the write lock (SQLite: every writer waits on it).
-    with session_scope() as s:
+    with stage(log, "known_values"), session_scope() as s:
         documents = apply_roster(result.documents, roster_people(s, unit))
         documents = check_minutes_with_stored(s, unit, documents)
-    with _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
+    with stage(log, "store", documents=len(documents)), \
+            _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
         for record, key, pages in zip(documents, result.keys, result.pages, strict=True):
             store_record(s, unit=unit, job_id=job_id, doc_key=key, record=record, pages=pages)
         job.heartbeat_at = utcnow()
@@ -160,8 +171,10 @@ def _print_pack(job_id: str, attempt: int, params: dict[str, object], roster: Pa
     with tempfile.TemporaryDirectory(prefix="formsvc-pack-") as tmp:
         out = Path(tmp) / "pack.pdf"
         year = params.get("year")
-        report = print_pack(str(params["form"]), roster, out, year=int(year) if isinstance(year, int) else None,
-                            progress=_Progress(job_id, attempt))
+        with stage(log, "render_pack", form=str(params["form"]), file=roster.name) as fields:
+            report = print_pack(str(params["form"]), roster, out,
+                                year=int(year) if isinstance(year, int) else None, progress=_Progress(job_id, attempt))
+            fields["roster_errors"] = len(report.errors)
         with out.open("rb") as fh:
             sha, _ = store.put_stream(fh)
     errors = [(roster.name, None, "roster_row_invalid", e.message) for e in report.errors]
@@ -183,8 +196,9 @@ def _dossier(job_id: str, attempt: int, unit: str, params: dict[str, object]) ->
         plan = plan_from_store(s, SYSTEM, unit=unit, year=int(year) if isinstance(year, int) else 0,
                                criteria_set=str(criteria_set) if criteria_set else None,
                                exclude=[str(e) for e in exclude] if isinstance(exclude, list) else [])
-    files = render_dossier(plan, {"staff": staff if isinstance(staff, int) else None},
-                           progress=_Progress(job_id, attempt))
+    with stage(log, "render_dossier"):
+        files = render_dossier(plan, {"staff": staff if isinstance(staff, int) else None},
+                               progress=_Progress(job_id, attempt))
     sha = get_file_store().put_bytes(files.zip_bytes())
     with _finishing(job_id, attempt, files={sha: "application/zip"}, errors=[]) as (_, job):
         job.result_sha256 = sha
