@@ -2,9 +2,10 @@
 
 rq's worker forks one work horse per job: whatever the worker process has loaded before the fork, every work
 horse starts with (copy-on-write, nothing copied until written), and whatever a job loads dies with its work
-horse. Left cold, every job loaded each Tesseract model again. So the worker loads them once, before it takes
-its first job, and keeps forking: a job that crashes (a segfault in Tesseract, the kernel's OOM killer) still
-takes only its own work horse down, and the next one starts from the same clean, warm parent.
+horse. Left cold, every job imported the job's modules and loaded each Tesseract model again. So the worker
+loads them once, before it takes its first job, and keeps forking: a job that crashes (a segfault in Tesseract,
+the kernel's OOM killer) still takes only its own work horse down, and the next one starts from the same clean,
+warm parent.
 
 The parent never runs a job, so its engines are never left mid-recognition; they are fork-safe because nothing
 in the parent recognises at the moment of a fork (OpenMP is limited to one thread, see extract.ocr).
@@ -41,6 +42,9 @@ def warm_up() -> dict[str, float]:
     from formsvc.render.registry import list_forms
 
     blank = np.full((64, 256), 255, np.uint8)
+    # rq imports a job's function in the work horse, by name: left to it, every job imported the service layer,
+    # SQLAlchemy's ORM and alembic again (a second per job on this machine, more than its Tesseract models).
+    part("job_modules", _job_modules)
     part("criteria", default_registry)
     part("forms", list_forms)
     # One call through each public entry of extract.ocr creates the engine (language, layout mode, character
@@ -52,6 +56,16 @@ def warm_up() -> dict[str, float]:
     part("tesseract_lines", lambda: ocr.read_lines([blank]))
     part("digit_models", _digit_models)
     return timings
+
+
+def _job_modules() -> None:
+    import importlib
+
+    from sqlalchemy.orm import configure_mappers
+
+    for module in ("worker.jobs", "formsvc.render.pack", "formsvc.render.dossier", "formsvc.service.dossier"):
+        importlib.import_module(module)
+    configure_mappers()  # done once here, not at each work horse's first query
 
 
 def _digit_models() -> None:
