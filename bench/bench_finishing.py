@@ -6,7 +6,7 @@ result, so only the finishing step is timed. "Write time" runs from the transact
 (where SQLite takes its write lock, and PostgreSQL its row locks) to the end of its COMMIT; "total" is the whole
 finishing step including the reads done before it.
 
-    PYTHONPATH=$PWD python bench/bench_finishing.py [--runs 5] [--database-url postgresql+psycopg://...]
+    PYTHONPATH=$PWD python bench/bench_finishing.py [--runs 5] [--database-url postgresql+psycopg://... | --postgres]
 """
 
 from __future__ import annotations
@@ -33,11 +33,30 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL server (tests/servers.py)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-finish-"))
     os.environ["FORMSVC_DATA_DIR"] = str(tmp)
+    server = None
+    if args.postgres:
+        from tests.servers import PostgresServer
+
+        server = PostgresServer()
+        server.start()
+        args.database_url = server.new_database("bench_finishing")
     if args.database_url:
         os.environ["FORMSVC_DATABASE_URL"] = args.database_url
+    try:
+        run(args.runs)
+    finally:
+        if server is not None:
+            from formsvc.db import dispose_engines
+
+            dispose_engines()
+            server.stop()
+
+
+def run(runs: int) -> None:
 
     from sqlalchemy import event
 
@@ -87,11 +106,11 @@ def main() -> None:
     event.listen(engine, "before_cursor_execute", before)
 
     write_times, totals = [], []
-    for run in range(args.runs):
+    for n in range(runs):
         job_id = uuid.uuid4().hex
         with session_scope() as s:
             s.add(Job(id=job_id, kind="extract", unit=unit, status="running", params={}, attempts=1))
-        result = pipeline.ExtractionResult(documents=list(docs), keys=[f"{run}-{i}" for i in range(DOCS)],
+        result = pipeline.ExtractionResult(documents=list(docs), keys=[f"{n}-{i}" for i in range(DOCS)],
                                            pages=[{} for _ in range(DOCS)])
         original = pipeline.extract_files
         pipeline.extract_files = lambda *a, r=result, **k: r

@@ -9,7 +9,7 @@ models, the digit models, the criteria, ...).
 Printed: seconds per job (upload sent -> job done, polled every 20 ms) as median / mean / min / max, and the
 first job apart (the worker's own start-up is not part of it: one warm-up job runs before the timing).
 
-    PYTHONPATH=$PWD python bench/bench_jobs.py [--jobs 50]
+    PYTHONPATH=$PWD python bench/bench_jobs.py [--jobs 50] [--cold]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ UNIT = "Trường bench công việc"
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=50)
+    ap.add_argument("--cold", action="store_true", help="FORMSVC_WORKER_WARM_UP=false: the worker as before")
     args = ap.parse_args()
     [page, *_] = degrade(rasterise(render_document("cdht-self-assessment", random_record(7))), "noise", seed=7)
     get_converter().close()
@@ -45,7 +46,8 @@ def main() -> None:
     redis.start()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp, \
-                running_stack(Path(tmp), redis=redis, workers=1) as stack:
+                running_stack(Path(tmp), redis=redis, workers=1,
+                              env={"FORMSVC_WORKER_WARM_UP": "false" if args.cold else "true"}) as stack:
             clerk = stack.client(stack.new_key("clerk", UNIT))
 
             def one(i: int) -> float:
@@ -70,7 +72,8 @@ def main() -> None:
             times = [one(i) for i in range(args.jobs)]
     finally:
         redis.stop()
-    print(f"{args.jobs} one-page uploads, one worker, one at a time: seconds per job median "
+    print(f"{args.jobs} one-page uploads, one {'cold' if args.cold else 'warm'} worker, one at a time: "
+          f"seconds per job median "
           f"{statistics.median(times):.2f}, mean {statistics.mean(times):.2f}, min {min(times):.2f}, "
           f"max {max(times):.2f}; warm-up job {first:.2f}")
 

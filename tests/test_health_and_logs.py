@@ -157,3 +157,48 @@ def test_every_setting_is_in_the_readme_table() -> None:
     listed = set(re.findall(r"^\| `FORMSVC_([A-Z0-9_]+)` \|", table, flags=re.M))
     declared = {name.upper() for name in Settings.model_fields}
     assert declared == listed, (declared - listed, listed - declared)
+
+
+def _digits_image() -> np.ndarray:
+    import cv2
+
+    img = np.full((60, 220), 255, np.uint8)
+    cv2.putText(img, "4071", (10, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 0, 3)
+    return img
+
+
+def _fork_read(crash: bool) -> int:
+    """Read digits in a forked child with the engines the parent loaded; the exit status says what it read
+    (0: "4071"). With `crash`, the child kills itself with SIGSEGV in the middle of its work, as a Tesseract
+    crash would."""
+    import os
+    import signal
+
+    from formsvc.extract.ocr import read_numbers_twice
+
+    pid = os.fork()
+    if pid == 0:  # the work horse
+        code = 1
+        try:
+            if crash:
+                os.kill(os.getpid(), signal.SIGSEGV)
+            first, _ = read_numbers_twice([_digits_image()])
+            code = 0 if first[0].text == "4071" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return status
+
+
+def test_warm_engines_survive_the_fork_and_a_crashed_child() -> None:
+    """What `formsvc worker` relies on: engines loaded before the fork work in the forked child without being
+    loaded again, and a child that crashes leaves the parent's engines as they were for the next child."""
+    import os
+
+    warm_up()
+    loaded = engines_loaded()
+    assert loaded >= 5
+    assert _fork_read(crash=False) == 0
+    crashed = _fork_read(crash=True)
+    assert os.WIFSIGNALED(crashed) and os.WTERMSIG(crashed) == 11
+    assert _fork_read(crash=False) == 0 and engines_loaded() == loaded
