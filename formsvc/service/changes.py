@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from formsvc.db.engine import is_postgres
+from formsvc.db.engine import is_postgres, session_scope
 from formsvc.db.tables import Change, Delivery, RecordRow, Webhook, utcnow
 
 EVENT_KINDS = ("record.created", "record.corrected", "record.revalidated", "record.approved")
@@ -89,3 +89,15 @@ def publish_changes(session: Session, limit: int = 1000) -> int:
     for record_id, position in latest.items():
         session.execute(update(RecordRow).where(RecordRow.id == record_id).values(change_seq=position))
     return len(pending)
+
+
+def publish_pending() -> int:
+    """`publish_changes` in a transaction of its own, taken only when something waits: a feed read with nothing
+    new takes no write lock. (A separate read first: on SQLite a transaction that read cannot always upgrade to
+    a write when another writer committed in between.)"""
+    with session_scope() as s:
+        waiting = s.scalar(select(Change.seq).where(Change.position.is_(None)).limit(1))
+    if waiting is None:
+        return 0
+    with session_scope() as s:
+        return publish_changes(s)

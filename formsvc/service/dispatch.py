@@ -31,7 +31,7 @@ from formsvc.api.idempotency import purge_expired
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import Change, Delivery, Job, Webhook, utcnow
 from formsvc.errors import FormsvcError
-from formsvc.service.changes import publish_changes
+from formsvc.service.changes import publish_pending
 from formsvc.service.jobs import stale_jobs
 from formsvc.service.queue import enqueue, rq_job_id, waiting_job_ids
 from formsvc.service.sessions import purge_sessions
@@ -204,8 +204,7 @@ def _subscription_order(ids: list[int]) -> list[list[int]]:
 
 
 def run_once(owner: str, client: httpx.Client, pool: ThreadPoolExecutor | None = None) -> int:
-    with session_scope() as s:
-        publish_changes(s)
+    publish_pending()
     ids = claim(owner)
     if not ids:
         return 0
