@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         default=30, description="Wrong keys / failed logins from one client address per minute before 429")
 
+    roster_max_rows: int = Field(default=10_000, ge=1, description="Rows of one roster (a print pack's people)")
     roster_max_files: int = Field(
         default=50, ge=0, description="Newest print-pack rosters of a unit whose people are matched to scanned forms")
     crosscheck_max_stored_sheets: int = Field(

@@ -7,13 +7,15 @@ import datetime as dt
 import io
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 
 from formsvc.criteria import resolve_group
-from formsvc.errors import InputError
+from formsvc.errors import InputError, LimitError
+from formsvc.settings import get_settings
 from formsvc.text import fold, nfc
 
 # Accent-folded header spellings -> field.
@@ -54,19 +56,20 @@ class Roster:
     errors: list[RowError] = field(default_factory=list)
 
 
-def _rows(path: Path) -> list[list[Any]]:
+def _rows(path: Path, limit: int) -> list[list[Any]]:
+    """At most `limit` rows (header included): a sheet claiming a million rows is never read past the limit."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm"):
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
             try:
-                return [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+                return [list(r) for r in islice(wb.worksheets[0].iter_rows(values_only=True), limit)]
             finally:
                 wb.close()
         if suffix in (".csv", ".txt"):
             text = path.read_bytes().decode("utf-8-sig")
             dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t") if text.strip() else csv.excel
-            return [list(r) for r in csv.reader(io.StringIO(text), dialect)]
+            return [list(r) for r in islice(csv.reader(io.StringIO(text), dialect), limit)]
     except (OSError, UnicodeDecodeError, csv.Error, ValueError, KeyError) as exc:
         raise InputError(f"Không đọc được danh sách {path.name}: {exc}", code="roster_unreadable") from exc
     except Exception as exc:  # openpyxl raises many types for a corrupt or renamed file
@@ -89,9 +92,13 @@ def _year(value: Any) -> int | None:
 
 
 def read_roster(path: Path, *, today: dt.date | None = None) -> Roster:
-    rows = _rows(path)
+    most = get_settings().roster_max_rows
+    rows = _rows(path, most + 2)  # the header, the allowed rows, and one more to tell that there are more
     if not rows:
         raise InputError(f"Danh sách {path.name} trống.", code="roster_empty")
+    if len(rows) > most + 1:
+        raise LimitError(f"Danh sách {path.name} có hơn {most} dòng; hãy chia thành nhiều tệp.",
+                         code="roster_too_large", detail={"max_rows": most})
     header = [HEADERS.get(fold(str(h or "")).rstrip(":")) for h in rows[0]]
     if "full_name" not in header:
         raise InputError(f"Danh sách {path.name} thiếu cột «Họ và tên» (hoặc «full_name»).", code="roster_no_name")
