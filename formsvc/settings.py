@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,9 +61,17 @@ class Settings(BaseSettings):
     worker_memory_mb: int = Field(
         default=4096, description="Address space of the process running one job (rq work horse); 0 = no limit")
 
+    roster_max_files: int = Field(
+        default=50, ge=0, description="Newest print-pack rosters of a unit whose people are matched to scanned forms")
+    crosscheck_max_stored_sheets: int = Field(
+        default=20_000, ge=0, description="Stored self-assessments of a unit and year the minutes are checked against")
+
     # Rendering
     soffice_path: str = "soffice"
+    uno_python: str = Field(default="/usr/bin/python3",
+                            description="Python with LibreOffice's `uno` module (Debian: python3-uno), runs the bridge")
     convert_timeout_s: float = 120.0
+    convert_start_timeout_s: float = Field(default=60.0, description="LibreOffice must be ready within this")
     convert_restart_after: int = 200
     convert_queue_max: int = 8
 
@@ -78,6 +87,11 @@ class Settings(BaseSettings):
     queue_name: str = "formsvc"
     job_stale_s: float = Field(default=60.0, description="A running job silent this long is retried")
     job_max_attempts: int = 3
+    job_timeout_s: int = Field(default=6 * 3600, ge=60, description="rq kills a job's work horse after this long")
+    job_result_ttl_s: int = Field(default=3600, description="rq keeps a finished job's entry this long (Redis)")
+    job_failure_ttl_s: int = Field(default=7 * 86400, description="rq keeps a failed job's entry this long (Redis)")
+    worker_warm_up: bool = Field(default=True,
+                                 description="Workers load the Tesseract models before forking their work horses")
     api_key_header: str = "X-API-Key"
     idempotency_pending_s: float = Field(
         default=300.0, description="An Idempotency-Key whose request died this long ago may be retried")
@@ -94,7 +108,16 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = 10.0
     webhook_allow_private: bool = Field(
         default=False, description="Allow webhook targets on loopback/private networks (tests, closed LANs)")
+    webhook_batch: int = Field(default=20, ge=1, le=500,
+                               description="Deliveries one dispatcher claims per turn (its lease is sized to them)")
+    webhook_parallel: int = Field(default=4, ge=1, le=64,
+                                  description="Subscriptions one dispatcher sends to at the same time")
     dispatch_interval_s: float = 0.5
+
+    # Logs
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health_timeout_s: float = Field(default=2.0, description="Each check of GET /v1/health gives up after this")
 
     @property
     def resolved_database_url(self) -> str:

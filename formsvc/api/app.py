@@ -107,9 +107,12 @@ def create_app(*, migrate: bool = True) -> FastAPI:
         where = ", ".join(".".join(d["loc"]) for d in detail[:3])
         return _error(422, "request_invalid", f"Yêu cầu không hợp lệ ({where}).", detail=detail)
 
-    @app.get("/v1/health")
-    async def health() -> dict[str, str]:  # async: never waits behind the thread pool
-        return {"status": "ok", "version": __version__}
+    @app.get("/v1/health", summary="Tình trạng: cơ sở dữ liệu, Redis, mô hình Tesseract, tiến trình xử lý")
+    async def health() -> dict[str, Any]:  # async, checks on their own threads: never waits behind the thread pool
+        from formsvc.service.health import report
+
+        # 200 whenever the API answers (load balancers keep it in rotation); `status` says whether the rest is up.
+        return {**await report(), "version": __version__}
 
     for router in (routes_jobs.router, routes_records.router, routes_admin.router, routes_criteria.router):
         app.include_router(router)
@@ -169,4 +172,7 @@ def create_app(*, migrate: bool = True) -> FastAPI:
 
 def migrated_app() -> FastAPI:
     """The app for `formsvc serve`, which has already migrated the database itself."""
+    from formsvc.logs import configure
+
+    configure()  # again here: with --processes, each API process is a fresh interpreter
     return create_app(migrate=False)

@@ -16,7 +16,7 @@ from formsvc.db.tables import RecordRow
 from formsvc.errors import NotFoundError
 from formsvc.service import records as svc
 from formsvc.service.auth import Principal
-from formsvc.service.changes import record_view
+from formsvc.service.changes import publish_pending, record_view
 from formsvc.service.jobs import unit_for
 from formsvc.storage import get_file_store
 
@@ -56,6 +56,8 @@ def records(who: Who, unit: str | None = None, year: Annotated[int | None, Query
             limit: Annotated[int, Query(ge=1, le=500)] = 50,
             offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
     f = _filters(unit, year, status, form, approved, job, q)
+    if after is not None:
+        publish_pending()  # its own short transaction: the publisher's lock is not held while reading
     with session_scope() as s:
         if after is not None:
             rows = svc.feed(s, who, f, after=after, limit=limit)

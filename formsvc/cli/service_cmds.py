@@ -83,17 +83,18 @@ def register(app: typer.Typer) -> None:
               port: Annotated[int, typer.Option(help="Port")] = 8000,
               processes: Annotated[int, typer.Option(help="API processes (uvicorn workers)")] = 1) -> None:
         """Run the HTTP API and web UI."""
-        import logging
-
         import uvicorn
 
         from formsvc.db import upgrade
+        from formsvc.logs import configure
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        configure()
         upgrade()  # once, here: several API processes must not race to migrate a fresh database
         # uvicorn's own access log prints query strings (which can hold names); ours does not.
+        # log_config=None: uvicorn's lines go through formsvc's handler (text or JSON lines, FORMSVC_LOG_FORMAT);
+        # each API process sets that handler up itself in migrated_app.
         uvicorn.run("formsvc.api.app:migrated_app", factory=True, host=host, port=port, log_level="info",
-                    access_log=False, workers=max(1, processes))
+                    access_log=False, workers=max(1, processes), log_config=None)
 
     @app.command("up")
     def up(host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",

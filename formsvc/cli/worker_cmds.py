@@ -21,25 +21,35 @@ def register(app: typer.Typer) -> None:
         from rq import Worker
         from rq.serializers import JSONSerializer
 
+        from formsvc.logs import configure
         from formsvc.service.queue import SafeJob, get_queue, get_redis
+        from formsvc.service.warm import publish_warm_state, warm_up
 
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # Tesseract's OpenMP is ~4x slower on 2 cores
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        configure()
+        log = logging.getLogger("formsvc.worker")
         # Imported before forking work horses, so each job starts warm (models, OpenCV, fonts).
         import importlib
 
         for module in ("formsvc.extract.pipeline", "formsvc.render.pack"):
             importlib.import_module(module)
-
+        settings = get_settings()
+        timings = warm_up() if settings.worker_warm_up else {}
+        if timings:
+            log.info("warm: %s", ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
+                     extra={"stage": "warm_up", "ms": round(sum(timings.values()) * 1000, 1)})
         w = Worker([get_queue()], connection=get_redis(), name=name, job_class=SafeJob, serializer=JSONSerializer)
-        w.work(burst=burst, logging_level="INFO")
+        publish_warm_state(w.name, timings)
+        # rq adds no handler of its own when the root logger has one: its lines come out as text or JSON lines too.
+        w.work(burst=burst, logging_level=settings.log_level)
 
     @app.command("dispatch")
     def dispatch() -> None:
         """Deliver webhook events from the outbox and re-enqueue jobs whose worker died."""
+        from formsvc.logs import configure
         from formsvc.service.dispatch import run_forever
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        configure()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())

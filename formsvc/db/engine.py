@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -106,9 +106,3 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
-
-def serialise_changes(session: Session) -> None:
-    """Make change sequence numbers commit in order (PostgreSQL sequences otherwise can commit out of order,
-    and a feed reader holding a cursor would skip a change). SQLite already serialises writers."""
-    if is_postgres(session):
-        session.execute(text("SELECT pg_advisory_xact_lock(72431)"))

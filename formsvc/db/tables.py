@@ -149,7 +149,7 @@ class RecordRow(Base):
     # Reasons found at extraction that re-validation cannot recompute (missing pages, cross-checks).
     extra_reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    change_seq: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    change_seq: Mapped[int] = mapped_column(Integer, default=0, index=True)  # feed position of the latest change
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
@@ -170,11 +170,16 @@ class Correction(Base):
 
 
 class Change(Base):
-    """Every change of a record, in commit order: the pull feed's cursor and the webhook outbox's source."""
+    """Every change of a record: the pull feed's source (by `position`) and the webhook outbox's (by `seq`)."""
 
     __tablename__ = "changes"
 
+    # Insertion order. Two changes of one record are ordered by it (the record's row lock serialises them), so
+    # webhook deliveries use it; across records it may commit out of order, so the pull feed cannot.
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The pull feed's position, given after commit by `publish_changes` (one publisher at a time), so positions
+    # become visible strictly in increasing order without serialising the writers. None: not yet published.
+    position: Mapped[int | None] = mapped_column(Integer, index=True, unique=True)
     event_id: Mapped[str] = mapped_column(String(40), unique=True)
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
     unit: Mapped[str] = mapped_column(String(200))

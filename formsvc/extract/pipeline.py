@@ -10,6 +10,7 @@ validates once (formsvc.validation.batch); `extract_files` is that pair for the 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -37,11 +38,14 @@ from formsvc.extract.table_grid import PageTables, find_tables
 from formsvc.extract.table_read import PageReading, read_tables
 from formsvc.extract.types import PageError, PageText, Word
 from formsvc.forms import find_form
+from formsvc.logs import stage
 from formsvc.payload import PagePayload
 from formsvc.records import Reason, Record
 from formsvc.settings import get_settings
 from formsvc.validation.batch import validate_batch
 from formsvc.zonedata import load_zones
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,7 +96,9 @@ def _jpeg(image: np.ndarray) -> bytes:
 def process_page(page: Page, keep_image: bool = False) -> PageResult:
     """Identify, align and read one page (runs in a worker process when jobs > 1). With `keep_image`, the page
     as read (aligned when scanned) comes back as JPEG, only for pages that became part of a document."""
-    result, image = _read_page(page)
+    with stage(log, "page", file=Path(page.file).name, page=page.number) as fields:
+        result, image = _read_page(page)
+        fields["outcome"] = result.error.code if result.error else (result.kind or "own_form")
     if keep_image and (result.payload is not None or result.text is not None):
         result.image = _jpeg(image)
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import shutil
@@ -20,10 +21,12 @@ import uuid
 from pathlib import Path
 
 from formsvc.errors import BusyError, ExternalToolError
+from formsvc.logs import stage
 from formsvc.settings import get_settings
 
+log = logging.getLogger(__name__)
+
 BRIDGE = Path(__file__).with_name("uno_bridge.py")
-SYSTEM_PYTHON = os.environ.get("FORMSVC_UNO_PYTHON", "/usr/bin/python3")
 
 
 class Converter:
@@ -49,13 +52,13 @@ class Converter:
         self._profile = tempfile.mkdtemp(prefix="formsvc-lo-")
         pipe_name = f"formsvc-{uuid.uuid4().hex[:12]}"
         self._proc = subprocess.Popen(
-            [SYSTEM_PYTHON, str(BRIDGE), self.soffice, pipe_name, self._profile],
+            [get_settings().uno_python, str(BRIDGE), self.soffice, pipe_name, self._profile],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             start_new_session=True,  # its own process group: a kill takes soffice with it
         )
         self._lines = queue.Queue()
         threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
-        first = json.loads(self._read(60.0))
+        first = json.loads(self._read(get_settings().convert_start_timeout_s))
         self.office_pid = first.get("pid")
         if not first.get("ready"):
             self._kill()
@@ -130,10 +133,11 @@ class Converter:
                 raise BusyError("Máy chuyển đổi PDF đang bận, vui lòng thử lại sau ít phút.", code="converter_busy")
             self._waiting += 1
         try:
-            with self._lock:
+            with self._lock, stage(log, "convert_pdf", file=src.name) as fields:
                 if self._proc is None or self._proc.poll() is not None:
                     self._kill()
                     self._start()
+                    fields["started_office"] = True
                 assert self._proc is not None and self._proc.stdin is not None
                 self._proc.stdin.write(json.dumps({"in": str(src), "out": str(dst)}) + "\n")
                 self._proc.stdin.flush()

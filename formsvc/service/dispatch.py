@@ -1,8 +1,12 @@
-"""The dispatcher loop: delivers outbox rows to webhooks and re-enqueues jobs whose worker died.
+"""The dispatcher loop: publishes feed positions, delivers outbox rows to webhooks and re-enqueues jobs whose
+worker died.
 
 Any number of dispatchers may run against one database: rows are claimed with a lease, so each delivery
-attempt is made by one of them. Deliveries of the same record to the same subscription go out in change
-order: a later one waits while an earlier one is still pending.
+attempt is made by one of them. The lease is sized to the batch (every delivery of one subscription may take
+the whole send time, one after the other) and checked again, and renewed, just before each send: a delivery
+whose lease ran out is not sent by its old holder, whoever holds it now sends it. Deliveries of the same record
+to the same subscription go out in change order: a later one waits while an earlier one is still pending.
+Subscriptions are served in parallel (a bounded pool), so one slow receiver does not hold up the others.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import random
 import threading
 import time
 import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from sqlalchemy import and_, exists, or_, select, update
@@ -25,6 +31,7 @@ from formsvc.api.idempotency import purge_expired
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import Change, Delivery, Job, Webhook, utcnow
 from formsvc.errors import FormsvcError
+from formsvc.service.changes import publish_pending
 from formsvc.service.jobs import stale_jobs
 from formsvc.service.queue import enqueue, rq_job_id, waiting_job_ids
 from formsvc.service.sessions import purge_sessions
@@ -32,7 +39,17 @@ from formsvc.service.webhooks import redact_url, resolve_target
 from formsvc.settings import get_settings
 
 log = logging.getLogger(__name__)
-LEASE = dt.timedelta(seconds=60)
+
+
+def send_time() -> dt.timedelta:
+    """The longest one send may take: httpx's timeout bounds each phase (connect, write, read, pool) separately,
+    so a receiver answering slowly in every phase takes up to four times it; plus a margin for the database."""
+    return dt.timedelta(seconds=4 * get_settings().webhook_timeout_s + 5)
+
+
+def batch_lease(batch: int) -> dt.timedelta:
+    """A batch's lease: its deliveries may all belong to one subscription, sent one after the other."""
+    return send_time() * max(1, batch)
 
 
 class RedactUrls(logging.Filter):
@@ -63,7 +80,8 @@ def backoff(attempts: int) -> float:
     return delay * (1 + random.random() / 4)
 
 
-def claim(owner: str, limit: int = 20) -> list[int]:
+def claim(owner: str, limit: int | None = None) -> list[int]:
+    limit = limit or get_settings().webhook_batch
     now = utcnow()
     earlier = aliased(Delivery)
     blocked = exists().where(and_(earlier.webhook_id == Delivery.webhook_id, earlier.record_id == Delivery.record_id,
@@ -77,14 +95,30 @@ def claim(owner: str, limit: int = 20) -> list[int]:
             return []
         s.execute(update(Delivery).where(Delivery.id.in_(ids), or_(Delivery.lease_until.is_(None),
                                                                    Delivery.lease_until < now))
-                  .values(lease_until=now + LEASE, lease_owner=owner))
+                  .values(lease_until=now + batch_lease(len(ids)), lease_owner=owner))
     with session_scope() as s:
         return list(s.scalars(select(Delivery.id).where(Delivery.id.in_(ids), Delivery.lease_owner == owner,
                                                         Delivery.lease_until > now)
                               .order_by(Delivery.change_seq)))
 
 
-def deliver(delivery_id: int, client: httpx.Client) -> bool:
+def _renew(delivery_id: int, owner: str) -> bool:
+    """At send time: still ours and still pending? Then the lease is renewed to cover this one send. Atomic (a
+    conditional UPDATE), so of two dispatchers that both think they hold it, exactly one goes on."""
+    now = utcnow()
+    with session_scope() as s:
+        renewed = s.execute(update(Delivery).where(
+            Delivery.id == delivery_id, Delivery.status == "pending", Delivery.lease_owner == owner,
+            Delivery.lease_until > now).values(lease_until=now + send_time()))
+        return bool(getattr(renewed, "rowcount", 0))
+
+
+def deliver(delivery_id: int, client: httpx.Client, owner: str | None = None) -> bool:
+    """Send one delivery. With `owner`, only while that dispatcher's lease on it holds (checked and renewed
+    first); without, unconditionally (tests and tools that send one delivery by hand)."""
+    if owner is not None and not _renew(delivery_id, owner):
+        log.info("delivery %s: lease lost before sending; left to its new holder", delivery_id)
+        return False
     with session_scope() as s:
         d = s.get(Delivery, delivery_id)
         if d is None or d.status != "pending":
@@ -158,11 +192,30 @@ def requeue_stale_jobs() -> int:
     return count
 
 
-def run_once(owner: str, client: httpx.Client) -> int:
-    sent = 0
-    for delivery_id in claim(owner):
-        sent += deliver(delivery_id, client)
-    return sent
+def _subscription_order(ids: list[int]) -> list[list[int]]:
+    """The claimed deliveries grouped by subscription, each group in change order."""
+    with session_scope() as s:
+        rows = s.execute(select(Delivery.id, Delivery.webhook_id).where(Delivery.id.in_(ids))
+                         .order_by(Delivery.change_seq)).all()
+    groups: dict[str, list[int]] = defaultdict(list)
+    for delivery_id, webhook_id in rows:
+        groups[webhook_id].append(delivery_id)
+    return list(groups.values())
+
+
+def run_once(owner: str, client: httpx.Client, pool: ThreadPoolExecutor | None = None) -> int:
+    publish_pending()
+    ids = claim(owner)
+    if not ids:
+        return 0
+
+    def serve(group: list[int]) -> int:
+        return sum(deliver(delivery_id, client, owner) for delivery_id in group)
+
+    groups = _subscription_order(ids)
+    if pool is None or len(groups) == 1:
+        return sum(serve(g) for g in groups)
+    return sum(pool.map(serve, groups))
 
 
 def run_forever(stop: threading.Event | None = None) -> None:
@@ -170,10 +223,12 @@ def run_forever(stop: threading.Event | None = None) -> None:
     owner = uuid.uuid4().hex
     stop = stop or threading.Event()
     last_janitor = 0.0
-    with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
+    limits = httpx.Limits(max_connections=settings.webhook_parallel * 2)
+    with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False, limits=limits) as client, \
+            ThreadPoolExecutor(max_workers=settings.webhook_parallel, thread_name_prefix="webhook") as pool:
         while not stop.is_set():
             try:
-                run_once(owner, client)
+                run_once(owner, client, pool)
                 if time.monotonic() - last_janitor > min(10.0, settings.job_stale_s / 2):
                     last_janitor = time.monotonic()
                     requeue_stale_jobs()

@@ -19,18 +19,33 @@ from formsvc.validation.batch import validate_batch
 from formsvc.validation.crosscheck import is_minutes
 
 
-def ingest(session: Session, *, unit: str, job_id: str | None, documents: Sequence[Record],
-           findings: Sequence[Sequence[Reason]], keys: Sequence[str], pages: Sequence[dict[int, str]]) -> int:
-    """Store a job's documents; returns how many were new (a re-run stores nothing twice)."""
+def prepare(session: Session, *, unit: str, documents: Sequence[Record], findings: Sequence[Sequence[Reason]]
+            ) -> tuple[list[Record], list[list[Reason]]]:
+    """Read-only half: known values from the unit's rosters, then one validation per document (minutes against
+    the upload's sheets and the unit's stored ones). Run it before the transaction that writes: parsing rosters
+    and loading stored sheets must not happen while a write lock is held."""
     people = roster_people(session, unit)
     known = [apply_roster(doc, list(found), people) for doc, found in zip(documents, findings, strict=True)]
     records = [k[0] for k in known]
     sheets = stored_sheets(session, unit, {r.year for r in records if is_minutes(r)})
     validated = validate_batch(records, [k[1] for k in known], default_registry(), stored_sheets=sheets,
                                review_confidence=get_settings().review_confidence)
+    return validated, [k[1] for k in known]
+
+
+def store(session: Session, *, unit: str, job_id: str | None, records: Sequence[Record],
+          findings: Sequence[Sequence[Reason]], keys: Sequence[str], pages: Sequence[dict[int, str]]) -> int:
+    """Writing half: the prepared records stored; returns how many were new (a re-run stores nothing twice)."""
     stored = 0
-    for record, (_, found), key, page_refs in zip(validated, known, keys, pages, strict=True):
+    for record, found, key, page_refs in zip(records, findings, keys, pages, strict=True):
         row = store_record(session, unit=unit, job_id=job_id, doc_key=key, record=record, pages=page_refs,
-                           findings=found)
+                           findings=list(found))
         stored += row is not None
     return stored
+
+
+def ingest(session: Session, *, unit: str, job_id: str | None, documents: Sequence[Record],
+           findings: Sequence[Sequence[Reason]], keys: Sequence[str], pages: Sequence[dict[int, str]]) -> int:
+    """Store a job's documents in one session (both halves); returns how many were new."""
+    records, found = prepare(session, unit=unit, documents=documents, findings=findings)
+    return store(session, unit=unit, job_id=job_id, records=records, findings=found, keys=keys, pages=pages)

@@ -15,11 +15,11 @@ from formsvc.db.tables import Job, JobFile
 from formsvc.errors import FormsvcError
 from formsvc.records import FieldProvenance, Reason, Record
 from formsvc.roster import Person, read_roster
+from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
 from formsvc.text import fold
 
 SAME_NAME = 75  # fold()-ed ratio: OCR slips (a lost diacritic, one wrong letter) stay above it
-MAX_ROSTERS = 50
 
 
 def roster_people(session: Session, unit: str) -> dict[str, Person]:
@@ -28,7 +28,7 @@ def roster_people(session: Session, unit: str) -> dict[str, Person]:
     jobs = session.execute(
         select(Job.id, JobFile.sha256, JobFile.filename).join(JobFile, JobFile.job_id == Job.id)
         .where(Job.unit == unit, Job.kind == "print_pack", Job.status == "done")
-        .order_by(Job.created_at).limit(MAX_ROSTERS)).all()
+        .order_by(Job.created_at).limit(get_settings().roster_max_files)).all()
     people: dict[str, Person] = {}
     for _, sha, filename in jobs:
         with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import Job, JobFile, PageErrorRow, StoredFile, utcnow
 from formsvc.errors import BusyError, FormsvcError
-from formsvc.service.ingest import ingest
+from formsvc.logs import bound, stage
+from formsvc.service import ingest
 from formsvc.service.jobs import safe_filename
 from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
@@ -76,6 +77,13 @@ def run_job(job_id: str, attempt: int) -> str:
     if claimed is None:
         return "skipped"
     kind, unit, params, files = claimed
+    with bound(job_id=job_id, attempt=attempt, kind=kind), stage(log, "job", files=len(files)) as fields:
+        fields["result"] = outcome = _run(job_id, attempt, kind, unit, params, files)
+    return outcome
+
+
+def _run(job_id: str, attempt: int, kind: str, unit: str, params: dict[str, object],
+         files: list[tuple[str, str]]) -> str:
     try:
         with tempfile.TemporaryDirectory(prefix="formsvc-job-") as tmp:
             paths = _linked(Path(tmp), files)
@@ -136,13 +144,20 @@ def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
     def sink(image: bytes) -> str:
         return store.put_bytes(image)
 
-    result = read_files(paths, progress=_Progress(job_id, attempt), jobs=max(1, get_settings().extract_jobs),
-                        page_sink=sink)
+    with stage(log, "extract", files=len(paths)) as fields:
+        result = read_files(paths, progress=_Progress(job_id, attempt), jobs=max(1, get_settings().extract_jobs),
+                            page_sink=sink)
+        fields.update(documents=len(result.documents), page_errors=len(result.errors))
     images = {sha: "image/jpeg" for pages in result.pages for sha in pages.values()}
     errors = [(Path(e.file).name, e.page, e.code, e.message) for e in result.errors]
-    with _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
-        ingest(s, unit=unit, job_id=job_id, documents=result.documents, findings=result.findings,
-               keys=result.keys, pages=result.pages)
+    # Read first, in a transaction of its own: parsing the unit's rosters and loading its stored sheets must not
+    # happen while the finishing transaction holds the write lock (SQLite: every writer waits on it).
+    with stage(log, "known_values"), session_scope() as s:
+        records, findings = ingest.prepare(s, unit=unit, documents=result.documents, findings=result.findings)
+    with stage(log, "store", documents=len(records)), \
+            _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
+        ingest.store(s, unit=unit, job_id=job_id, records=records, findings=findings, keys=result.keys,
+                     pages=result.pages)
         job.heartbeat_at = utcnow()
         job.pages_done = job.pages_total = max(job.pages_total, job.pages_done)
 
@@ -154,8 +169,10 @@ def _print_pack(job_id: str, attempt: int, params: dict[str, object], roster: Pa
     with tempfile.TemporaryDirectory(prefix="formsvc-pack-") as tmp:
         out = Path(tmp) / "pack.pdf"
         year = params.get("year")
-        report = print_pack(str(params["form"]), roster, out, year=int(year) if isinstance(year, int) else None,
-                            progress=_Progress(job_id, attempt))
+        with stage(log, "render_pack", form=str(params["form"]), file=roster.name) as fields:
+            report = print_pack(str(params["form"]), roster, out,
+                                year=int(year) if isinstance(year, int) else None, progress=_Progress(job_id, attempt))
+            fields["roster_errors"] = len(report.errors)
         with out.open("rb") as fh:
             sha, _ = store.put_stream(fh)
     errors = [(roster.name, None, "roster_row_invalid", e.message) for e in report.errors]
@@ -177,8 +194,9 @@ def _dossier(job_id: str, attempt: int, unit: str, params: dict[str, object]) ->
         plan = plan_from_store(s, SYSTEM, unit=unit, year=int(year) if isinstance(year, int) else 0,
                                criteria_set=str(criteria_set) if criteria_set else None,
                                exclude=[str(e) for e in exclude] if isinstance(exclude, list) else [])
-    files = render_dossier(plan, {"staff": staff if isinstance(staff, int) else None},
-                           progress=_Progress(job_id, attempt))
+    with stage(log, "render_dossier"):
+        files = render_dossier(plan, {"staff": staff if isinstance(staff, int) else None},
+                               progress=_Progress(job_id, attempt))
     sha = get_file_store().put_bytes(files.zip_bytes())
     with _finishing(job_id, attempt, files={sha: "application/zip"}, errors=[]) as (_, job):
         job.result_sha256 = sha

@@ -74,9 +74,11 @@ def rq_job_id(job_id: str, attempt: int) -> str:
 
 def enqueue(job_id: str, attempt: int) -> bool:
     """Ask a worker to run `attempt` of job `job_id`; False (logged) when Redis cannot be reached now."""
+    s = get_settings()
     try:
         get_queue().enqueue_call(JOB_FUNCTION, args=(job_id, attempt), job_id=rq_job_id(job_id, attempt),
-                                 timeout=6 * 3600, result_ttl=3600, failure_ttl=7 * 86400,
+                                 timeout=s.job_timeout_s, result_ttl=s.job_result_ttl_s,
+                                 failure_ttl=s.job_failure_ttl_s,
                                  description=f"formsvc job {job_id} attempt {attempt}")
         return True
     except RedisError as exc:

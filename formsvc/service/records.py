@@ -148,16 +148,13 @@ def _editable(path: str) -> bool:
                                        and len(path.split(".")[1]) > 0)
 
 
-MAX_STORED_SHEETS = 20_000
-
-
 def stored_sheets(session: Session, unit: str, years: set[int], *, exclude: str | None = None) -> list[Record]:
     """The unit's stored self-assessments of `years` (what minutes are checked against)."""
     if not years:
         return []
     rows = session.scalars(select(RecordRow).where(
         RecordRow.unit == unit, RecordRow.year.in_(years), RecordRow.form.in_(forms_of_document("self_assessment")),
-    ).limit(MAX_STORED_SHEETS))
+    ).limit(get_settings().crosscheck_max_stored_sheets))
     return [Record.model_validate({**r.data, "id": r.id}) for r in rows if r.id != exclude]
 
 
