@@ -206,10 +206,10 @@ def test_warm_engines_survive_the_fork_and_a_crashed_child() -> None:
 
 def test_a_roster_longer_than_the_setting_is_refused_without_reading_it_all(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from formsvc.errors import LimitError
+    from formsvc.errors import InputError
     from formsvc.render.roster import read_roster
 
-    monkeypatch.setenv("FORMSVC_ROSTER_MAX_ROWS", "3")
+    monkeypatch.setenv("FORMSVC_MAX_ROSTER_ROWS", "3")
     get_settings.cache_clear()
     try:
         head = "Mã,Họ và tên,Năm sinh\n"
@@ -218,8 +218,8 @@ def test_a_roster_longer_than_the_setting_is_refused_without_reading_it_all(
         assert len(read_roster(fits).people) == 3
         too_long = tmp_path / "dai.csv"
         too_long.write_text(head + "".join(f"nv-{i},Nguyễn Văn A,1980\n" for i in range(100_000)), encoding="utf-8")
-        with pytest.raises(LimitError) as err:
+        with pytest.raises(InputError) as err:
             read_roster(too_long)
-        assert err.value.code == "roster_too_large" and "3 dòng" in err.value.message
+        assert err.value.code == "roster_too_many_rows" and "3 dòng" in err.value.message
     finally:
         get_settings.cache_clear()
