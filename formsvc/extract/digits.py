@@ -1,10 +1,12 @@
 """Handwritten score reader: numbers 0..max (and a decimal where the step allows) in a score box.
 
-Segment the box into ink components, classify each digit with a small MLP (numpy inference; weights in
-models/digits.npz, trained at build time by digits_train.py on scikit-learn's handwritten digits and synthetic
-pen strokes), find a decimal comma or dot between digits, and assemble a value. The confidence is the product of
-the digit probabilities, capped when the value is not one the criteria allow; blank and crossed-out boxes are
-states of their own, never numbers.
+Segment the box into ink components, classify each digit with two small MLPs (numpy inference; weights in
+models/digits.npz and digits_hog.npz, trained at build time by digits_train.py on real MNIST handwriting,
+synthetic pen strokes and font digits), find a decimal comma or dot between digits, and assemble a value. The
+raw confidence (each digit's lead over its runner-up, halved where the models or variants disagree) is mapped
+through a calibration fitted on real handwriting the models never saw (models/digits_calibration.npz) to the
+probability that the box is read right, and capped when the value is not one the criteria allow; blank and
+crossed-out boxes are states of their own, never numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from threadpoolctl import ThreadpoolController
 
 MODEL = Path(__file__).with_name("models") / "digits.npz"
 MODEL_HOG = Path(__file__).with_name("models") / "digits_hog.npz"
+MODEL_CALIBRATION = Path(__file__).with_name("models") / "digits_calibration.npz"
 HOG_CELL, HOG_BINS = 7, 9
 SIDE = 28
 INNER = 20
@@ -93,6 +96,23 @@ def _candidates(glyphs: _Glyphs, cut: int | None, max_value: float, step: float)
 def _weights(path: Path = MODEL) -> list[np.ndarray]:
     with np.load(path) as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+@lru_cache(maxsize=1)
+def _calibration() -> tuple[np.ndarray, np.ndarray] | None:
+    """Isotonic steps raw confidence -> probability right; None before the first calibration (training)."""
+    if not MODEL_CALIBRATION.exists():
+        return None
+    with np.load(MODEL_CALIBRATION) as data:
+        return data["x"].astype(np.float64), data["y"].astype(np.float64)
+
+
+def calibrate(raw: float) -> float:
+    """The probability that a box read with raw confidence `raw` is read right (measured, see digits_train)."""
+    steps = _calibration()
+    if steps is None:
+        return raw
+    return float(np.interp(raw, steps[0], steps[1]))
 
 
 @lru_cache(maxsize=1)
@@ -216,7 +236,9 @@ def _crossed(mask: np.ndarray) -> bool:
     return len(slopes) == 2
 
 
-def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) -> ScoreReading:
+def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5,
+               calibrated: bool = True) -> ScoreReading:
+    """One score box. `calibrated=False` gives the raw confidence (what the calibration is fitted on)."""
     h, w = cell.shape
     # Leave out the cell's own borders.
     inner = cell[int(h * 0.06): int(h * 0.94), int(w * 0.04): int(w * 0.96)]
@@ -252,7 +274,7 @@ def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) ->
             merged.append([i])
             spans.append((left, right))
     glyphs = _classify_glyphs([np.isin(labels, group).astype(np.uint8) for group in merged])
-    confidence = _confidence(glyphs)
+    confidence = calibrate(_confidence(glyphs)) if calibrated else _confidence(glyphs)
     chars = [str(int(p.argmax())) for p in glyphs.probs]
     text = "".join(chars)
     cut: int | None = None
