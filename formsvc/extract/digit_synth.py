@@ -136,11 +136,11 @@ def draw_mnist(glyph: np.ndarray, height: int, rng: np.random.Generator, *, augm
     With `augment`: turned, sheared, squeezed, elastically distorted and thinned or thickened, the variation
     2,000 real samples need to stand for many writers. Without: only scaled, as the writer wrote it.
     """
-    img = glyph.reshape(28, 28).astype(np.float32) / 255.0
+    img: np.ndarray = glyph.reshape(28, 28).astype(np.float32) / 255.0
     img = cv2.copyMakeBorder(img, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=0)
     if augment:
         img = elastic(img, rng, alpha=float(rng.uniform(0, 2.2)), sigma=float(rng.uniform(3.0, 4.5)))
-        m = cv2.getRotationMatrix2D((22, 22), float(rng.uniform(-14, 14)), 1.0)
+        m: np.ndarray = cv2.getRotationMatrix2D((22, 22), float(rng.uniform(-14, 14)), 1.0)
         m[0, 1] += float(rng.uniform(-0.3, 0.3))
         m[0, :] *= float(rng.uniform(0.75, 1.2))
         m[0, 2] += 22 - (m[0, 0] * 22 + m[0, 1] * 22 + m[0, 2])
@@ -178,7 +178,7 @@ def compose_box(value: str, size_px: tuple[int, int], rng: np.random.Generator, 
     canvas = np.full((h, w), 255, np.uint8)
     if value:
         over = rng.random() < overflow
-        height = int(h * (rng.uniform(0.75, 0.95) if over else rng.uniform(0.5, 0.72)))
+        height = int(h * (rng.uniform(0.7, 0.85) if over else rng.uniform(0.5, 0.72)))
         glyphs = []
         for ch in value:
             if ch in ",.":
@@ -206,7 +206,7 @@ def compose_box(value: str, size_px: tuple[int, int], rng: np.random.Generator, 
         rh, rw = row.shape
         y = (h - rh) // 2 + int(rng.integers(-2, 3))
         if over:
-            y += int(rng.choice([-1, 1]) * rng.uniform(0.05, 0.15) * h)
+            y += int(rng.choice([-1, 1]) * rng.uniform(0.04, 0.1) * h)  # a little over the top or bottom edge
         x = (w - rw) // 2 + int(rng.integers(-4, 5))
         x = max(0, min(x, w - rw))
         sy0, sy1 = max(0, -y), min(rh, h - y)  # rows of the writing that land inside the crop
