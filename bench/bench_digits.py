@@ -1,6 +1,6 @@
 """Handwritten score boxes: today's recogniser vs the one before real handwriting (baseline), same boxes, one run.
 
-Usage: .venv/bin/python bench/bench_digits.py [--boxes 1000] [--baseline 02906a4]
+Usage: .venv/bin/python bench/bench_digits.py [--boxes 1000] [--baseline 02906a4] [--records 24]
 Boxes are 160x105 px (a score box at 200 dpi) with their printed frame, written with REAL human handwriting the
 recogniser never saw (MNIST digits at digits_train.HELD_OUT positions, drawn as written), values 0..10 on a
 0.5 step ("9", "10", "7,5"), a fifth of them over the frame's edge, a quarter in blue ballpoint scanned grey;
@@ -9,6 +9,10 @@ mid-range scanner leaves them. "Accepted" = confidence >= settings.review_confid
 "silent" = accepted and wrong. "Top 3" = the right value among the first three candidates (what the declared-
 total decoding in parse chooses from). The baseline is the recogniser (code and weights) at git commit
 --baseline, loaded from history into a temp dir.
+--records N: N self-assessments printed by formsvc, every score and the total written in real held-out handwriting
+(fixtures.handwriting with MNIST_SHARE = 1), scanned at 200 dpi clean / turned / JPEG, read by the whole pipeline
+(extract_files: the declared-total decoding in parse included): scores exact, records valid with nothing to review,
+silent errors (a wrong score not flagged), for today's recogniser only.
 """
 
 from __future__ import annotations
@@ -99,10 +103,46 @@ def reliability(c: np.ndarray, ok: np.ndarray) -> list[str]:
     return rows
 
 
+def records(n: int, threshold: float) -> None:
+    import fixtures.handwriting as handwriting
+    from fixtures.scans import degrade, handwritten_record, rasterise, save_scan, write_by_hand
+    from formsvc.extract.pipeline import extract_files
+    from formsvc.render import render_document
+    from formsvc.render.converter import get_converter
+
+    handwriting.MNIST_SHARE = 1.0  # every box in real handwriting
+    sheets = [handwritten_record(7000 + i) for i in range(n)]
+    pages = [write_by_hand(rasterise(render_document("cdht-self-assessment", printed)), truth, seed=7000 + i)
+             for i, (printed, truth) in enumerate(sheets)]
+    get_converter().close()
+    print(f"\nWhole sheets, real handwriting, {n} people ({sum(len(t['scores']) for _, t in sheets)} scores each "
+          "condition):\n")
+    print("| scan | scores exact | records valid, no review | silent | pages/min (2 jobs) |\n|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("clean", "rotate", "jpeg"):
+            files = [save_scan(degrade(pg, kind, seed=i), Path(tmp) / f"{kind}-{i}.tif") for i, pg in enumerate(pages)]
+            started = time.perf_counter()
+            docs = {d.subject.id: d for d in extract_files(files, jobs=2).documents}
+            took = time.perf_counter() - started
+            total = exact = silent = valid = 0
+            for _, truth in sheets:
+                doc = docs.get(truth["subject"]["id"])
+                low = {f.name for f in doc.fields if f.confidence < threshold} if doc else set()
+                valid += bool(doc and doc.status == "valid")
+                for ind, value in truth["scores"].items():
+                    got = doc.scores.get(ind) if doc else None
+                    total += 1
+                    exact += got == value
+                    silent += bool(doc and got != value and f"scores.{ind}" not in low)
+            n_pages = sum(len(pg) for pg in pages)
+            print(f"| {kind} | {exact / total:.1%} | {valid}/{n} | {silent} | {n_pages / took * 60:.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--boxes", type=int, default=1000)
     ap.add_argument("--baseline", default="02906a4")
+    ap.add_argument("--records", type=int, default=0)
     args = ap.parse_args()
     threshold = get_settings().review_confidence
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,6 +167,8 @@ def main() -> None:
             print(f"\nReliability, {name}, real handwriting clean + degraded ({len(c)} boxes):\n")
             print("| confidence | boxes | read right |\n|---|---|---|")
             print("\n".join(reliability(c, ok)))
+    if args.records:
+        records(args.records, threshold)
 
 
 if __name__ == "__main__":
