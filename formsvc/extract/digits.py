@@ -1,15 +1,18 @@
 """Handwritten score reader: numbers 0..max (and a decimal where the step allows) in a score box.
 
-Segment the box into ink components, classify each digit with a small MLP (numpy inference; weights in
-models/digits.npz, trained at build time by digits_train.py on scikit-learn's handwritten digits and synthetic
-pen strokes), find a decimal comma or dot between digits, and assemble a value. The confidence is the product of
-the digit probabilities, capped when the value is not one the criteria allow; blank and crossed-out boxes are
-states of their own, never numbers.
+Segment the box into ink components, classify each digit with three small models run in numpy (a LeNet-sized
+CNN, an MLP on pixels and an MLP on stroke directions; weights in models/, trained at build time by
+digits_train.py on real MNIST handwriting, synthetic pen strokes in Vietnamese writers' shapes and font digits),
+find a decimal comma or dot between digits, and assemble a value. The raw confidence (each digit's lead over its
+runner-up, halved where models or variants disagree) is calibrated on real handwriting none of the models saw
+(models/digits_calibration.npz): a box at settings.review_confidence or above was read right at least
+digits_train.ACCEPT_RIGHT of the time, below it less. Values the criteria do not allow are capped at IMPOSSIBLE;
+blank and crossed-out boxes are states of their own, never numbers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -20,11 +23,17 @@ from threadpoolctl import ThreadpoolController
 
 MODEL = Path(__file__).with_name("models") / "digits.npz"
 MODEL_HOG = Path(__file__).with_name("models") / "digits_hog.npz"
+MODEL_CALIBRATION = Path(__file__).with_name("models") / "digits_calibration.npz"
+MODEL_CNN = Path(__file__).with_name("models") / "digits_cnn.npz"
 HOG_CELL, HOG_BINS = 7, 9
 SIDE = 28
 INNER = 20
 
 
+INK_CONTRAST = 60  # grey levels below the paper that are ink for certain
+INK_MIN_CONTRAST = 35  # the least contrast that still is ink (median-filtered scanner noise stays above)
+INK_SHARE = 0.45  # of the darkest ink's contrast: where a pale stroke's edge is
+IMPOSSIBLE = 0.3  # most a reading can be trusted whose top reading the criteria do not allow
 SEPARATOR_MISSED = 0.15  # prior of a decimal comma the segmentation did not see (or saw where there was none)
 TOP_DIGITS = 3
 MAX_CANDIDATES = 12
@@ -95,6 +104,33 @@ def _weights(path: Path = MODEL) -> list[np.ndarray]:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
+def calibration_group(n_glyphs: int, at_edge: bool) -> str:
+    """Boxes whose raw confidence means different things are calibrated apart: one digit or several (a comma
+    to find, more to misread), and writing that reaches the box's edge (part of it may be cut off)."""
+    return f"{'one' if n_glyphs == 1 else 'more'}-{'edge' if at_edge else 'inside'}"
+
+
+@lru_cache(maxsize=1)
+def _calibration() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per calibration group, isotonic steps raw confidence -> probability right; empty before the first
+    calibration (training)."""
+    if not MODEL_CALIBRATION.exists():
+        return {}
+    with np.load(MODEL_CALIBRATION) as data:
+        groups = {k[2:] for k in data.files if k.startswith("x_")}
+        return {g: (data[f"x_{g}"].astype(np.float64), data[f"y_{g}"].astype(np.float64)) for g in groups}
+
+
+def calibrate(raw: float, group: str = "all") -> float:
+    """The probability that a box of `group` read with raw confidence `raw` is read right (measured on real
+    handwriting the models never saw, see digits_train.calibrate)."""
+    steps = _calibration()
+    if not steps:
+        return raw
+    x, y = steps.get(group, steps["all"])
+    return float(np.interp(raw, x, y))
+
+
 @lru_cache(maxsize=1)
 def _blas() -> ThreadpoolController:
     """Found once: looking up the loaded BLAS libraries costs more than a whole box's classification."""
@@ -152,6 +188,60 @@ def classify(vectors: np.ndarray, model: Path = MODEL) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def im2col(x: np.ndarray, k: int) -> np.ndarray:
+    """(n, h, w, c) -> (n, h-k+1, w-k+1, k*k*c): every k x k patch as a row, for a convolution as one product."""
+    v = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+    return np.ascontiguousarray(v).reshape(*v.shape[:3], -1)
+
+
+def pool2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2x2 max pooling of (n, h, w, c); also the blocks, which training's backward pass needs."""
+    n, h, w, c = x.shape
+    blocks = x.reshape(n, h // 2, 2, w // 2, 2, c)
+    return blocks.max(axis=(2, 4)), blocks
+
+
+def cnn_forward(p: dict[str, np.ndarray], x: np.ndarray,
+                keep: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """LeNet-sized CNN on 28x28 glyph vectors: conv 5x5 (16) + pool, conv 5x5 (32) + pool, dense 128, dense 10.
+
+    Returns the logits and, with `keep`, what digits_train's backward pass needs.
+    """
+    n = x.shape[0]
+    c1 = im2col(x.reshape(n, SIDE, SIDE, 1).astype(np.float32), 5)
+    z1 = c1 @ p["c1w"] + p["c1b"]
+    p1, r1 = pool2(np.maximum(z1, 0))
+    c2 = im2col(p1, 5)
+    z2 = c2 @ p["c2w"] + p["c2b"]
+    p2, r2 = pool2(np.maximum(z2, 0))
+    f = p2.reshape(n, -1)
+    hidden = np.maximum(f @ p["f1w"] + p["f1b"], 0)
+    logits = hidden @ p["f2w"] + p["f2b"]
+    return logits, ((c1, z1, p1, r1, c2, z2, p2, r2, f, hidden) if keep else ())
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@lru_cache(maxsize=1)
+def _cnn() -> dict[str, np.ndarray] | None:
+    if not MODEL_CNN.exists():
+        return None
+    with np.load(MODEL_CNN) as data:
+        return {k: data[k].astype(np.float32) for k in data.files}
+
+
+def classify_cnn(vectors: np.ndarray) -> np.ndarray | None:
+    """Class probabilities (n x 10) from the CNN, None if it has not been trained."""
+    p = _cnn()
+    if p is None:
+        return None
+    logits, _ = cnn_forward(p, vectors)
+    return softmax(logits / float(p["temperature"][0]) if "temperature" in p else logits)
+
+
 def _variants(glyph: np.ndarray) -> list[np.ndarray]:
     """The glyph as written, slightly turned and with thinner/thicker strokes: a reading must survive all."""
     padded = cv2.copyMakeBorder(glyph, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=0)
@@ -171,7 +261,10 @@ def _classify_glyphs(glyphs: list[np.ndarray]) -> _Glyphs:
     vectors = [np.stack([normalise(v) for v in _variants(glyph)]) for glyph in glyphs]
     # Products this small finish before BLAS's threads wake up: one thread is ~10x faster on a busy 2-core box.
     with _blas().limit(limits=1, user_api="blas"):
-        both = [np.vstack([classify(v), classify(v, MODEL_HOG)]) for v in vectors]  # two models must agree too
+        both = []
+        for v in vectors:  # the models must agree too
+            cnn = classify_cnn(v)
+            both.append(np.vstack([classify(v), classify(v, MODEL_HOG), *([] if cnn is None else [cnn, cnn])]))
     for probs in both:
         mean = probs.mean(axis=0)
         means.append(mean)
@@ -192,10 +285,14 @@ def _confidence(glyphs: _Glyphs) -> float:
 
 def ink_mask(cell: np.ndarray) -> np.ndarray:
     """1 where a crop holds ink: clearly darker than its own paper after scanner noise is filtered out, so faint
-    (blurred) strokes count and a grey background does not."""
+    (blurred) strokes count and a grey background does not. How much darker follows the crop's darkest ink: pale
+    pen (blue ballpoint scanned grey, pencil) is ink too, never a blank box, but never closer to the paper than
+    INK_MIN_CONTRAST, which scanner noise does not reach."""
     smooth = cv2.medianBlur(cell, 3)
     paper = float(np.percentile(smooth, 90))
-    return (smooth < paper - 60).astype(np.uint8)
+    darkest = float(np.percentile(smooth, 0.5))
+    margin = min(INK_CONTRAST, max(INK_MIN_CONTRAST, INK_SHARE * (paper - darkest)))
+    return (smooth < paper - margin).astype(np.uint8)
 
 
 def _crossed(mask: np.ndarray) -> bool:
@@ -217,19 +314,33 @@ def _crossed(mask: np.ndarray) -> bool:
 
 
 def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) -> ScoreReading:
+    """One score box: blank, crossed out, unreadable or a number with its calibrated confidence."""
+    reading, group, impossible = read_score_raw(cell, max_value=max_value, step=step)
+    if group is None:
+        return reading
+    confidence = calibrate(reading.confidence, group)
+    return replace(reading, confidence=min(confidence, IMPOSSIBLE) if impossible else confidence)
+
+
+def read_score_raw(cell: np.ndarray, *, max_value: float = 10,
+                   step: float = 0.5) -> tuple[ScoreReading, str | None, bool]:
+    """read_score before calibration: (reading, calibration group, top reading impossible). A number's confidence
+    is the raw one (what the calibration is fitted on); other states come with group None and their final
+    confidence. An impossible top reading (out of range, off the step, a leading zero) is replaced by the best
+    allowed candidate, and read_score caps its confidence at IMPOSSIBLE."""
     h, w = cell.shape
     # Leave out the cell's own borders.
     inner = cell[int(h * 0.06): int(h * 0.94), int(w * 0.04): int(w * 0.96)]
     mask = ink_mask(inner)
     if mask.mean() < 0.004:
-        return ScoreReading(None, "", 0.97, "blank")
+        return ScoreReading(None, "", 0.97, "blank"), None, False
     if _crossed(mask):
-        return ScoreReading(None, "", 0.9, "crossed")
+        return ScoreReading(None, "", 0.9, "crossed"), None, False
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     ih = mask.shape[0]
     comps = [(stats[i], i) for i in range(1, n) if stats[i][cv2.CC_STAT_AREA] >= 4]
     if not comps:
-        return ScoreReading(None, "", 0.97, "blank")
+        return ScoreReading(None, "", 0.97, "blank"), None, False
     tallest = max(s[cv2.CC_STAT_HEIGHT] for s, _ in comps)
     digits, seps = [], []
     for s, i in comps:
@@ -238,7 +349,7 @@ def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) ->
         elif s[cv2.CC_STAT_HEIGHT] <= 0.4 * tallest and s[cv2.CC_STAT_TOP] > ih * 0.35:
             seps.append(s)
     if not digits or len(digits) > 3:
-        return ScoreReading(None, "", 0.2, "unreadable")
+        return ScoreReading(None, "", 0.2, "unreadable"), None, False
     digits.sort(key=lambda d: d[0][cv2.CC_STAT_LEFT])
     # Merge components that overlap horizontally (a broken stroke of one digit).
     merged: list[list[int]] = []
@@ -253,6 +364,9 @@ def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) ->
             spans.append((left, right))
     glyphs = _classify_glyphs([np.isin(labels, group).astype(np.uint8) for group in merged])
     confidence = _confidence(glyphs)
+    ys, xs = np.nonzero(mask)
+    at_edge = bool(ys.min() <= 1 or ys.max() >= mask.shape[0] - 2 or xs.min() <= 1 or xs.max() >= mask.shape[1] - 2)
+    group = calibration_group(len(merged), at_edge)
     chars = [str(int(p.argmax())) for p in glyphs.probs]
     text = "".join(chars)
     cut: int | None = None
@@ -268,9 +382,9 @@ def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) ->
         # The top reading is impossible; the best allowed candidate is a better guess, but only a guess.
         if candidates:
             best = candidates[0][0]
-            return ScoreReading(best, as_written(best), min(confidence, 0.3), "number", candidates)
-        return ScoreReading(value, text, min(confidence, 0.3), "number", candidates)
-    return ScoreReading(value, text, confidence, "number", candidates)
+            return ScoreReading(best, as_written(best), confidence, "number", candidates), group, True
+        return ScoreReading(value, text, confidence, "number", candidates), group, True
+    return ScoreReading(value, text, confidence, "number", candidates), group, False
 
 
 def as_written(value: float) -> str:
