@@ -93,7 +93,8 @@ def test_confirming_a_box_corrects_it_clears_its_finding_and_keeps_the_crop(api:
     after = r.json()
     key = box.field.split(".", 1)[1]
     assert after["version"] == before["version"] + 1 and after["record"]["scores"][key] == other_value
-    assert not [x for x in after["record"]["result"]["reasons"] if x.get("field") == box.field and x["severity"] == "review"]
+    reasons = after["record"]["result"]["reasons"]
+    assert not [x for x in reasons if x.get("field") == box.field and x["severity"] == "review"]
     queue = app.client.get("/v1/review/queue", headers=app.as_(reviewer)).json()["items"]
     assert (box.record_id, box.field) not in {(i["record_id"], i["field"]) for i in queue}
     history = app.client.get(f"/v1/records/{box.record_id}/history", headers=app.as_(reviewer)).json()
@@ -105,6 +106,7 @@ def test_confirming_a_box_corrects_it_clears_its_finding_and_keeps_the_crop(api:
         assert sample.crop_sha256 is not None
         crop = cv2.imdecode(np.frombuffer(get_file_store().read_bytes(sample.crop_sha256), np.uint8),
                             cv2.IMREAD_GRAYSCALE)
+        assert crop is not None
         field = next(f for f in before["record"]["fields"] if f["name"] == box.field)
         x0, y0, x1, y1 = (round(v) for v in field["bbox"])
         assert crop.shape == (y1 - y0, x1 - x0)  # the box as the recogniser saw it, not the padded view
