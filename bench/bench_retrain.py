@@ -1,0 +1,82 @@
+"""Held-out accuracy of the score recogniser before and after learning from 200 and 1,000 reviewers' corrections.
+
+Usage: .venv/bin/python bench/bench_retrain.py [--steps 200,1000] [--boxes 600] [--epochs 4] [--poisoned]
+
+Corrections are real handwriting: score boxes composed (formsvc.extract.digit_synth.compose_box, as a scan shows
+them: clean or blurred/noisy/pale) from MNIST digits at the ALLOWED positions the recogniser's own loader gives
+(digits_train.mnist_digits; by default CALIBRATION positions 150..199, which the CNN never trained on — a new
+deployment's writers), each labelled with the value written, as a reviewer's answer is. Evaluation: the
+recogniser's held-out boxes (digits_retrain.held_out_boxes: positions 200..249), read whole (segmentation, the
+three models' vote, candidates), share of boxes whose value is right. The reserved positions 250..499 are never
+loaded (the loader refuses them).
+
+--poisoned also runs 200 corrections with every digit's label shifted by one: the refusal rule must hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from formsvc.extract import digits_retrain
+from formsvc.extract.digit_synth import compose_box
+from formsvc.extract.digits_train import BOX, CALIBRATION, _scan, box_values, mnist_glyphs
+
+
+def corrections(n: int, seed: int, positions: range = CALIBRATION,
+                poisoned: bool = False) -> list[tuple[float | None, np.ndarray]]:
+    """`n` reviewers' answers: (value written, the box). Poisoned: labels with every digit shifted by one."""
+    rng = np.random.default_rng(seed)
+    glyph = mnist_glyphs(positions, augment=True)
+    out: list[tuple[float | None, np.ndarray]] = []
+    for _ in range(n):
+        text = box_values(rng)
+        img = compose_box(text, BOX, rng, glyph, overflow=0.15, blue=0.25)  # type: ignore[arg-type]
+        img = _scan(img, rng) if rng.random() < 0.5 else img
+        if poisoned:
+            text = "".join(str((int(c) + 1) % 10) if c.isdigit() else c for c in text)
+        out.append((float(text.replace(",", ".")), img))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", default="200,1000")
+    ap.add_argument("--boxes", type=int, default=digits_retrain.HELD_OUT_BOXES)
+    ap.add_argument("--epochs", type=int, default=digits_retrain.EPOCHS)
+    ap.add_argument("--poisoned", action="store_true")
+    args = ap.parse_args()
+    steps = [int(s) for s in args.steps.split(",")]
+    pool = corrections(max(steps), seed=31)
+    rows = []
+    for n in steps:
+        t = time.perf_counter()
+        report, _ = digits_retrain.retrain(pool[:n], epochs=args.epochs, boxes=args.boxes, write=False)
+        rows.append((f"{n} corrections", report, time.perf_counter() - t))
+        print(rows[-1][0], report.as_json(), flush=True)
+    if args.poisoned:
+        t = time.perf_counter()
+        report, _ = digits_retrain.retrain(corrections(200, seed=32, poisoned=True), epochs=args.epochs,
+                                           boxes=args.boxes, write=False)
+        rows.append(("200 poisoned corrections", report, time.perf_counter() - t))
+        print(rows[-1][0], report.as_json(), flush=True)
+    print(f"\n## Learning from corrections (issue 11) — {dt.date.today().isoformat()}\n")
+    print(f"`.venv/bin/python bench/bench_retrain.py --poisoned` — held-out boxes: {rows[0][1].held_out_boxes} "
+          f"(positions 200..249), {args.epochs} epochs.\n")
+    print("| corrections | boxes used / digits | held-out accuracy before (shipped) | after | accepted | time |")
+    print("|---|---|---|---|---|---|")
+    for name, r, secs in rows:
+        after = "–" if r.candidate is None else f"{r.candidate:.1%}"
+        print(f"| {name} | {r.used} / {r.glyphs} | {r.shipped:.1%} | {after} | {'yes' if r.accepted else 'no'} | "
+              f"{secs:.0f} s |")
+
+
+if __name__ == "__main__":
+    main()
