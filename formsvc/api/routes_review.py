@@ -35,3 +35,21 @@ def review_queue(who: Who, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> 
 def confirm(who: Who, record_id: str, body: ConfirmIn) -> dict[str, Any]:
     with session_scope() as s:
         return _full(rq.confirm(s, who, record_id, body.field, body.value, expected_version=body.version))
+
+
+@router.get("/admin/digits", summary="Nhận dạng chữ số: số ô đã xác nhận, mô hình đang dùng, lần học gần nhất")
+def digits_status(who: Who) -> dict[str, Any]:
+    from formsvc.service import retrain
+
+    who.require("admin")
+    return retrain.status()
+
+
+@router.post("/admin/digits/retrain", status_code=202,
+             summary="Học lại từ các ô người duyệt đã xác nhận (chạy nền; mô hình kém hơn bị từ chối)")
+def digits_retrain(who: Who) -> dict[str, Any]:
+    from formsvc.service import retrain
+
+    who.require("admin")
+    retrain.start_background()
+    return {"running": True}

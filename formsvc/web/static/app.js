@@ -877,7 +877,36 @@
     load();
   }
 
+  // -- admin: retrain the recogniser ------------------------------------------------------------------------
+
+  function initDigits() {
+    var button = $("#digits-retrain");
+    if (!button) return;
+    var result = $("#digits-result"), errorBox = $("#digits-error");
+    button.addEventListener("click", async function () {
+      errorBox.textContent = "";
+      setBusy(button, true, "Đang học…");
+      result.textContent = "Đang học lại; việc này mất vài phút.";
+      try {
+        await apiJson("POST", "/v1/admin/digits/retrain");
+        var st;
+        do {
+          await sleep(2000);
+          st = await apiJson("GET", "/v1/admin/digits");
+        } while (st.running);
+        result.textContent = st.last ? st.last.reason : "";
+        $("#digits-model").textContent = st.model === "tuned" ? "đã học từ các ô đã sửa" : "mô hình gốc";
+        $("#digits-samples").textContent = String(st.samples);
+      } catch (err) {
+        showError(errorBox, err);
+        result.textContent = "";
+      }
+      setBusy(button, false);
+    });
+  }
+
   function init() {
+    initDigits();
     initReviewQueue();
     initCriteriaImport();
     initDownloads();
