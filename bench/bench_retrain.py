@@ -74,7 +74,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name, r, secs in rows:
         after = "–" if r.candidate is None else f"{r.candidate:.1%}"
-        print(f"| {name} | {r.used} / {r.glyphs} | {r.shipped:.1%} | {after} | {'yes' if r.accepted else 'no'} | "
+        print(f"| {name} | {r.used} / {r.glyphs} | {r.shipped or 0:.1%} | {after} | {'yes' if r.accepted else 'no'} | "
               f"{secs:.0f} s |")
 
 

@@ -42,8 +42,8 @@ class RetrainReport:
     samples: int  # answers offered
     used: int  # answers whose digits could be cut as their value says
     glyphs: int  # digits learnt (before augmentation)
-    shipped: float  # held-out box accuracy of the shipped CNN
-    in_use: float  # ... of the CNN in use before this run (the shipped one, or an earlier fine-tuned one)
+    shipped: float | None  # held-out box accuracy of the shipped CNN (None: not measured, nothing to train)
+    in_use: float | None  # ... of the CNN in use before this run (the shipped one, or an earlier fine-tuned one)
     candidate: float | None  # ... of the fine-tuned candidate; None when there was nothing to train on
     accepted: bool
     reason: str  # Vietnamese, for the admin
@@ -146,15 +146,15 @@ def retrain(samples: list[tuple[float | None, np.ndarray]], *, seed: int = 0, ep
     """Fine-tune on the answers and keep the result only if it is not worse on the held-out boxes."""
     threadpool_limits(1, user_api="blas")  # small products: faster on one thread, and the same sums every run
     at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    x, y, used, glyphs = glyph_set(samples)
+    if used < MIN_BOXES:
+        return RetrainReport(len(samples), used, glyphs, None, None, None, False,
+                             f"Chưa đủ ô đã xác nhận để học (dùng được {used}, cần ít nhất {MIN_BOXES}).",
+                             0, at), None
     held = held_out_boxes(boxes)
     shipped = box_accuracy(digits._shipped_cnn(), held)
     in_use_params = digits._cnn()
     in_use = shipped if in_use_params is digits._shipped_cnn() else box_accuracy(in_use_params, held)
-    x, y, used, glyphs = glyph_set(samples)
-    if used < MIN_BOXES:
-        return RetrainReport(len(samples), used, glyphs, shipped, in_use, None, False,
-                             f"Chưa đủ ô đã xác nhận để học (dùng được {used}, cần ít nhất {MIN_BOXES}).",
-                             len(held), at), None
     params = fine_tune(x, y, seed=seed, epochs=epochs)
     candidate = box_accuracy(params, held)
     better = candidate >= shipped and candidate >= in_use
