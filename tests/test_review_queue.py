@@ -123,8 +123,11 @@ def test_confirming_a_box_corrects_it_clears_its_finding_and_keeps_the_crop(api:
 def _settings_of(stack: Stack) -> Iterator[None]:
     """This process pointed at the running stack's database and file store (to seed records into them)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("FORMSVC_DATABASE_URL", raising=False)
-        mp.setenv("FORMSVC_DATA_DIR", stack.env["FORMSVC_DATA_DIR"])
+        for name in ("FORMSVC_DATA_DIR", "FORMSVC_DATABASE_URL"):  # the stack may run on PostgreSQL
+            if name in stack.env:
+                mp.setenv(name, stack.env[name])
+            else:
+                mp.delenv(name, raising=False)
         get_settings.cache_clear()
         dispose_engines()
         try:
@@ -136,14 +139,35 @@ def _settings_of(stack: Stack) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with RedisServer() as redis, running_stack(tmp_path_factory.mktemp("rq-stack"), redis=redis, workers=0) as s:
-        yield s
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("FORMSVC_DATABASE_URL", raising=False)  # not the in-process tests' database: its own SQLite
+        with RedisServer() as redis, running_stack(tmp_path_factory.mktemp("rq-stack"), redis=redis,
+                                                   workers=0) as s:
+            yield s
 
 
 @pytest.fixture(scope="module")
 def seeded(stack: Stack) -> list[SeededBox]:
     with _settings_of(stack):
         return seed_flagged(UNIT, records=3, per_record=3, seed=820)
+
+
+def test_the_admin_page_retrains_with_a_button_and_says_why_not(browser: Browser, stack: Stack,  # noqa: F811
+                                                                shots: Path) -> None:  # noqa: F811
+    """Before any box is confirmed there is nothing to learn from: the run ends at once and says so."""
+    with session(browser, stack, stack.admin_key) as s:
+        page = s.page
+        page.goto("/")
+        page.click("nav a[href='/admin/digits']")
+        expect(page.locator("#digits-samples")).to_have_text("0")
+        expect(page.locator("#digits-model")).to_have_text("mô hình gốc")
+        page.click("#digits-retrain")
+        expect(page.locator("#digits-result")).to_contain_text("Chưa đủ ô đã xác nhận để học", timeout=60_000)
+        expect(page.locator("#digits-retrain")).to_be_enabled()
+        s.shot(shots, "22-admin-digits")
+    with session(browser, stack, stack.new_key("reviewer", UNIT)) as s:
+        s.page.goto("/admin/digits")
+        expect(s.page.locator("h1")).to_have_text("Không có quyền")
 
 
 def _box_shown(page: Any) -> tuple[str, str]:
