@@ -144,7 +144,13 @@ def save_tuned(params: dict[str, np.ndarray], report: RetrainReport, path: Path 
 def retrain(samples: list[tuple[float | None, np.ndarray]], *, seed: int = 0, epochs: int = EPOCHS,
             boxes: int = HELD_OUT_BOXES, write: bool = True) -> tuple[RetrainReport, dict[str, np.ndarray] | None]:
     """Fine-tune on the answers and keep the result only if it is not worse on the held-out boxes."""
-    threadpool_limits(1, user_api="blas")  # small products: faster on one thread, and the same sums every run
+    # Small products: faster on one thread, and the same sums every run. Scoped: the API process runs this too.
+    with threadpool_limits(1, user_api="blas"):
+        return _retrain(samples, seed=seed, epochs=epochs, boxes=boxes, write=write)
+
+
+def _retrain(samples: list[tuple[float | None, np.ndarray]], *, seed: int, epochs: int, boxes: int,
+             write: bool) -> tuple[RetrainReport, dict[str, np.ndarray] | None]:
     at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     x, y, used, glyphs = glyph_set(samples)
     if used < MIN_BOXES:
