@@ -59,9 +59,14 @@ def main() -> None:
     ap.add_argument("--boxes", type=int, default=digits_retrain.HELD_OUT_BOXES)
     ap.add_argument("--epochs", type=int, default=digits_retrain.EPOCHS)
     ap.add_argument("--poisoned", action="store_true")
+    ap.add_argument("--positions", default="150-199", help="MNIST positions the corrections are written with "
+                    "(allowed: 0..199; 200..249 are the evaluation's, 250..499 are refused by the loader)")
     args = ap.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
-    pool = corrections(max(steps), seed=31)
+    lo, hi = (int(v) for v in args.positions.split("-"))
+    if hi >= 200:
+        raise SystemExit("corrections must not use the held-out positions 200..249")
+    pool = corrections(max(steps), seed=31, positions=range(lo, hi + 1))
     hx, hy = real(HELD_OUT, 2, 99)
     shipped_digits = cnn_digits(digits._shipped_cnn(), hx, hy)
     rows = []
@@ -77,8 +82,9 @@ def main() -> None:
         rows.append(("200 poisoned corrections", report, time.perf_counter() - t, cnn_digits(params, hx, hy)))
         print(rows[-1][0], report.as_json(), rows[-1][3], flush=True)
     print(f"\n## Learning from corrections (issue 11) — {dt.date.today().isoformat()}\n")
-    print(f"`.venv/bin/python bench/bench_retrain.py --poisoned` — held-out boxes: {rows[0][1].held_out_boxes} "
-          f"(positions 200..249), {args.epochs} epochs.\n")
+    print(f"`.venv/bin/python bench/bench_retrain.py --poisoned --positions {args.positions}` — corrections written "
+          f"with positions {args.positions}, held-out boxes: {rows[0][1].held_out_boxes} (positions 200..249), "
+          f"{args.epochs} epochs.\n")
     print("| corrections | boxes used / digits | held-out boxes right: before (shipped) → after | "
           f"CNN alone, {len(hy)} held-out digits: before → after | accepted | time |")
     print("|---|---|---|---|---|---|")
