@@ -53,7 +53,7 @@ BOX_SHOWN = """([r, f]) => { const b = document.querySelector('#rq-box'), img = 
   root = document.querySelector('#rq');
   if (root.dataset.state === 'done') return true;
   return root.dataset.state === 'box' && (b.dataset.record !== r || b.dataset.field !== f)
-    && img.complete && img.naturalWidth > 0; }"""
+    && img.complete && img.naturalWidth > 0 && !img.classList.contains('is-loading'); }"""
 
 
 def vn(value: float) -> str:

@@ -191,6 +191,7 @@ def test_a_reviewer_clears_the_queue_with_the_keyboard_only(browser: Browser, st
             shown = _box_shown(page)
             box = by_box[shown]
             expect(page.locator("#rq-crop")).to_have_js_property("complete", True)
+            expect(page.locator("#rq-crop")).not_to_have_class(re.compile("is-loading"))
             assert page.locator("#rq-crop").evaluate("img => img.naturalWidth") > 50
             expect(page.locator("#rq-input")).to_have_value(_vn(box.choices[0]))
             chips = page.locator("#rq-choices button")
@@ -249,8 +250,10 @@ def test_the_queue_fits_a_phone_and_is_for_reviewers_only(browser: Browser, stac
         s.page.goto("/review")
         expect(s.page.locator("#rq")).to_have_attribute("data-state", "box")
         expect(s.page.locator("#rq-choices button").first).to_be_visible()
-        width = s.page.locator("#rq-crop").evaluate("img => img.getBoundingClientRect().width")
-        assert width > PHONE["width"] * 0.7  # the crop large
+        expect(s.page.locator("#rq-crop")).not_to_have_class(re.compile("is-loading"))
+        width, height = s.page.locator("#rq-crop").evaluate(
+            "img => [img.getBoundingClientRect().width, img.getBoundingClientRect().height]")
+        assert width > PHONE["width"] * 0.7 and height > 96  # the crop large
         s.no_horizontal_overflow(PHONE["width"])
         s.shot(shots, "21-review-queue-phone")
         s.page.locator("#rq-choices button").first.click()  # a tap works as well as the key

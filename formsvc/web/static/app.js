@@ -773,7 +773,12 @@
       $("#rq-name").textContent = it.subject_name || "(chưa đọc được tên)";
       $("#rq-label").textContent = it.label;
       $("#rq-conf").textContent = it.confidence == null ? "" : Math.round(it.confidence * 100) + "%";
-      $("#rq-crop").src = it.crop;
+      var crop = $("#rq-crop");
+      if (crop.getAttribute("src") !== it.crop) {
+        // Never the last box's crop beside this box's value: hidden until this one has loaded.
+        crop.classList.add("is-loading");
+        crop.src = it.crop;
+      }
       $("#rq-crop").alt = "Ảnh ô “" + it.label + "” của " + (it.subject_name || "phiếu");
       if (items[pos + 1]) new Image().src = items[pos + 1].crop;  // the next crop is ready when it is wanted
       $("#rq-hint").textContent = it.max_points != null ? "(0 – " + fmtVn(it.max_points) + ")" : "";
@@ -789,6 +794,7 @@
         choicesBox.appendChild(b);
       });
       errorBox.textContent = "";
+      errorBox.className = "";
       input.value = num(it.value) != null ? fmtVn(it.value) : "";
       input.focus();
       input.select();  // Enter keeps it, typing replaces it
@@ -861,6 +867,8 @@
       show();
     }
 
+    $("#rq-crop").addEventListener("load", function () { this.classList.remove("is-loading"); });
+    $("#rq-crop").addEventListener("error", function () { this.classList.remove("is-loading"); });
     $("#rq-form").addEventListener("submit", function (e) {
       e.preventDefault();
       if (pos < items.length) confirm(parseVn(input.value));
