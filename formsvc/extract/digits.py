@@ -40,6 +40,8 @@ INNER = 20
 INK_CONTRAST = 60  # grey levels below the paper that are ink for certain
 INK_MIN_CONTRAST = 35  # the least contrast that still is ink (median-filtered scanner noise stays above)
 INK_SHARE = 0.45  # of the darkest ink's contrast: where a pale stroke's edge is
+COMMA_TOP = 0.45  # share of the tallest digit's height below its top where a comma starts, at the earliest
+COMMA_HEIGHT = 0.7  # most a comma's height as a share of the tallest digit's
 IMPOSSIBLE = 0.3  # most a reading can be trusted whose top reading the criteria do not allow
 SEPARATOR_MISSED = 0.15  # prior of a decimal comma the segmentation did not see (or saw where there was none)
 TOP_DIGITS = 3
@@ -59,9 +61,8 @@ class ScoreReading:
 
 @dataclass(frozen=True)
 class _Glyphs:
-    """Per glyph: mean class probabilities over variants and models, and whether every vote agreed."""
+    """Per glyph: mean class probabilities over variants and models."""
     probs: np.ndarray  # n x 10
-    unanimous: tuple[bool, ...]
 
 
 def allowed(value: float, max_value: float, step: float) -> bool:
@@ -321,30 +322,29 @@ def _variants(glyph: np.ndarray) -> list[np.ndarray]:
 
 
 def _classify_glyphs(glyphs: list[np.ndarray]) -> _Glyphs:
-    """Mean class probabilities per glyph over its variants and both models, and whether all votes agree."""
-    means, unanimous = [], []
+    """Mean class probabilities per glyph over its variants and the models (the CNN, the best, counts twice)."""
+    means = []
     vectors = [np.stack([normalise(v) for v in _variants(glyph)]) for glyph in glyphs]
     # Products this small finish before BLAS's threads wake up: one thread is ~10x faster on a busy 2-core box.
     with _blas().limit(limits=1, user_api="blas"):
         both = []
-        for v in vectors:  # the models must agree too
+        for v in vectors:
             cnn = classify_cnn(v)
             both.append(np.vstack([classify(v), classify(v, MODEL_HOG), *([] if cnn is None else [cnn, cnn])]))
     for probs in both:
         mean = probs.mean(axis=0)
         means.append(mean)
-        unanimous.append(bool(np.all(probs.argmax(axis=1) == int(mean.argmax()))))
-    return _Glyphs(np.array(means), tuple(unanimous))
+    return _Glyphs(np.array(means))
 
 
 def _confidence(glyphs: _Glyphs) -> float:
-    """Product over the digits of the best class's lead over the runner-up (a blob 82 % "8" and 13 % "5" is
-    not 82 % sure), each 0.5 at most if any variant or model disagreed."""
+    """Product over the digits of the best class's lead over the runner-up in the models' mean (a blob 82 % "8"
+    and 13 % "5" is not 82 % sure). Disagreeing models already shrink the lead; halving it again when any vote
+    differed ranked boxes worse on the calibration slice (84 % of boxes above a 0.5 % error rate, against 92 %)."""
     c = 1.0
-    for mean, agreed in zip(glyphs.probs, glyphs.unanimous, strict=True):
+    for mean in glyphs.probs:
         first, second = np.sort(mean)[::-1][:2]
-        lead = float(first - second)
-        c *= lead if agreed else min(lead, 0.5)
+        c *= float(first - second)
     return c
 
 
@@ -395,12 +395,15 @@ def segment(mask: np.ndarray) -> Segments | Literal["blank", "unreadable"]:
     comps = [(stats[i], i) for i in range(1, n) if stats[i][cv2.CC_STAT_AREA] >= 4]
     if not comps:
         return "blank"
-    tallest = max(s[cv2.CC_STAT_HEIGHT] for s, _ in comps)
+    top_s = max((s for s, _ in comps), key=lambda s: s[cv2.CC_STAT_HEIGHT])
+    tallest, top = top_s[cv2.CC_STAT_HEIGHT], top_s[cv2.CC_STAT_TOP]
     digits, seps = [], []
     for s, i in comps:
-        if s[cv2.CC_STAT_HEIGHT] >= 0.45 * tallest:
+        # A comma hangs in the lower half of the digits' line, however long its tail; no digit does.
+        low = s[cv2.CC_STAT_TOP] >= top + COMMA_TOP * tallest and s[cv2.CC_STAT_HEIGHT] <= COMMA_HEIGHT * tallest
+        if s[cv2.CC_STAT_HEIGHT] >= 0.45 * tallest and not low:
             digits.append((s, i))
-        elif s[cv2.CC_STAT_HEIGHT] <= 0.4 * tallest and s[cv2.CC_STAT_TOP] > ih * 0.35:
+        elif (s[cv2.CC_STAT_HEIGHT] <= 0.4 * tallest or low) and s[cv2.CC_STAT_TOP] > ih * 0.35:
             seps.append(s)
     if not digits or len(digits) > 3:
         return "unreadable"

@@ -330,9 +330,13 @@ def main() -> None:
     ap.add_argument("--out-hog", type=Path, default=MODEL_HOG)
     ap.add_argument("--out-calibration", type=Path, default=MODEL_CALIBRATION)
     ap.add_argument("--out-cnn", type=Path, default=MODEL_CNN)
+    ap.add_argument("--calibration-only", action="store_true")
     args = ap.parse_args()
     # One BLAS thread: small products are faster so on a shared machine, and the sums come out the same every run.
     threadpool_limits(1, user_api="blas")
+    if args.calibration_only:  # the models as they are, a new calibration (after a change to read_score)
+        calibrate(calibration_boxes(CALIBRATION_BOXES, 7), args.out_calibration)
+        return
     x, y = training_set()
     print(f"training set: {len(y)} glyphs")
     pixels = train(x, y, seed=0, hidden=(256,))
