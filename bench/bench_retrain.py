@@ -82,7 +82,8 @@ def main() -> None:
         rows.append(("200 poisoned corrections", report, time.perf_counter() - t, cnn_digits(params, hx, hy)))
         print(rows[-1][0], report.as_json(), rows[-1][3], flush=True)
     print(f"\n## Learning from corrections (issue 11) — {dt.date.today().isoformat()}\n")
-    print(f"`.venv/bin/python bench/bench_retrain.py --poisoned --positions {args.positions}` — corrections written "
+    flag = " --poisoned" if args.poisoned else ""
+    print(f"`.venv/bin/python bench/bench_retrain.py{flag} --positions {args.positions}` — corrections written "
           f"with positions {args.positions}, held-out boxes: {rows[0][1].held_out_boxes} (positions 200..249), "
           f"{args.epochs} epochs.\n")
     print("| corrections | boxes used / digits | held-out boxes right: before (shipped) → after | "
