@@ -121,3 +121,42 @@ def test_the_admin_action_runs_in_the_background_and_reports(tmp_path: Path, red
             assert time.monotonic() < deadline
             time.sleep(0.5)
         assert not st["last"]["accepted"] and "Chưa đủ" in st["last"]["reason"] and st["model"] == "shipped"
+
+
+def test_the_cli_retrains_from_the_stored_answers_and_reports(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`formsvc digits retrain` reads the kept answers (crops from the file store) and prints the report;
+    `formsvc digits status` shows the answers kept and the model in use."""
+    import json
+
+    import cv2
+    from typer.testing import CliRunner
+
+    from formsvc.cli import app
+    from formsvc.db import dispose_engines, session_scope, upgrade
+    from formsvc.db.tables import ReviewSample
+    from formsvc.storage import get_file_store
+    from tests.service_app import store_sample_record
+
+    monkeypatch.delenv("FORMSVC_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    dispose_engines()
+    upgrade()
+    try:
+        row = store_sample_record("Trường A")
+        store = get_file_store()
+        with session_scope() as s:
+            for value, img in _answers(4, 8, poisoned=False):
+                sha = store.put_bytes(cv2.imencode(".png", img)[1].tobytes())
+                s.add(ReviewSample(record_id=row.id, unit="Trường A", field="scores.ct1", value=value,
+                                   read_value=value, crop_sha256=sha, key_id="k"))
+        res = CliRunner().invoke(app, ["digits", "retrain"])
+        assert res.exit_code == 0, res.output
+        report = json.loads(res.stdout[res.stdout.index("{"):res.stdout.rindex("}") + 1])
+        assert report["samples"] == 4 and report["used"] >= 3 and not report["accepted"]
+        assert "Chưa đủ ô đã xác nhận" in report["reason"]
+        status = CliRunner().invoke(app, ["digits", "status"])
+        assert status.exit_code == 0, status.output
+        shown = json.loads(status.stdout)
+        assert shown["samples"] == 4 and shown["model"] == "shipped" and shown["last"]["samples"] == 4
+    finally:
+        dispose_engines()
