@@ -39,6 +39,24 @@ def _vn(value: float) -> str:
     return f"{value:g}".replace(".", ",")
 
 
+# -- extraction keeps the candidates ---------------------------------------------------------------------------
+
+def test_a_box_read_in_doubt_keeps_its_candidates_in_the_records_provenance() -> None:
+    """What the queue offers as one-key choices comes from extraction: the reader's allowed values, best first,
+    for boxes under the review threshold only (a confident box has nothing to choose)."""
+    from formsvc.criteria import default_registry
+    from formsvc.extract.parse import build_record
+    from tests.test_score_boxes import _form, _hand, _page
+
+    record, _ = build_record([_page(_form(_hand("total_declared", "73", 0.9, (73.0, 0.9))))], missing_pages=[],
+                             registry=default_registry())
+    prov = {f.name: f for f in record.fields}
+    assert prov["scores.ct2"].confidence < get_settings().review_confidence
+    assert prov["scores.ct2"].candidates is not None and prov["scores.ct2"].candidates[0] == record.scores["ct2"]
+    assert set(prov["scores.ct2"].candidates) >= {1.5, 7.5}
+    assert prov["scores.ct3"].candidates is None  # confident: no choices
+
+
 # -- the API -------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

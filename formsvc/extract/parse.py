@@ -213,8 +213,13 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
     def prov(name: str, value: object, confidence: float, source: str | None = None,
              candidates: tuple[tuple[float, float], ...] = ()) -> None:
         r = values.get(name)
-        # Alternatives only for a box in doubt, and only what a reviewer may pick with one key.
-        choices = [v for v, _ in candidates][:5] if candidates and confidence < threshold else None
+        # Alternatives only for a box in doubt, the value taken first (the total may have chosen another than the
+        # reader's best), and only as many as a reviewer picks with one key.
+        choices = None
+        if candidates and confidence < threshold:
+            ranked = [v for v, _ in candidates]
+            choices = ([value] if isinstance(value, float) else []) + [v for v in ranked if v != value]
+            choices = choices[:5]
         fields.append(FieldProvenance(
             name=name, value=value, confidence=round(max(0.0, min(1.0, confidence)), 3), page=page_of.get(name),
             bbox=r.bbox if r else None, source=(source or (r.source if r else "qr")), candidates=choices,
