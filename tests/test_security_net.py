@@ -427,7 +427,8 @@ def test_every_route_answers_every_role_as_the_readme_table_says(app: App, tmp_p
     bodies: dict[str, Any] = {"/v1/records/{record_id}": {"fields": {"scores.ct1": 7}},
                               "/v1/webhooks": {"url": "http://127.0.0.1:9/r"},
                               "/v1/keys": {"role": "reviewer", "unit": unit}, "/v1/validate": {},
-                              "/v1/dossiers": {"year": 2024}}
+                              "/v1/dossiers": {"year": 2024},
+                              "/v1/records/{record_id}/confirm": {"field": "scores.ct1", "value": 7}}
 
     calls: list[tuple[str, str, str, dict[str, Any]]] = []
     for route in _api_routes(app.client.app.routes):  # type: ignore[attr-defined]

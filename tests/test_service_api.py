@@ -108,6 +108,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/webhooks": {"url": "http://127.0.0.1:9/x", "unit": UNIT_B},
     "/v1/keys": {"role": "clerk", "unit": UNIT_B},
     "/v1/dossiers": {"year": 2024, "unit": UNIT_B},
+    "/v1/records/{record_id}/confirm": {"field": "scores.ct1", "value": 7},
 }
 
 

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from formsvc import __version__
-from formsvc.api import routes_admin, routes_criteria, routes_jobs, routes_records
+from formsvc.api import routes_admin, routes_criteria, routes_jobs, routes_records, routes_review
 from formsvc.api.accesslog import AccessLog
 from formsvc.api.deps import principal
 from formsvc.api.idempotency import IdempotencyMiddleware
@@ -114,7 +114,8 @@ def create_app(*, migrate: bool = True) -> FastAPI:
         # 200 whenever the API answers (load balancers keep it in rotation); `status` says whether the rest is up.
         return {**await report(), "version": __version__}
 
-    for router in (routes_jobs.router, routes_records.router, routes_admin.router, routes_criteria.router):
+    for router in (routes_jobs.router, routes_records.router, routes_admin.router, routes_criteria.router,
+                   routes_review.router):
         app.include_router(router)
     from formsvc.web import routes as web_routes
 

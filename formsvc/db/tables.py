@@ -169,6 +169,24 @@ class Correction(Base):
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class ReviewSample(Base):
+    """A value a reviewer confirmed or corrected, with the crop of its box: what `formsvc digits retrain` learns
+    this deployment's handwriting from. Unit-scoped like its record, and gone with it (cascade)."""
+
+    __tablename__ = "review_samples"
+    __table_args__ = (Index("ix_review_samples_unit", "unit", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    unit: Mapped[str] = mapped_column(String(200))
+    field: Mapped[str] = mapped_column(String(120))
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)  # what the reviewer settled on
+    read_value: Mapped[Any] = mapped_column(JSON, nullable=True)  # what the recogniser had read
+    crop_sha256: Mapped[str | None] = mapped_column(String(64))  # the box as the recogniser saw it (PNG)
+    key_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class Change(Base):
     """Every change of a record: the pull feed's source (by `position`) and the webhook outbox's (by `seq`)."""
 

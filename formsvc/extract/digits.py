@@ -12,6 +12,11 @@ blank and crossed-out boxes are states of their own, never numbers.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +25,8 @@ from typing import Literal
 import cv2
 import numpy as np
 from threadpoolctl import ThreadpoolController
+
+from formsvc.settings import get_settings
 
 MODEL = Path(__file__).with_name("models") / "digits.npz"
 MODEL_HOG = Path(__file__).with_name("models") / "digits_hog.npz"
@@ -227,11 +234,69 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _cnn() -> dict[str, np.ndarray] | None:
+def _shipped_cnn() -> dict[str, np.ndarray] | None:
     if not MODEL_CNN.exists():
         return None
     with np.load(MODEL_CNN) as data:
         return {k: data[k].astype(np.float32) for k in data.files}
+
+
+def tuned_cnn_path() -> Path:
+    """Where `formsvc digits retrain` keeps this deployment's fine-tuned CNN (its .json beside it)."""
+    return get_settings().data_dir / "digits" / "digits_cnn.npz"
+
+
+@lru_cache(maxsize=4)
+def _tuned_cnn(path: Path, mtime_ns: int) -> dict[str, np.ndarray] | None:
+    """The fine-tuned CNN if it is whole and fits: its .json names the file's SHA-256 (a torn or replaced file
+    is not loaded), same arrays and shapes as the shipped model, every weight finite. Keyed by mtime, so a
+    retrain is picked up by running workers without a restart."""
+    shipped = _shipped_cnn()
+    meta_path = path.with_suffix(".json")
+    if shipped is None or not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(raw).hexdigest():
+            return None
+        with np.load(io.BytesIO(raw)) as data:
+            tuned = {k: data[k].astype(np.float32) for k in data.files}
+    except (OSError, ValueError, KeyError):
+        return None
+    if tuned.keys() != shipped.keys() or any(tuned[k].shape != shipped[k].shape for k in shipped):
+        return None
+    if not all(np.isfinite(v).all() for v in tuned.values()):
+        return None
+    return tuned
+
+
+_override: dict[str, np.ndarray] | None = None
+
+
+@contextmanager
+def using_cnn(params: dict[str, np.ndarray] | None) -> Iterator[None]:
+    """Read with these CNN weights inside the block (retraining compares a candidate with the model in use).
+    One process at a time: retraining runs alone."""
+    global _override
+    before, _override = _override, params
+    try:
+        yield
+    finally:
+        _override = before
+
+
+def _cnn() -> dict[str, np.ndarray] | None:
+    """The CNN in use: an override, else this deployment's fine-tuned one when present and valid, else the
+    shipped one (always the fallback)."""
+    if _override is not None:
+        return _override
+    path = tuned_cnn_path()
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return _shipped_cnn()
+    return _tuned_cnn(path, mtime) or _shipped_cnn()
 
 
 def classify_cnn(vectors: np.ndarray) -> np.ndarray | None:
@@ -313,6 +378,59 @@ def _crossed(mask: np.ndarray) -> bool:
     return len(slopes) == 2
 
 
+def box_mask(cell: np.ndarray) -> np.ndarray:
+    """The ink of a score box, the box's own printed borders left out."""
+    h, w = cell.shape
+    return ink_mask(cell[int(h * 0.06): int(h * 0.94), int(w * 0.04): int(w * 0.96)])
+
+
+Segments = tuple[list[np.ndarray], list[tuple[int, int]], list[np.ndarray]]
+
+
+def segment(mask: np.ndarray) -> Segments | Literal["blank", "unreadable"]:
+    """A box's ink as digits, left to right: (one mask per digit, their x spans, the separators' component stats),
+    or why not. Components overlapping horizontally are one digit (a broken stroke); small low ones are commas."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    ih = mask.shape[0]
+    comps = [(stats[i], i) for i in range(1, n) if stats[i][cv2.CC_STAT_AREA] >= 4]
+    if not comps:
+        return "blank"
+    top_s = max((s for s, _ in comps), key=lambda s: s[cv2.CC_STAT_HEIGHT])
+    tallest, top = top_s[cv2.CC_STAT_HEIGHT], top_s[cv2.CC_STAT_TOP]
+    digits, seps = [], []
+    for s, i in comps:
+        # A comma hangs in the lower half of the digits' line, however long its tail; no digit does.
+        low = s[cv2.CC_STAT_TOP] >= top + COMMA_TOP * tallest and s[cv2.CC_STAT_HEIGHT] <= COMMA_HEIGHT * tallest
+        if s[cv2.CC_STAT_HEIGHT] >= 0.45 * tallest and not low:
+            digits.append((s, i))
+        elif (s[cv2.CC_STAT_HEIGHT] <= 0.4 * tallest or low) and s[cv2.CC_STAT_TOP] > ih * 0.35:
+            seps.append(s)
+    if not digits or len(digits) > 3:
+        return "unreadable"
+    digits.sort(key=lambda d: d[0][cv2.CC_STAT_LEFT])
+    merged: list[list[int]] = []
+    spans: list[tuple[int, int]] = []
+    for s, i in digits:
+        left, right = s[cv2.CC_STAT_LEFT], s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH]
+        if spans and left < spans[-1][1] - 0.3 * (right - left):
+            merged[-1].append(i)
+            spans[-1] = (spans[-1][0], max(spans[-1][1], right))
+        else:
+            merged.append([i])
+            spans.append((left, right))
+    return [np.isin(labels, group).astype(np.uint8) for group in merged], spans, seps
+
+
+def box_glyphs(cell: np.ndarray) -> list[np.ndarray] | None:
+    """The digit masks the recogniser classifies in a score box, left to right; None for a blank, crossed-out or
+    unreadable box. What retraining learns from: the same cut as reading."""
+    mask = box_mask(cell)
+    if mask.mean() < 0.004 or _crossed(mask):
+        return None
+    seg = segment(mask)
+    return None if isinstance(seg, str) else seg[0]
+
+
 def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) -> ScoreReading:
     """One score box: blank, crossed out, unreadable or a number with its calibrated confidence."""
     reading, group, impossible = read_score_raw(cell, max_value=max_value, step=step)
@@ -328,48 +446,20 @@ def read_score_raw(cell: np.ndarray, *, max_value: float = 10,
     is the raw one (what the calibration is fitted on); other states come with group None and their final
     confidence. An impossible top reading (out of range, off the step, a leading zero) is replaced by the best
     allowed candidate, and read_score caps its confidence at IMPOSSIBLE."""
-    h, w = cell.shape
-    # Leave out the cell's own borders.
-    inner = cell[int(h * 0.06): int(h * 0.94), int(w * 0.04): int(w * 0.96)]
-    mask = ink_mask(inner)
+    mask = box_mask(cell)
     if mask.mean() < 0.004:
         return ScoreReading(None, "", 0.97, "blank"), None, False
     if _crossed(mask):
         return ScoreReading(None, "", 0.9, "crossed"), None, False
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    ih = mask.shape[0]
-    comps = [(stats[i], i) for i in range(1, n) if stats[i][cv2.CC_STAT_AREA] >= 4]
-    if not comps:
-        return ScoreReading(None, "", 0.97, "blank"), None, False
-    top_s = max((s for s, _ in comps), key=lambda s: s[cv2.CC_STAT_HEIGHT])
-    tallest, top = top_s[cv2.CC_STAT_HEIGHT], top_s[cv2.CC_STAT_TOP]
-    digits, seps = [], []
-    for s, i in comps:
-        # A comma hangs in the lower half of the digits' line, however long its tail; no digit does.
-        low = s[cv2.CC_STAT_TOP] >= top + COMMA_TOP * tallest and s[cv2.CC_STAT_HEIGHT] <= COMMA_HEIGHT * tallest
-        if s[cv2.CC_STAT_HEIGHT] >= 0.45 * tallest and not low:
-            digits.append((s, i))
-        elif (s[cv2.CC_STAT_HEIGHT] <= 0.4 * tallest or low) and s[cv2.CC_STAT_TOP] > ih * 0.35:
-            seps.append(s)
-    if not digits or len(digits) > 3:
-        return ScoreReading(None, "", 0.2, "unreadable"), None, False
-    digits.sort(key=lambda d: d[0][cv2.CC_STAT_LEFT])
-    # Merge components that overlap horizontally (a broken stroke of one digit).
-    merged: list[list[int]] = []
-    spans: list[tuple[int, int]] = []
-    for s, i in digits:
-        left, right = s[cv2.CC_STAT_LEFT], s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH]
-        if spans and left < spans[-1][1] - 0.3 * (right - left):
-            merged[-1].append(i)
-            spans[-1] = (spans[-1][0], max(spans[-1][1], right))
-        else:
-            merged.append([i])
-            spans.append((left, right))
-    glyphs = _classify_glyphs([np.isin(labels, group).astype(np.uint8) for group in merged])
+    seg = segment(mask)
+    if isinstance(seg, str):
+        return ScoreReading(None, "", 0.97 if seg == "blank" else 0.2, seg), None, False
+    masks, spans, seps = seg
+    glyphs = _classify_glyphs(masks)
     confidence = _confidence(glyphs)
     ys, xs = np.nonzero(mask)
     at_edge = bool(ys.min() <= 1 or ys.max() >= mask.shape[0] - 2 or xs.min() <= 1 or xs.max() >= mask.shape[1] - 2)
-    group = calibration_group(len(merged), at_edge)
+    group = calibration_group(len(masks), at_edge)
     chars = [str(int(p.argmax())) for p in glyphs.probs]
     text = "".join(chars)
     cut: int | None = None

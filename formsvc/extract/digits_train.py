@@ -207,17 +207,21 @@ def _cnn_grads(p: dict[str, np.ndarray], cache: tuple[np.ndarray, ...], dlogits:
 
 
 def train_cnn(x: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = CNN_EPOCHS, batch: int = 128,
-              lr: float = 1e-3, decay: float = 1e-4) -> dict[str, np.ndarray]:
+              lr: float = 1e-3, decay: float = 1e-4, init: dict[str, np.ndarray] | None = None,
+              log: bool = True) -> dict[str, np.ndarray]:
     """Adam with a cosine learning rate, every batch shifted by up to 2 px (augmentation for free). numpy only:
-    torch and TensorFlow are neither installed nor light."""
+    torch and TensorFlow are neither installed nor light. `init`: weights to start from (fine-tuning)."""
     rng = np.random.default_rng(seed)
 
     def he(fan_in: int, shape: tuple[int, ...]) -> np.ndarray:
         return rng.normal(0, np.sqrt(2 / fan_in), shape).astype(np.float32)
 
-    p = {"c1w": he(25, (25, 16)), "c1b": np.zeros(16, np.float32), "c2w": he(400, (400, 32)),
-         "c2b": np.zeros(32, np.float32), "f1w": he(512, (512, 128)), "f1b": np.zeros(128, np.float32),
-         "f2w": he(128, (128, 10)), "f2b": np.zeros(10, np.float32)}
+    if init is not None:
+        p = {k: init[k].astype(np.float32).copy() for k in ("c1w", "c1b", "c2w", "c2b", "f1w", "f1b", "f2w", "f2b")}
+    else:
+        p = {"c1w": he(25, (25, 16)), "c1b": np.zeros(16, np.float32), "c2w": he(400, (400, 32)),
+             "c2b": np.zeros(32, np.float32), "f1w": he(512, (512, 128)), "f1b": np.zeros(128, np.float32),
+             "f2w": he(128, (128, 10)), "f2b": np.zeros(10, np.float32)}
     m = {k: np.zeros_like(v) for k, v in p.items()}
     v2 = {k: np.zeros_like(v) for k, v in p.items()}
     images = x.reshape(-1, SIDE, SIDE).astype(np.float32)
@@ -242,7 +246,8 @@ def train_cnn(x: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = CNN_EPO
                 m[k] = 0.9 * m[k] + 0.1 * gk
                 v2[k] = 0.999 * v2[k] + 0.001 * gk * gk
                 p[k] -= (rate * (m[k] / (1 - 0.9 ** t)) / (np.sqrt(v2[k] / (1 - 0.999 ** t)) + 1e-8)).astype(np.float32)
-        print(f"cnn epoch {epoch + 1}/{epochs}: loss {loss / len(y):.4f}, train {right / len(y):.3f}", flush=True)
+        if log:
+            print(f"cnn epoch {epoch + 1}/{epochs}: loss {loss / len(y):.4f}, train {right / len(y):.3f}", flush=True)
     return p
 
 
@@ -294,11 +299,12 @@ def calibrate(boxes: list[tuple[float, np.ndarray]], out: Path) -> None:
     from formsvc.extract import digits
 
     digits._weights.cache_clear()
-    digits._cnn.cache_clear()
+    digits._shipped_cnn.cache_clear()
     digits._calibration.cache_clear()
     seen: dict[str, tuple[list[float], list[float]]] = {"all": ([], [])}
     for value, img in boxes:
-        r, group, impossible = digits.read_score_raw(img, max_value=10, step=0.5)
+        with digits.using_cnn(digits._shipped_cnn()):  # the shipped models, never a deployment's tuned one
+            r, group, impossible = digits.read_score_raw(img, max_value=10, step=0.5)
         if group is None or impossible:
             continue
         for g in ("all", group):

@@ -243,11 +243,19 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         values, page_of, unit_scores = _team_scores(values, page_of)
     fields: list[FieldProvenance] = []
 
-    def prov(name: str, value: object, confidence: float, source: str | None = None) -> None:
+    def prov(name: str, value: object, confidence: float, source: str | None = None,
+             candidates: tuple[tuple[float, float], ...] = ()) -> None:
         r = values.get(name)
+        # Alternatives only for a box in doubt, the value taken first (the total may have chosen another than the
+        # reader's best), and only as many as a reviewer picks with one key.
+        choices = None
+        if candidates and confidence < threshold:
+            ranked = [v for v, _ in candidates]
+            choices = ([value] if isinstance(value, float) else []) + [v for v in ranked if v != value]
+            choices = choices[:5]
         fields.append(FieldProvenance(
             name=name, value=value, confidence=round(max(0.0, min(1.0, confidence)), 3), page=page_of.get(name),
-            bbox=r.bbox if r else None, source=(source or (r.source if r else "qr")),
+            bbox=r.bbox if r else None, source=(source or (r.source if r else "qr")), candidates=choices,
         ))
 
     scores: dict[str, float | str | None] = {}
@@ -281,6 +289,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
     total_read = values.get("total_declared")
     total = to_score(total_read.text) if total_read else None
     total_conf = total_read.confidence if total_read else 0.0
+    total_cands: tuple[tuple[float, float], ...] = ()
     # A total nobody wrote is not filled in from the boxes: only a written one is a checksum.
     if boxes and cset is not None and total_read is not None and total_read.source != "text_layer" \
             and not total_read.blank:
@@ -291,14 +300,14 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                              _allowed_candidates(total_read, total, total_conf, cset.total_max, step, threshold))
         printed = frozenset(name for name, r in values.items() if r.typed)
         boxes, total_box = apply_total(boxes, total_box, threshold, printed)
-        total, total_conf = total_box.value, total_box.confidence
+        total, total_conf, total_cands = total_box.value, total_box.confidence, total_box.candidates
         boxes = doubt_unchecked(boxes, total, values)
     for box in boxes:
         scores[box.name.split(".", 1)[1]] = box.value
-        prov(box.name, box.value, box.confidence)
+        prov(box.name, box.value, box.confidence, candidates=box.candidates)
     scores = {k: scores[k] for k in order}
     if total_read:
-        prov("total_declared", total, total_conf)
+        prov("total_declared", total, total_conf, candidates=total_cands)
 
     name_read = values.get("subject.full_name")
     full_name, dropped = name_letters(clean(name_read.text)) if name_read else ("", 0)

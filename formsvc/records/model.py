@@ -95,6 +95,10 @@ class FieldProvenance(BaseModel):
         default=None, description="x0, y0, x1, y1 in page pixels at the extraction dpi"
     )
     source: Literal["qr", "text_layer", "ocr", "handwriting", "known_value", "manual", "input"] = "input"
+    # Optional so records stored before it (and every non-score field) stay valid: the review queue offers
+    # these as one-key choices.
+    candidates: list[float] | None = Field(
+        default=None, max_length=5, description="Score fields read in doubt: the reader's allowed values, best first")
 
     @field_validator("confidence")
     @classmethod

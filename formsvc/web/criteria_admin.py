@@ -38,3 +38,17 @@ def import_page(request: Request, token: str) -> Response:
         return _page(request, "criteria_import.html", who, active="criteria", item=flow.pending_import(who, token))
 
     return _guarded(request, build)
+
+
+@router.get("/admin/digits")
+def digits_page(request: Request) -> Response:
+    """The recogniser learning from corrections: the state, and a button that starts a retrain (app.js)."""
+    from formsvc.service import retrain
+    from formsvc.web.routes import _error_page, _guarded, _page
+
+    def build(who: Principal) -> Response:
+        if who.role != "admin":
+            return _error_page(request, who, 403, "Chỉ quản trị viên mới cho máy học lại.")
+        return _page(request, "digits.html", who, active="digits", st=retrain.status())
+
+    return _guarded(request, build)

@@ -242,3 +242,14 @@ def record(request: Request, record_id: str) -> Response:
                      can_edit=who.role in ("admin", "reviewer"))
 
     return _guarded(request, build)
+
+
+@router.get("/review")
+def review_queue(request: Request) -> Response:
+    """The review queue: the page is a shell, app.js walks the boxes from GET /v1/review/queue."""
+    def build(who: Principal) -> Response:
+        if who.role not in ("admin", "reviewer"):
+            return _error_page(request, who, 403, "Chỉ người duyệt và quản trị kiểm tra các ô điểm.")
+        return _page(request, "review_queue.html", who, active="review", limit=500)
+
+    return _guarded(request, build)

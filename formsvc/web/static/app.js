@@ -714,7 +714,208 @@
     decide($("#criteria-reject"), "reject", "Đang hủy…");
   }
 
+  // -- review queue: flagged boxes one after another, keyboard only ------------------------------------------
+
+  function initReviewQueue() {
+    var root = $("#rq");
+    if (!root) return;
+    var LETTERS = ["a", "b", "c", "d", "e"];
+    var limit = Number(root.dataset.limit) || 500;
+    var input = $("#rq-input"), box = $("#rq-box"), errorBox = $("#rq-error"), choicesBox = $("#rq-choices");
+    var items = [], pos = 0, confirmed = 0, pending = 0;
+    var versions = {};  // record id -> the version the next confirm must name
+    var chains = {};    // record id -> the last confirm sent for it: one record's confirms go in order
+    var skipped = {};   // "record|field" -> true: not shown again on this visit
+
+    function num(v) { return typeof v === "number" && isFinite(v) ? v : null; }
+
+    function setState(state) { root.dataset.state = state; }
+
+    async function load() {
+      setState("loading");
+      var data;
+      try {
+        data = await apiJson("GET", "/v1/review/queue?limit=" + limit);
+      } catch (err) {
+        box.hidden = false;
+        showError(errorBox, err);
+        return;
+      }
+      items = data.items.filter(function (it) { return !skipped[it.record_id + "|" + it.field]; });
+      items.forEach(function (it) {
+        if (!(it.record_id in versions) || versions[it.record_id] < it.version) versions[it.record_id] = it.version;
+      });
+      pos = 0;
+      show();
+    }
+
+    function progress() {
+      var left = items.length - pos;
+      $("#rq-progress").textContent = "Đã xác nhận " + confirmed + " ô · còn " + left + " ô" +
+        (pending ? " · đang lưu " + pending : "");
+    }
+
+    function show() {
+      progress();
+      if (pos >= items.length) {
+        box.hidden = true;
+        if (pending) { setState("saving"); return; }  // the last confirm's answer reloads the queue
+        $("#rq-done").hidden = false;
+        setState("done");
+        return;
+      }
+      var it = items[pos];
+      if (it.sum_only && sumAgrees(it)) { pos += 1; show(); return; }
+      box.hidden = false;
+      $("#rq-done").hidden = true;
+      box.dataset.record = it.record_id;
+      box.dataset.field = it.field;
+      $("#rq-name").textContent = it.subject_name || "(chưa đọc được tên)";
+      $("#rq-label").textContent = it.label;
+      $("#rq-conf").textContent = it.confidence == null ? "" : Math.round(it.confidence * 100) + "%";
+      var crop = $("#rq-crop");
+      if (crop.getAttribute("src") !== it.crop) {
+        // Never the last box's crop beside this box's value: hidden until this one has loaded.
+        crop.classList.add("is-loading");
+        crop.src = it.crop;
+      }
+      $("#rq-crop").alt = "Ảnh ô “" + it.label + "” của " + (it.subject_name || "phiếu");
+      if (items[pos + 1]) new Image().src = items[pos + 1].crop;  // the next crop is ready when it is wanted
+      $("#rq-hint").textContent = it.max_points != null ? "(0 – " + fmtVn(it.max_points) + ")" : "";
+      var notes = $("#rq-notes");
+      notes.textContent = "";
+      it.notes.forEach(function (n) { notes.appendChild(el("li", { text: n })); });
+      choicesBox.textContent = "";
+      it.choices.forEach(function (v, i) {
+        var b = el("button", { type: "button", className: "btn rq-choice", "data-value": String(v),
+                               "aria-keyshortcuts": LETTERS[i].toUpperCase() },
+                   [el("kbd", { text: LETTERS[i].toUpperCase() }), " " + fmtVn(v)]);
+        b.addEventListener("click", function () { confirm(v); });
+        choicesBox.appendChild(b);
+      });
+      errorBox.textContent = "";
+      errorBox.className = "";
+      input.value = num(it.value) != null ? fmtVn(it.value) : "";
+      input.focus();
+      input.select();  // Enter keeps it, typing replaces it
+      sums();
+      setState("box");
+    }
+
+    function sumAgrees(it) {
+      return num(it.total_declared) != null && Math.abs(it.scores_sum - it.total_declared) < 0.005;
+    }
+
+    function sums() {
+      var it = items[pos];
+      if (!it) return;
+      var typed = parseVn(input.value);
+      var typedN = Number.isNaN(typed) ? null : typed;
+      var declared = it.field === "total_declared" ? typedN : num(it.total_declared);
+      var sum = it.field === "total_declared" ? it.scores_sum
+        : it.scores_sum - (num(it.value) || 0) + (typedN || 0);
+      $("#rq-declared").textContent = declared == null ? "–" : fmtVn(declared);
+      $("#rq-sum").textContent = fmtVn(sum);
+      var diff = $("#rq-diff");
+      if (declared == null) { diff.textContent = ""; diff.className = "rq-diff"; }
+      else if (Math.abs(sum - declared) < 0.005) { diff.textContent = "khớp"; diff.className = "rq-diff rq-ok"; }
+      else { diff.textContent = "lệch " + fmtVn(Math.abs(sum - declared)); diff.className = "rq-diff rq-bad"; }
+    }
+
+    function confirm(value) {
+      var it = items[pos];
+      if (value !== null && (Number.isNaN(value) || value < 0 || (it.max_points != null && value > it.max_points))) {
+        showMessage(errorBox, "error", Number.isNaN(value) ? "Giá trị không phải là số."
+          : "Điểm phải từ 0 đến " + fmtVn(it.max_points) + ".", "Gõ lại rồi nhấn Enter.");
+        input.select();
+        return;
+      }
+      // Later boxes of the same sheet see this answer in their live sum.
+      items.slice(pos + 1).forEach(function (other) {
+        if (other.record_id !== it.record_id) return;
+        if (it.field === "total_declared") other.total_declared = value;
+        else other.scores_sum += (value || 0) - (num(it.value) || 0);
+      });
+      var id = it.record_id;
+      pending += 1;
+      chains[id] = (chains[id] || Promise.resolve()).then(function () {
+        return apiJson("POST", "/v1/records/" + encodeURIComponent(id) + "/confirm",
+                       { field: it.field, value: value, version: versions[id] });
+      }).then(function (res) {
+        versions[id] = res.version;
+      }, function (err) {
+        showError(errorBox, err);
+        skipped[id + "|" + it.field] = false;
+        if (err.status === 409) versions[id] = -1;  // reloaded below with the record's current version
+      }).then(function () {
+        pending -= 1;
+        root.dataset.pending = String(pending);
+        progress();
+        if (!pending && pos >= items.length) load();
+      });
+      root.dataset.pending = String(pending);
+      confirmed += 1;
+      pos += 1;
+      show();
+    }
+
+    function skip() {
+      var it = items[pos];
+      if (!it) return;
+      skipped[it.record_id + "|" + it.field] = true;
+      pos += 1;
+      show();
+    }
+
+    $("#rq-crop").addEventListener("load", function () { this.classList.remove("is-loading"); });
+    $("#rq-crop").addEventListener("error", function () { this.classList.remove("is-loading"); });
+    $("#rq-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (pos < items.length) confirm(parseVn(input.value));
+    });
+    $("#rq-skip").addEventListener("click", skip);
+    input.addEventListener("input", sums);
+    input.addEventListener("keydown", function (e) {
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (e.key === "Escape") { e.preventDefault(); skip(); return; }
+      var i = LETTERS.indexOf(String(e.key).toLowerCase());
+      var it = items[pos];
+      if (i >= 0 && it && i < it.choices.length) { e.preventDefault(); confirm(it.choices[i]); }
+    });
+    load();
+  }
+
+  // -- admin: retrain the recogniser ------------------------------------------------------------------------
+
+  function initDigits() {
+    var button = $("#digits-retrain");
+    if (!button) return;
+    var result = $("#digits-result"), errorBox = $("#digits-error");
+    button.addEventListener("click", async function () {
+      errorBox.textContent = "";
+      setBusy(button, true, "Đang học…");
+      result.textContent = "Đang học lại; việc này mất vài phút.";
+      try {
+        await apiJson("POST", "/v1/admin/digits/retrain");
+        var st;
+        do {
+          await sleep(2000);
+          st = await apiJson("GET", "/v1/admin/digits");
+        } while (st.running);
+        result.textContent = st.last ? st.last.reason : "";
+        $("#digits-model").textContent = st.model === "tuned" ? "đã học từ các ô đã sửa" : "mô hình gốc";
+        $("#digits-samples").textContent = String(st.samples);
+      } catch (err) {
+        showError(errorBox, err);
+        result.textContent = "";
+      }
+      setBusy(button, false);
+    });
+  }
+
   function init() {
+    initDigits();
+    initReviewQueue();
     initCriteriaImport();
     initDownloads();
     initPrintPack();
