@@ -36,7 +36,7 @@ def _answers(n: int, seed: int, *, poisoned: bool) -> list[tuple[float | None, n
     out: list[tuple[float | None, np.ndarray]] = []
     for _ in range(n):
         text = box_values(rng)
-        img = compose_box(text, BOX, rng, glyph)  # type: ignore[arg-type]
+        img = compose_box(text, BOX, rng, glyph)
         if poisoned:
             text = "".join(str((int(c) + 1) % 10) if c.isdigit() else c for c in text)
         out.append((float(text.replace(",", ".")), img))

@@ -95,7 +95,7 @@ def held_out_boxes(n: int = HELD_OUT_BOXES, seed: int = 4242) -> tuple[tuple[flo
     out = []
     for _ in range(n):
         text = box_values(rng)
-        img = compose_box(text, BOX, rng, glyph, overflow=0.15, blue=0.25)  # type: ignore[arg-type]
+        img = compose_box(text, BOX, rng, glyph, overflow=0.15, blue=0.25)
         out.append((float(text.replace(",", ".")), _scan(img, rng) if rng.random() < 0.5 else img))
     return tuple(out)
 

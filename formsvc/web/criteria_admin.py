@@ -44,7 +44,7 @@ def import_page(request: Request, token: str) -> Response:
 def digits_page(request: Request) -> Response:
     """The recogniser learning from corrections: the state, and a button that starts a retrain (app.js)."""
     from formsvc.service import retrain
-    from formsvc.web.routes import _error_page, _guarded, _page
+    from formsvc.web.pages import _error_page, _guarded, _page
 
     def build(who: Principal) -> Response:
         if who.role != "admin":

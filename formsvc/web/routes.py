@@ -33,6 +33,7 @@ from formsvc.web.pages import (
     MAX_KEY_CHARS,
     PAGE_SIZE,
     STATIC_DIR,
+    _error_page,
     _guarded,
     _harden,
     _int_arg,
