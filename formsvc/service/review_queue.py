@@ -27,6 +27,7 @@ from formsvc.service import records as svc
 from formsvc.service.auth import Principal
 from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
+from formsvc.validation.messages import label_for
 
 FLAG_SEVERITIES = ("error", "review")
 MAX_RECORDS_SCANNED = 500  # one queue page never reads more records than this
@@ -80,8 +81,6 @@ def _number(value: Any) -> float | None:
 
 def flagged_boxes(row: RecordRow) -> list[QueueItem]:
     """The record's boxes a person should look at, in the sheet's order (indicators, then the total)."""
-    from formsvc.web.review import label_for  # labels only; the web layer owns wording
-
     threshold = get_settings().review_confidence
     findings = _findings(row)
     try:

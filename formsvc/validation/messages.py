@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from formsvc.criteria.model import Indicator
+from formsvc.criteria.model import CriteriaSet, Indicator
 
 _TITLE_MAX = 70
 
@@ -62,3 +62,24 @@ def field_label(name: str) -> str:
     if head == "extra" and rest.startswith("minutes."):
         return _minutes_label(rest.removeprefix("minutes."))
     return f"{_PREFIX_LABELS.get(head, head)} {rest}".strip()
+
+
+# Labels of a record's fields on review screens (the web review page and the review queue).
+FIXED_LABELS = {"subject.full_name": "Họ và tên", "subject.birth_year": "Năm sinh", "subject.id": "Mã người",
+                "subject.unit": "Đơn vị công tác", "subject.group": "Nhóm đối tượng", "year": "Năm đánh giá",
+                "assessment_date": "Ngày tự đánh giá", "registered_on": "Ngày đăng ký",
+                "total_declared": "Tổng điểm tự chấm", "approved": "Duyệt"}
+
+
+def label_for(name: str, cset: CriteriaSet | None = None) -> str:
+    """A field as a reviewer sees it beside its crop: 'Chỉ tiêu 3 – điểm', 'Họ và tên'."""
+    if name in FIXED_LABELS:
+        return FIXED_LABELS[name]
+    prefix, _, key = name.partition(".")
+    ind = cset.indicator(key) if cset else None
+    what = f"Chỉ tiêu {ind.number}" if ind else key
+    if prefix == "scores":
+        return f"{what} – điểm"
+    if prefix == "evidence":
+        return f"{what} – minh chứng"
+    return name

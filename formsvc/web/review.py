@@ -17,6 +17,7 @@ from formsvc.db.tables import Correction, RecordRow
 from formsvc.errors import FormsvcError
 from formsvc.service.records import EDITABLE_FIELDS, EDITABLE_PREFIXES
 from formsvc.settings import get_settings
+from formsvc.validation.messages import label_for
 from formsvc.web.format import vn_number, vn_time
 
 Kind = Literal["score", "int", "text", "date", "group"]
@@ -25,10 +26,6 @@ SEVERITY_LABELS = {"error": "Lỗi", "review": "Cần kiểm tra", "warning": "L
 FLAG_SEVERITIES = ("error", "review")
 SOURCE_LABELS = {"qr": "mã QR", "text_layer": "chữ trong PDF", "ocr": "nhận dạng chữ in", "handwriting": "chữ viết tay",
                  "known_value": "giá trị đã biết", "manual": "người sửa", "input": "nhập trực tiếp"}
-FIXED_LABELS = {"subject.full_name": "Họ và tên", "subject.birth_year": "Năm sinh", "subject.id": "Mã người",
-                "subject.unit": "Đơn vị công tác", "subject.group": "Nhóm đối tượng", "year": "Năm đánh giá",
-                "assessment_date": "Ngày tự đánh giá", "registered_on": "Ngày đăng ký",
-                "total_declared": "Tổng điểm tự chấm", "approved": "Duyệt"}
 SUBJECT_FIELDS: tuple[tuple[str, Kind], ...] = (
     ("subject.full_name", "text"), ("subject.birth_year", "int"), ("subject.id", "text"),
     ("subject.unit", "text"), ("subject.group", "group"))
@@ -128,19 +125,6 @@ def _criteria(set_id: str) -> CriteriaSet | None:
         return default_registry().get(set_id)
     except FormsvcError:
         return None  # an unknown or retired set must not hide the record: show its scores without titles
-
-
-def label_for(name: str, cset: CriteriaSet | None = None) -> str:
-    if name in FIXED_LABELS:
-        return FIXED_LABELS[name]
-    prefix, _, key = name.partition(".")
-    ind = cset.indicator(key) if cset else None
-    what = f"Chỉ tiêu {ind.number}" if ind else key
-    if prefix == "scores":
-        return f"{what} – điểm"
-    if prefix == "evidence":
-        return f"{what} – minh chứng"
-    return name
 
 
 def _value_text(name: str, value: Any) -> str:
