@@ -361,7 +361,8 @@ def test_forged_qr_is_a_readable_formsvc_code_claiming_a_trillion_pages(corpus: 
         image = doc[0].render(scale=200 / 72, grayscale=True).to_pil()
     finally:
         doc.close()
-    assert [r.text for r in zxingcpp.read_barcodes(image)] == [FORGED_QR_PAYLOAD]
+    # Both codes carry it (the second with its "|2"): a forged page is forged everywhere.
+    assert sorted(r.text for r in zxingcpp.read_barcodes(image)) == [FORGED_QR_PAYLOAD, FORGED_QR_PAYLOAD + "|2"]
     payload = PagePayload.decode(FORGED_QR_PAYLOAD)  # well-formed: only its numbers are wrong
     assert payload.pages == 10**12 and payload.form == "cdht-self-assessment"
 
