@@ -36,6 +36,8 @@ PRINT_CONFIRMABLE = 0.5
 # handwriting every box the recogniser rated 0.5 or more was right, those below it were not), at most this many.
 JOINT_FLOOR = 0.5
 JOINT_MAX = 5
+# Another pair of readings that adds up as well is a real doubt when it is at least this likely relative to ours.
+AMBIGUOUS = 0.005
 # A handwritten box on a sheet whose total no reading agrees with: below the review threshold.
 UNCHECKED = 0.7
 
@@ -199,17 +201,28 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
 
 def _ambiguous(unsure: list[ScoreBox], total: ScoreBox) -> bool:
     """Could two of the unsure readings be wrong together and still add up (7,5 + 4 or 4,5 + 7; a box and the
-    total off by the same amount)? Then the sum cannot tell which reading is right."""
-    def deltas(f: ScoreBox) -> set[int]:
-        return {round((v - f.value) * 100) for v, _ in f.candidates
-                if isinstance(f.value, float) and v != f.value}
+    total off by the same amount), with that other reading not much less likely than ours? Then the sum cannot
+    tell which is right. Likelihoods are the readers' candidate scores relative to the value taken."""
+    def alternatives(f: ScoreBox) -> dict[int, float]:
+        """Change in hundredths -> how likely that other reading is, relative to the value taken."""
+        if not isinstance(f.value, float):
+            return {}
+        own = max((p for v, p in f.candidates if v == f.value), default=0.0) or \
+            max((p for _, p in f.candidates), default=1.0)
+        out: dict[int, float] = {}
+        for v, p in f.candidates:
+            if v != f.value:
+                d = round((v - f.value) * 100)
+                out[d] = max(out.get(d, 0.0), p / max(own, 1e-12))
+        return out
 
     for i, a in enumerate(unsure):
-        da = deltas(a)
+        alt_a = alternatives(a)
         for b in unsure[i + 1:]:
-            db = deltas(b)
+            alt_b = alternatives(b)
             # Two boxes move in opposite directions; a box and the total in the same one.
-            if da & ({d for d in db} if (a is total or b is total) else {-d for d in db}):
+            sign = 1 if (a is total or b is total) else -1
+            if any(ra * alt_b.get(sign * d, 0.0) >= AMBIGUOUS for d, ra in alt_a.items()):
                 return True
     return False
 
