@@ -215,3 +215,25 @@ def test_handwritten_form_comes_back_without_silent_errors(kind: str, tmp_path: 
     assert any(f.source == "handwriting" for f in doc.fields)
     if wrong:
         assert doc.status != "valid"
+
+
+@pytest.mark.parametrize("fade", [1.0, 0.4])
+def test_pale_pen_is_read_not_blank(fade: float) -> None:
+    """Blue ballpoint in a grey scan (ink at 90..150 instead of near black), and the same faded further (a light
+    pencil, a scanner set too bright: ink at about 190..220), is a number, never a blank box."""
+    rng = np.random.default_rng(21)
+    results = []
+    for _ in range(20):
+        v = VALUES[int(rng.integers(0, len(VALUES)))]
+        img = render_handwritten(score_text(v), (105, 160), rng, "mnist", blue=1.0)
+        img = (255 - (255 - img.astype(np.float32)) * fade).astype(np.uint8)
+        results.append((v, read_score(img)))
+    assert all(r.state == "number" for _, r in results)
+    assert sum(r.value == v for v, r in results) >= 18
+
+
+def test_the_recogniser_stays_small() -> None:
+    models = Path(__file__).resolve().parents[1] / "formsvc" / "extract" / "models"
+    sizes = {p.name: p.stat().st_size for p in models.glob("digits*.npz")}
+    assert set(sizes) == {"digits.npz", "digits_hog.npz", "digits_cnn.npz", "digits_calibration.npz"}
+    assert sum(sizes.values()) < 3_000_000

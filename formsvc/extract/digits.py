@@ -3,11 +3,11 @@
 Segment the box into ink components, classify each digit with three small models run in numpy (a LeNet-sized
 CNN, an MLP on pixels and an MLP on stroke directions; weights in models/, trained at build time by
 digits_train.py on real MNIST handwriting, synthetic pen strokes in Vietnamese writers' shapes and font digits),
-find a decimal comma or dot between digits, and assemble a value. The raw confidence (each digit's lead over its
-runner-up, halved where models or variants disagree) is calibrated on real handwriting none of the models saw
-(models/digits_calibration.npz): a box at settings.review_confidence or above was read right at least
-digits_train.ACCEPT_RIGHT of the time, below it less. Values the criteria do not allow are capped at IMPOSSIBLE;
-blank and crossed-out boxes are states of their own, never numbers.
+find a decimal comma or dot between digits, and assemble a value. The raw confidence (product of each digit's
+lead over its runner-up in the models' mean) is calibrated on real handwriting none of the models saw
+(models/digits_calibration.npz): where the calibration was measured, boxes at settings.review_confidence or above
+were read right at least digits_train.ACCEPT_RIGHT of the time, below it less. Values the criteria do not allow
+are capped at IMPOSSIBLE; blank and crossed-out boxes are states of their own, never numbers.
 """
 
 from __future__ import annotations
@@ -305,7 +305,7 @@ def classify_cnn(vectors: np.ndarray) -> np.ndarray | None:
     if p is None:
         return None
     logits, _ = cnn_forward(p, vectors)
-    return softmax(logits / float(p["temperature"][0]) if "temperature" in p else logits)
+    return softmax(logits)
 
 
 def _variants(glyph: np.ndarray) -> list[np.ndarray]:
