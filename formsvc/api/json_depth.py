@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from formsvc.api.limits import carries_body
 from formsvc.settings import get_settings
 
 # Only these bytes matter to depth: brackets, and quotes/backslashes to know when a bracket is inside a string.
@@ -74,7 +75,7 @@ class JsonDepthLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") or not _is_json(scope):
+        if not carries_body(scope) or not _is_json(scope):
             await self.app(scope, receive, send)
             return
         limit = get_settings().max_json_depth

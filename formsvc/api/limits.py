@@ -10,6 +10,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from formsvc.settings import get_settings
 
+BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def carries_body(scope: Scope) -> bool:
+    """An HTTP request whose method may carry a body: the only ones the body guards look at."""
+    return scope["type"] == "http" and scope["method"] not in BODYLESS
+
 
 class _TooLarge(Exception):
     pass
@@ -26,7 +33,7 @@ class BodyLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if not carries_body(scope):
             await self.app(scope, receive, send)
             return
         s = get_settings()
@@ -78,7 +85,7 @@ class AuthFirst:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if not carries_body(scope):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
