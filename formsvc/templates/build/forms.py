@@ -8,6 +8,7 @@ from pathlib import Path
 from docx.document import Document as DocxDocument
 from docx.enum.table import WD_ALIGN_VERTICAL
 from docx.enum.text import WD_BREAK
+from docx.table import Table
 
 from formsvc.templates.build.blocks import (
     borderless,
@@ -46,14 +47,21 @@ def _data_row(table, tags: list[str], height: float, *, bold: bool = False,  # t
     fixed_row(row, height)
 
 
-def _score_table(doc: DocxDocument, score_label: str, committee_label: str) -> None:
-    """Indicator table: number, title, max, self score box, evidence, committee score box."""
+def _indicator_table(doc: DocxDocument, score_label: str, committee_label: str) -> Table:
+    """The indicator table's header and the opening of its loops: a bold row per criterion, then (the caller's
+    rows) one per indicator."""
     t = doc.add_table(rows=1, cols=6)
     grid(t)
     _header_row(t, ["TT", "Tiêu chí, chỉ tiêu", "Điểm tối đa", score_label, "Minh chứng", committee_label])
     loop_row(t, "{%tr for c in criteria %}")
     _data_row(t, ["{{ c.label }}", "{{ c.title }}", "{{ c.max }}", "", "", ""], 10, bold=True)
     loop_row(t, "{%tr for i in c.indicators %}")
+    return t
+
+
+def _score_table(doc: DocxDocument, score_label: str, committee_label: str) -> None:
+    """Indicator table: number, title, max, self score box, evidence, committee score box."""
+    t = _indicator_table(doc, score_label, committee_label)
     _data_row(t, ["{{ i.number }}", "{{ i.title }}", "{{ i.max }}", "{{ i.score }}", "{{ i.evidence }}",
                   "{{ i.committee }}"], 15)
     loop_row(t, "{%tr endfor %}")
@@ -72,12 +80,7 @@ SUB_ITEM_ROW_MM = 5.5
 def _dvht_score_table(doc: DocxDocument, score_label: str, committee_label: str) -> None:
     """The ĐVHT indicator table: like _score_table, with taller rows for long titles and the lines printed
     under an indicator (the 8 qualities of 3a) as rows without score boxes."""
-    t = doc.add_table(rows=1, cols=6)
-    grid(t)
-    _header_row(t, ["TT", "Tiêu chí, chỉ tiêu", "Điểm tối đa", score_label, "Minh chứng", committee_label])
-    loop_row(t, "{%tr for c in criteria %}")
-    _data_row(t, ["{{ c.label }}", "{{ c.title }}", "{{ c.max }}", "", "", ""], 10, bold=True)
-    loop_row(t, "{%tr for i in c.indicators %}")
+    t = _indicator_table(doc, score_label, committee_label)
     for n, height in enumerate(DVHT_ROW_MM):
         loop_row(t, f"{{%tr {'if' if n == 0 else 'elif'} i.size == {n} %}}")
         _data_row(t, ["{{ i.number }}", "{{ i.title }}", "{{ i.max }}", "{{ i.score }}", "{{ i.evidence }}",
