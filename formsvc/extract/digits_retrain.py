@@ -87,17 +87,9 @@ def glyph_set(samples: Iterable[tuple[float | None, np.ndarray]]) -> tuple[np.nd
 def held_out_boxes(n: int = HELD_OUT_BOXES, seed: int = 4242) -> tuple[tuple[float, np.ndarray], ...]:
     """Score boxes written with held-out real handwriting (positions digits_train.HELD_OUT), clean and degraded
     as scans are; the same boxes every run, so runs compare."""
-    from formsvc.extract.digit_synth import compose_box
-    from formsvc.extract.digits_train import BOX, HELD_OUT, _scan, box_values, mnist_glyphs
+    from formsvc.extract.digits_train import HELD_OUT, written_boxes
 
-    rng = np.random.default_rng(seed)
-    glyph = mnist_glyphs(HELD_OUT, augment=False)
-    out = []
-    for _ in range(n):
-        text = box_values(rng)
-        img = compose_box(text, BOX, rng, glyph, overflow=0.15, blue=0.25)
-        out.append((float(text.replace(",", ".")), _scan(img, rng) if rng.random() < 0.5 else img))
-    return tuple(out)
+    return tuple(written_boxes(HELD_OUT, n, seed, augment=False))
 
 
 def box_accuracy(params: dict[str, np.ndarray] | None, boxes: Iterable[tuple[float, np.ndarray]]) -> float:

@@ -269,10 +269,10 @@ def mnist_glyphs(positions: range, augment: bool) -> Glyph:
     return glyph
 
 
-def calibration_boxes(n: int, seed: int) -> list[tuple[float, np.ndarray]]:
-    """Boxes written with CALIBRATION digits (never trained on), clean and mildly degraded, as a scan shows them."""
+def written_boxes(positions: range, n: int, seed: int, *, augment: bool) -> list[tuple[float, np.ndarray]]:
+    """(value, box) written with the MNIST digits at `positions`, half of them as a scan shows them."""
     rng = np.random.default_rng(seed)
-    glyph = mnist_glyphs(CALIBRATION, augment=True)
+    glyph = mnist_glyphs(positions, augment=augment)
     out = []
     for _ in range(n):
         text = box_values(rng)
@@ -280,6 +280,11 @@ def calibration_boxes(n: int, seed: int) -> list[tuple[float, np.ndarray]]:
         img = _scan(img, rng) if rng.random() < 0.5 else img
         out.append((float(text.replace(",", ".")), img))
     return out
+
+
+def calibration_boxes(n: int, seed: int) -> list[tuple[float, np.ndarray]]:
+    """Boxes written with CALIBRATION digits (never trained on), clean and mildly degraded, as a scan shows them."""
+    return written_boxes(CALIBRATION, n, seed, augment=True)
 
 
 def to_confidence(p_right: np.ndarray) -> np.ndarray:
