@@ -1,14 +1,17 @@
 """Real captures: people's handwriting, print-and-scan and phone degradations, colour seals, open booklets.
 
 Usage: .venv/bin/python bench/bench_capture.py [--people 12] [--jobs 2] [--seed 0] [--only hw_clean,seal]
+                                               [--no-roster] [--keep DIR]
 
 Each condition prints N people's self-assessments (formsvc's own form, pre-filled with the person as a clerk prints
 them from a roster), fills the score boxes and the total by hand with REAL handwriting (MNIST digits from the
 recogniser's own held-out positions, never trained on) or leaves them typed, degrades the pages, and reads them
-back. Document degradations come from augraphy (a library made to simulate printing, scanning and photographing
-paper), besides the project's own perspective / seal / spread effects. Per condition: score boxes exact, records
-accepted with no review, pages identified, names exact, silent errors (a wrong value on a field not flagged for
-review), pages per minute, and the time ratio to bare `tesseract -l vie` on the same pages in the same run.
+back as the service stores them (known values from the roster the forms were printed from, then one validation;
+--no-roster reads as the CLI does). Document degradations come from augraphy (a library made to simulate
+printing, scanning and photographing paper), besides the project's own perspective / seal / spread effects. Per
+condition: score boxes exact, records accepted with no review, pages identified, names exact (as OCR read them,
+before the roster), silent errors (a wrong value on a field not flagged for review), pages per minute, and the
+time ratio to bare `tesseract -l vie` on the same pages in the same run.
 """
 
 from __future__ import annotations
@@ -34,11 +37,15 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 
 from fixtures.captures import booklet, colour_with_seals, phone_photo
 from fixtures.scans import handwritten_record, random_record, rasterise, write_by_hand
-from formsvc.extract.pipeline import extract_files
+from formsvc.criteria import default_registry
+from formsvc.extract.pipeline import ExtractionResult, read_files
 from formsvc.records import Record
 from formsvc.render import render_document
 from formsvc.render.converter import get_converter
+from formsvc.roster import Person
+from formsvc.service.known_values import apply_roster
 from formsvc.settings import get_settings
+from formsvc.validation.batch import validate_batch
 
 DPI = 200
 
@@ -134,8 +141,28 @@ def _flagged(doc: Record, name: str, threshold: float) -> bool:
     return low or missing or any(r.field == name and r.severity in ("review", "error") for r in reasons)
 
 
-def score(stats: Stats, truths: list[dict[str, Any]], docs: list[Record], threshold: float) -> None:
+def read_as_service(files: list[Path], jobs: int, roster: list[dict[str, Any]] | None) -> tuple[ExtractionResult,
+                                                                                                list[Record]]:
+    """What the service stores (formsvc.service.ingest): the pages read, the known values of the roster the forms
+    were printed from applied (a printed form's QR carries the person's roster id), each document validated once.
+    Also the documents as read, before the roster (names as OCR read them). No roster: the CLI's path."""
+    out = read_files(files, jobs=jobs)
+    read = list(out.documents)
+    people = {t["subject"]["id"]: Person(row=n + 2, full_name=t["subject"]["full_name"],
+                                         birth_year=t["subject"].get("birth_year"), unit=t["subject"].get("unit"),
+                                         group=t["subject"].get("group"), id=t["subject"]["id"], criteria_set=None)
+              for n, t in enumerate(roster or [])}
+    known = [apply_roster(d, list(f), people) for d, f in zip(out.documents, out.findings, strict=True)]
+    out.documents = validate_batch([k[0] for k in known], [k[1] for k in known], default_registry(),
+                                   review_confidence=get_settings().review_confidence)
+    out.findings = [k[1] for k in known]
+    return out, read
+
+
+def score(stats: Stats, truths: list[dict[str, Any]], docs: list[Record], threshold: float,
+          read: list[Record]) -> None:
     by_id = {d.subject.id: d for d in docs if d.subject.id}
+    read_names = {d.subject.id: d.subject.full_name for d in read if d.subject.id}
     for t in truths:
         doc = by_id.get(t["subject"]["id"])
         stats.records += 1
@@ -148,7 +175,7 @@ def score(stats: Stats, truths: list[dict[str, Any]], docs: list[Record], thresh
             why = sorted({f"{r.code}:{r.field}" for r in doc.result.reasons if r.severity in ("review", "error")})
             stats.notes.append(f"review {t['subject']['id']}: {', '.join(why)[:300]}")
         got_name = doc.subject.full_name
-        stats.names_ok += got_name == t["subject"]["full_name"]
+        stats.names_ok += read_names.get(t["subject"]["id"]) == t["subject"]["full_name"]
         stats.silent += got_name != t["subject"]["full_name"] and not _flagged(doc, "subject.full_name", threshold)
         pairs = [(f"scores.{k}", v, doc.scores.get(k)) for k, v in t["scores"].items()]
         pairs.append(("total_declared", t["total_declared"], doc.total_declared))
@@ -167,6 +194,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="another set of people, writers and degradation seeds")
     ap.add_argument("--only", default="", help="comma-separated conditions")
     ap.add_argument("--keep", default="", help="a folder to keep the degraded files in, to look at")
+    ap.add_argument("--no-roster", action="store_true", help="read as the CLI does, without the roster the forms "
+                    "were printed from (the service applies it: names and birth years become known values)")
     args = ap.parse_args()
     keep = Path(args.keep).resolve() if args.keep else None
     threshold = get_settings().review_confidence
@@ -211,14 +240,14 @@ def main() -> None:
                 for f in files:
                     (keep / name / f.name).write_bytes(f.read_bytes())
             started = time.perf_counter()
-            result = extract_files(files, jobs=args.jobs)
+            result, read = read_as_service(files, args.jobs, None if args.no_roster else truths)
             stats.seconds = time.perf_counter() - started
             own = [d for d in result.documents if "doc" in d.extra]
             missing = sum(len(r.message.split("/")[0].split(",")) for d in own for r in (d.result.reasons if d.result
                           else []) if r.code == "pages_missing")
             stats.pages_identified = sum(int(d.extra.get("pages", 0)) for d in own) - missing
             stats.notes += [f"{e.code}: {e.message}" for e in result.errors]
-            score(stats, truths, result.documents, threshold)
+            score(stats, truths, result.documents, threshold, read)
             # Bare Tesseract on the same pages, one page after the other (the baseline the issue names).
             pngs = []
             for f in files:

@@ -148,7 +148,8 @@ def test_a_dropped_comma_is_offered_as_the_allowed_value_for_review() -> None:
 
 
 def _box(name: str, value: float, confidence: float, *cands: tuple[float, float]) -> ScoreBox:
-    return ScoreBox(name, value, confidence, cands or ((value, 1.0),))
+    # "t" is the sheet's total: 0..100; a box 0..10.
+    return ScoreBox(name, value, confidence, cands or ((value, 1.0),), 100.0 if name == "t" else 10.0)
 
 
 def test_the_declared_total_picks_the_misread_box_second_reading() -> None:

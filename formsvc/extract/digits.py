@@ -6,7 +6,7 @@ digits_train.py on real MNIST handwriting, synthetic pen strokes in Vietnamese w
 find a decimal comma or dot between digits, and assemble a value. The raw confidence (product of each digit's
 lead over its runner-up in the models' mean) is calibrated on real handwriting none of the models saw
 (models/digits_calibration.npz): where the calibration was measured, boxes at settings.review_confidence or above
-were read right at least digits_train.ACCEPT_RIGHT of the time, below it less. Values the criteria do not allow
+were read right at least ACCEPT_RIGHT of the time, below it less. Values the criteria do not allow
 are capped at IMPOSSIBLE; blank and crossed-out boxes are states of their own, never numbers.
 """
 
@@ -32,6 +32,7 @@ MODEL = Path(__file__).with_name("models") / "digits.npz"
 MODEL_HOG = Path(__file__).with_name("models") / "digits_hog.npz"
 MODEL_CALIBRATION = Path(__file__).with_name("models") / "digits_calibration.npz"
 MODEL_CNN = Path(__file__).with_name("models") / "digits_cnn.npz"
+ACCEPT_RIGHT = 0.995  # share of boxes read right where the review threshold sits (digits_train.to_confidence)
 HOG_CELL, HOG_BINS = 7, 9
 SIDE = 28
 INNER = 20

@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from formsvc.extract.digit_synth import Glyph, compose_box, draw_digit, draw_mnist
 from formsvc.extract.digits import (
+    ACCEPT_RIGHT,
     MODEL,
     MODEL_CALIBRATION,
     MODEL_CNN,
@@ -51,7 +52,6 @@ CNN_EPOCHS = 14
 MNIST_AUGMENTED = 32  # augmented copies of each training digit
 CALIBRATION_BOXES = 6000
 CALIBRATION_MIN_GROUP = 150
-ACCEPT_RIGHT = 0.995  # share of boxes read right where the review threshold sits (see to_confidence)
 BOX = (105, 160)  # a score box at 200 dpi (h, w)
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 from rapidfuzz import fuzz, process
 
 from formsvc.criteria import CriteriaRegistry, load_groups, resolve_group
-from formsvc.extract.digits import allowed, lost_comma
+from formsvc.extract.digits import ACCEPT_RIGHT, allowed, lost_comma
+from formsvc.extract.joint import Reading, field_sure
 from formsvc.extract.read import FieldRead
 from formsvc.forms import find_form
 from formsvc.payload import PagePayload
@@ -27,18 +28,10 @@ CHOSEN_CONFIDENCE = 0.6
 # A sum that only agrees after changing more boxes than this says the readings are poor, not which are wrong:
 # changing several right boxes to cover for one unreadable one does more harm than good.
 MAX_CHANGES = 2
-# Below this a reading is a guess even to its own reader (a box read as noise); the sum agreeing with a guess
-# can be luck, so it is not raised.
-CONFIRMABLE = 0.2
 # Print only the handwriting recogniser doubted (combine caps it at 0.6): the sheet's sum may confirm it.
 PRINT_CONFIRMABLE = 0.5
-# Unsure readings the sheet's sum confirms together: each at least this sure on its own (on real held-out
-# handwriting every box the recogniser rated 0.5 or more was right, those below it were not), at most this many.
-JOINT_FLOOR = 0.5
-JOINT_MAX = 5
-# Another pair of readings that adds up as well is a real doubt when it is at least this likely relative to ours.
-AMBIGUOUS = 0.005
-# A handwritten box on a sheet whose total no reading agrees with: below the review threshold.
+# A handwritten box on a sheet whose total no reading agrees with, or that the sum puts in doubt: below the
+# review threshold.
 UNCHECKED = 0.7
 
 
@@ -112,6 +105,8 @@ class ScoreBox:
     value: float | str | None
     confidence: float
     candidates: tuple[tuple[float, float], ...]  # allowed values, best first; one entry when not in doubt
+    max_points: float = 10.0  # what the criteria allow: 0..max_points on step
+    step: float = 0.5
 
 
 def _allowed_candidates(r: FieldRead, value: float | str | None, confidence: float, max_points: float,
@@ -162,13 +157,14 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
                 printed: frozenset[str] = frozenset()) -> tuple[list[ScoreBox], ScoreBox]:
     """Boxes and total after the joint decoding.
 
-    A value changed by the decoding is flagged (CHOSEN_CONFIDENCE at most). When the chosen values are every
-    field's own reading and only ONE of them (a box or the total) is unsure, the others are trusted readings
-    that imply it exactly and its own reading agrees: two independent sources, so it is trusted too. So are up
-    to JOINT_MAX unsure readings that are each fairly sure (JOINT_FLOOR) when the sum agrees with all of them. Print
-    (`printed`: Tesseract's reading at two scales matching the font's shape) that only the handwriting recogniser
-    doubted is confirmed the same way however many such boxes there are: two print misreads that cancel out in
-    the sum exactly are not a risk worth a person's time.
+    A value changed by the decoding is flagged (CHOSEN_CONFIDENCE at most). Every other field is judged by how
+    sure the whole sheet makes it (joint.field_sure: its reading weighed against every other choice of values that
+    adds up to the total as well, by the readers' calibrated confidences and candidates): an unsure reading the sum
+    leaves right at least ACCEPT_RIGHT of the time is trusted when nothing was changed, and a trusted handwritten
+    reading the sum puts in doubt (a misread elsewhere could be this one) is sent to review. Print (`printed`:
+    Tesseract's reading at two scales matching the font's shape) that only the handwriting recogniser doubted is
+    confirmed when the sum agrees, however many such boxes there are: two print misreads that cancel out in the sum
+    exactly are not a risk worth a person's time.
     """
     decoded = decode_with_total(boxes, total)
     if decoded is None:
@@ -182,49 +178,30 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
     unchanged = changes == 0
     unsure = [f for f in fields if f.confidence < threshold]
     all_print = all(f.name in printed and f.confidence >= PRINT_CONFIRMABLE for f in unsure)
-    # Every field's own reading, the total included, and the sum agrees: a misread would have to be cancelled
-    # exactly by another (or by the total misread by the same amount). Readings their own reader rates at least
-    # JOINT_FLOOR are confirmed by that; a sheet with more unsure fields than JOINT_MAX still goes to a person.
-    joint = (len(unsure) <= JOINT_MAX and all(f.confidence >= JOINT_FLOOR for f in unsure)
-             and not _ambiguous(unsure, total))
+    sure = _field_sure(fields, chosen, threshold)
     out = []
-    for f, v in zip(fields, chosen, strict=True):
+    for i, (f, v) in enumerate(zip(fields, chosen, strict=True)):
+        given_sheet = sure[i] if sure is not None else None
         if f.value != v:
             out.append(replace(f, value=v, confidence=min(f.confidence, CHOSEN_CONFIDENCE)))
-        elif unchanged and f in unsure and ((len(unsure) == 1 and f.confidence >= CONFIRMABLE) or all_print
-                                            or joint):
-            out.append(replace(f, confidence=threshold))
+        elif f.confidence < threshold:
+            trusted = all_print or (given_sheet is not None and given_sheet >= ACCEPT_RIGHT)
+            out.append(replace(f, confidence=threshold) if unchanged and trusted else f)
+        elif given_sheet is not None and given_sheet < ACCEPT_RIGHT and f.name not in printed:
+            out.append(replace(f, confidence=min(f.confidence, UNCHECKED)))
         else:
             out.append(f)
     return out[:-1], out[-1]
 
 
-def _ambiguous(unsure: list[ScoreBox], total: ScoreBox) -> bool:
-    """Could two of the unsure readings be wrong together and still add up (7,5 + 4 or 4,5 + 7; a box and the
-    total off by the same amount), with that other reading not much less likely than ours? Then the sum cannot
-    tell which is right. Likelihoods are the readers' candidate scores relative to the value taken."""
-    def alternatives(f: ScoreBox) -> dict[int, float]:
-        """Change in hundredths -> how likely that other reading is, relative to the value taken."""
-        if not isinstance(f.value, float):
-            return {}
-        own = max((p for v, p in f.candidates if v == f.value), default=0.0) or \
-            max((p for _, p in f.candidates), default=1.0)
-        out: dict[int, float] = {}
-        for v, p in f.candidates:
-            if v != f.value:
-                d = round((v - f.value) * 100)
-                out[d] = max(out.get(d, 0.0), p / max(own, 1e-12))
-        return out
-
-    for i, a in enumerate(unsure):
-        alt_a = alternatives(a)
-        for b in unsure[i + 1:]:
-            alt_b = alternatives(b)
-            # Two boxes move in opposite directions; a box and the total in the same one.
-            sign = 1 if (a is total or b is total) else -1
-            if any(ra * alt_b.get(sign * d, 0.0) >= AMBIGUOUS for d, ra in alt_a.items()):
-                return True
-    return False
+def _field_sure(fields: list[ScoreBox], chosen: list[float], threshold: float) -> list[float] | None:
+    """joint.field_sure over the boxes and the total (the last field) at the chosen values; None when a field is
+    not a number (nothing to measure)."""
+    if not all(isinstance(f.value, float | None) for f in fields) or any(f.value is None for f in fields):
+        return None
+    readings = [Reading(float(f.value), f.confidence, f.candidates, f.max_points, f.step)  # type: ignore[arg-type]
+                for f in fields]
+    return field_sure(readings[:-1], readings[-1], threshold, chosen)
 
 
 def doubt_unchecked(boxes: list[ScoreBox], total: float | str | None, reads: dict[str, FieldRead]) -> list[ScoreBox]:
@@ -292,7 +269,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                     value, confidence = comma, min(r.confidence, 0.5)
             if ind is not None and r.source != "text_layer" and not r.blank:
                 boxes.append(ScoreBox(name, value, confidence, _allowed_candidates(
-                    r, value, confidence, ind.max_points, ind.step, threshold)))
+                    r, value, confidence, ind.max_points, ind.step, threshold), ind.max_points, ind.step))
             else:
                 scores[name.split(".", 1)[1]] = value
                 prov(name, value, confidence)
@@ -310,7 +287,8 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         if not plausible(total, cset.total_max, step):
             total_conf = min(total_conf, 0.3)
         total_box = ScoreBox("total_declared", total, total_conf,
-                             _allowed_candidates(total_read, total, total_conf, cset.total_max, step, threshold))
+                             _allowed_candidates(total_read, total, total_conf, cset.total_max, step, threshold),
+                             cset.total_max, step)
         printed = frozenset(name for name, r in values.items() if r.typed)
         boxes, total_box = apply_total(boxes, total_box, threshold, printed)
         total, total_conf, total_cands = total_box.value, total_box.confidence, total_box.candidates
