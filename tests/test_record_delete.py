@@ -33,6 +33,7 @@ from formsvc.service.dispatch import run_once
 from formsvc.service.dossier import dossier_rows
 from formsvc.service.recognition import unit_cdht_shares
 from formsvc.service.records import delete_record, stored_sheets
+from formsvc.service.retrain import load_samples
 from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
 from formsvc.validation import validate_document
@@ -157,6 +158,7 @@ def test_a_deleted_record_is_a_tombstone_its_files_go_and_upstream_hears_once(ap
     assert crops_a["scores.ct2"] == crops_b["scores.ct2"] and crops_a["scores.ct1"] not in crops_b.values()
     assert all(_exists(sha) for sha in [*a.pages.values(), *crops_a.values()])
     feed_before = app.client.get("/v1/records", params={"after": 0}, headers=app.as_(reviewer)).json()["next_cursor"]
+    assert len(load_samples(UNIT)) == 3  # what `formsvc digits retrain` learns from
 
     version = _version(app, reviewer, a.id)
     stale = app.client.delete(f"/v1/records/{a.id}", headers={**app.as_(reviewer), "If-Match": f'"{version - 1}"'})
@@ -171,6 +173,7 @@ def test_a_deleted_record_is_a_tombstone_its_files_go_and_upstream_hears_once(ap
     # Files: A's own page and crop are gone; the page and the crop B still uses stay, and B still shows them.
     assert not _exists(a.pages[1]) and not _exists(crops_a["scores.ct1"])
     assert _exists(shared_sha := a.pages[2]) and _exists(crops_a["scores.ct2"])
+    assert len(load_samples(UNIT)) == 1  # B's answer only
     crop_b = app.client.get(f"/v1/records/{b.id}/crops/scores.ct1", headers=app.as_(reviewer))
     assert crop_b.status_code == 200 and crop_b.headers["content-type"] == "image/png"
     assert b.pages[1] == shared_sha

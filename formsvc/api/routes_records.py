@@ -147,7 +147,7 @@ def _expected_version(query: int | None, if_match: str | None) -> int | None:
 @router.delete("/records/{record_id}", status_code=204,
                summary="Xóa bản ghi: dữ liệu cá nhân, ảnh trang, ảnh cắt và các lần sửa bị xóa; luồng thay đổi và "
                        "webhook nhận sự kiện record.deleted")
-def delete(who: Who, record_id: str,
+def record_delete(who: Who, record_id: str,
            version: Annotated[int | None, Query(ge=1, le=2**31, description="The version you saw; 409 if it "
                                                                            "changed since")] = None,
            if_match: Annotated[str | None, Header(max_length=40, description='The record\'s ETag, e.g. "3"')] = None,
