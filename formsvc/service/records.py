@@ -35,9 +35,9 @@ from formsvc.settings import get_settings
 from formsvc.validation.batch import validate_one
 from formsvc.validation.crosscheck import is_minutes
 
+DELETED = "deleted"  # a tombstone's status: see the module's docstring
 # What a reviewer may change; anything else is set by the system.
 EDITABLE_PREFIXES = ("scores.", "evidence.", "extra.")
-DELETED = "deleted"  # a tombstone's status: see the module's docstring
 EDITABLE_FIELDS = ("total_declared", "year", "assessment_date", "registered_on", "subject.full_name",
                    "subject.birth_year", "subject.unit", "subject.group", "subject.id")
 
