@@ -1,11 +1,11 @@
-"""Records: list, pull feed, one record with its field crops, review (correct, re-validate, approve),
+"""Records: list, pull feed, one record with its field crops, review (correct, re-validate, approve), deletion,
 exports and the unit report."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from formsvc.api.deps import principal
 from formsvc.db.engine import session_scope
 from formsvc.db.tables import RecordRow
-from formsvc.errors import NotFoundError
+from formsvc.errors import InputError, NotFoundError
 from formsvc.service import records as svc
 from formsvc.service.auth import Principal
 from formsvc.service.changes import publish_pending, record_view
@@ -70,10 +70,11 @@ def records(who: Who, unit: str | None = None, year: Annotated[int | None, Query
 
 
 @router.get("/records/{record_id}", summary="Một bản ghi, kèm đường dẫn ảnh cắt của từng trường")
-def record(who: Who, record_id: str) -> dict[str, Any]:
+def record(who: Who, record_id: str, response: Response) -> dict[str, Any]:
     with session_scope() as s:
         row = svc.get_record(s, who, record_id)
         svc.audit_reads(s, who, [row], "record")
+        response.headers["ETag"] = f'"{row.version}"'  # what DELETE's If-Match names
         return _full(row)
 
 
@@ -127,6 +128,34 @@ def revalidate(who: Who, record_id: str) -> dict[str, Any]:
 def approve(who: Who, record_id: str, body: ApproveIn | None = None) -> dict[str, Any]:
     with session_scope() as s:
         return _full(svc.approve(s, who, record_id, expected_version=body.version if body else None))
+
+
+def _expected_version(query: int | None, if_match: str | None) -> int | None:
+    """The version a write is made against: `?version=` or an If-Match of the record's ETag ("3"); `*` or none:
+    any version."""
+    tag = (if_match or "").strip().removeprefix("W/").strip('"')
+    header: int | None = None
+    if tag and tag != "*":
+        if not (tag.isascii() and tag.isdigit() and len(tag) <= 12):
+            raise InputError("Tiêu đề If-Match phải là phiên bản của bản ghi, ví dụ \"3\".", code="bad_if_match")
+        header = int(tag)
+    if query is not None and header is not None and query != header:
+        raise InputError("Phiên bản trong If-Match và trong ?version= khác nhau.", code="bad_if_match")
+    return query if query is not None else header
+
+
+@router.delete("/records/{record_id}", status_code=204,
+               summary="Xóa bản ghi: dữ liệu cá nhân, ảnh trang, ảnh cắt và các lần sửa bị xóa; luồng thay đổi và "
+                       "webhook nhận sự kiện record.deleted")
+def record_delete(who: Who, record_id: str,
+           version: Annotated[int | None, Query(ge=1, le=2**31, description="The version you saw; 409 if it "
+                                                                           "changed since")] = None,
+           if_match: Annotated[str | None, Header(max_length=40, description='The record\'s ETag, e.g. "3"')] = None,
+           ) -> Response:
+    expected = _expected_version(version, if_match)
+    with session_scope() as s:
+        svc.delete_record(s, who, record_id, expected_version=expected)
+    return Response(status_code=204)
 
 
 def _export_rows(who: Principal, f: svc.RecordFilter) -> list[Any]:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from formsvc.db.engine import is_postgres, session_scope
 from formsvc.db.tables import Change, Delivery, RecordRow, Webhook, utcnow
 
-EVENT_KINDS = ("record.created", "record.corrected", "record.revalidated", "record.approved")
+EVENT_KINDS = ("record.created", "record.corrected", "record.revalidated", "record.approved", "record.deleted")
 
 
 def record_view(row: RecordRow) -> dict[str, Any]:

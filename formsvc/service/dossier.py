@@ -14,7 +14,7 @@ from formsvc.exports import ExportRow
 from formsvc.forms import self_assessment_forms
 from formsvc.reports.dossier import DossierPlan, plan_dossier
 from formsvc.service.auth import Principal
-from formsvc.service.records import as_record
+from formsvc.service.records import DELETED, as_record
 
 SYSTEM = Principal(key_id="system", role="admin", unit=None, name="system")
 MAX_EXCLUDE = 200
@@ -25,7 +25,7 @@ def dossier_rows(session: Session, who: Principal, unit: str, year: int) -> list
     """The unit's CDHT self-assessments of the year (any status, approved or not), as the planner wants them."""
     if not who.sees(unit):
         return []
-    stmt = (select(RecordRow).where(RecordRow.unit == unit, RecordRow.year == year,
+    stmt = (select(RecordRow).where(RecordRow.unit == unit, RecordRow.year == year, RecordRow.status != DELETED,
                                     RecordRow.form.in_(self_assessment_forms("cdht")))
             .order_by(RecordRow.created_at, RecordRow.id).limit(MAX_RECORDS + 1))
     rows = list(session.scalars(stmt))

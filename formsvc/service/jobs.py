@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from formsvc.db.tables import Job, JobFile, PageErrorRow, RecordRow, StoredFile, utcnow
 from formsvc.errors import InputError, NotFoundError
 from formsvc.service.auth import Principal
+from formsvc.service.records import DELETED
 
 JOB_STATUS_LABELS = {"queued": "Đang chờ", "running": "Đang xử lý", "done": "Xong", "failed": "Lỗi"}
 
@@ -108,7 +109,8 @@ def job_view(session: Session, job: Job) -> dict[str, Any]:
     files = session.scalars(select(JobFile).where(JobFile.job_id == job.id).order_by(JobFile.position))
     errors = session.scalars(select(PageErrorRow).where(PageErrorRow.job_id == job.id).order_by(PageErrorRow.id))
     records = session.execute(select(RecordRow.id, RecordRow.status, RecordRow.subject_name, RecordRow.form)
-                              .where(RecordRow.job_id == job.id).order_by(RecordRow.created_at, RecordRow.id))
+                              .where(RecordRow.job_id == job.id, RecordRow.status != DELETED)
+                              .order_by(RecordRow.created_at, RecordRow.id))
     percent = round(100 * job.pages_done / job.pages_total) if job.pages_total else (100 if job.status == "done"
                                                                                       else 0)
     return {

@@ -3,32 +3,39 @@
 A record keeps its findings (reasons tied to fields that validation cannot derive from the record itself: a read
 the readers disagreed on, a missing page, a name unlike the roster's) in `extra_reasons`. Validation runs once per
 change (formsvc.validation.batch) over the record and those findings; a person correcting or confirming a field
-removes that field's findings, and the history says so."""
+removes that field's findings, and the history says so.
+
+Deleting a record leaves a tombstone (status "deleted", no personal data) rather than removing the row: its
+changes are the pull feed and the webhook outbox, and upstream systems learn of the deletion from them. A
+tombstone is invisible everywhere else (lists, one record, reports, the review queue), as if it were gone."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from formsvc.criteria import default_registry
-from formsvc.db.tables import Correction, ReadAudit, RecordRow, utcnow
+from formsvc.db.tables import Change, Correction, ReadAudit, RecordRow, ReviewSample, utcnow
 from formsvc.errors import ConflictError, InputError, NotFoundError
 from formsvc.forms import forms_of_document
 from formsvc.records import FieldProvenance, Reason, Record
 from formsvc.service.auth import Principal
 from formsvc.service.changes import record_change
+from formsvc.service.file_refs import release_after_commit
 from formsvc.settings import get_settings
 from formsvc.validation.batch import validate_one
 from formsvc.validation.crosscheck import is_minutes
 
+DELETED = "deleted"  # a tombstone's status: see the module's docstring
 # What a reviewer may change; anything else is set by the system.
 EDITABLE_PREFIXES = ("scores.", "evidence.", "extra.")
 EDITABLE_FIELDS = ("total_declared", "year", "assessment_date", "registered_on", "subject.full_name",
@@ -70,25 +77,30 @@ class RecordFilter:
     q: str | None = None
 
 
-def filtered_query(stmt: Select[Any], who: Principal, f: RecordFilter) -> Select[Any]:
+def filtered_query(stmt: Select[Any], who: Principal, f: RecordFilter, *, tombstones: bool = False) -> Select[Any]:
+    """Records the key sees that match `f`; deleted ones only with `tombstones` (the pull feed), and then
+    whatever their status, approval or name: a consumer that got the record must hear it was deleted."""
+    scope: list[ColumnElement[bool]] = []
     if who.unit is not None:
-        stmt = stmt.where(RecordRow.unit == who.unit)
+        scope.append(RecordRow.unit == who.unit)
     if f.unit:
-        stmt = stmt.where(RecordRow.unit == f.unit)
+        scope.append(RecordRow.unit == f.unit)
     if f.year is not None:
-        stmt = stmt.where(RecordRow.year == f.year)
-    if f.status:
-        stmt = stmt.where(RecordRow.status == f.status)
+        scope.append(RecordRow.year == f.year)
     if f.form:
-        stmt = stmt.where(RecordRow.form == f.form)
-    if f.approved is not None:
-        stmt = stmt.where(RecordRow.approved.is_(f.approved))
+        scope.append(RecordRow.form == f.form)
     if f.job_id:
-        stmt = stmt.where(RecordRow.job_id == f.job_id)
+        scope.append(RecordRow.job_id == f.job_id)
+    detail: list[ColumnElement[bool]] = [RecordRow.status != DELETED]
+    if f.status:
+        detail.append(RecordRow.status == f.status)
+    if f.approved is not None:
+        detail.append(RecordRow.approved.is_(f.approved))
     if f.q:
         literal = f.q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(RecordRow.subject_name.ilike(f"%{literal}%", escape="\\"))
-    return stmt
+        detail.append(RecordRow.subject_name.ilike(f"%{literal}%", escape="\\"))
+    stmt = stmt.where(*scope)
+    return stmt.where(or_(RecordRow.status == DELETED, and_(*detail))) if tombstones else stmt.where(*detail)
 
 
 def list_records(session: Session, who: Principal, f: RecordFilter, *, limit: int = 50,
@@ -103,7 +115,7 @@ def list_records(session: Session, who: Principal, f: RecordFilter, *, limit: in
 
 def feed(session: Session, who: Principal, f: RecordFilter, *, after: int, limit: int = 100) -> list[RecordRow]:
     """Records changed after the cursor, in change order (the cursor is the last `change_seq` seen)."""
-    stmt = filtered_query(select(RecordRow), who, f).where(RecordRow.change_seq > after)
+    stmt = filtered_query(select(RecordRow), who, f, tombstones=True).where(RecordRow.change_seq > after)
     rows = list(session.scalars(stmt.order_by(RecordRow.change_seq).limit(limit)))
     audit_reads(session, who, rows, "feed")
     return rows
@@ -118,7 +130,7 @@ def audit_reads(session: Session, who: Principal, rows: list[RecordRow], endpoin
 
 def get_record(session: Session, who: Principal, record_id: str, *, for_update: bool = False) -> RecordRow:
     row = session.get(RecordRow, record_id, with_for_update=for_update) if len(record_id) <= 32 else None
-    if row is None or not who.sees(row.unit):
+    if row is None or not who.sees(row.unit) or row.status == DELETED:
         raise NotFoundError("Không tìm thấy bản ghi.", code="record_not_found")
     return row
 
@@ -154,6 +166,7 @@ def stored_sheets(session: Session, unit: str, years: set[int], *, exclude: str 
         return []
     rows = session.scalars(select(RecordRow).where(
         RecordRow.unit == unit, RecordRow.year.in_(years), RecordRow.form.in_(forms_of_document("self_assessment")),
+        RecordRow.status != DELETED,
     ).limit(get_settings().crosscheck_max_stored_sheets))
     return [Record.model_validate({**r.data, "id": r.id}) for r in rows if r.id != exclude]
 
@@ -259,6 +272,39 @@ def approve(session: Session, who: Principal, record_id: str, *, expected_versio
     session.add(Correction(record_id=row.id, field="approved", old_value=False, new_value=True, action="approve",
                            key_id=who.key_id))
     record_change(session, row, "record.approved")
+    return row
+
+
+def delete_record(session: Session, who: Principal, record_id: str, *,
+                  expected_version: int | None = None) -> RecordRow:
+    """Delete a record: the row becomes a tombstone without personal data, its review samples and corrections go,
+    one `record.deleted` change tells the feed and the webhooks, and its page images and crops leave the file
+    store once this transaction commits (those no other row uses)."""
+    who.require("admin", "reviewer")
+    started = time.time()  # before anything is read: a file stored again after this stays (file_refs)
+    row = get_record(session, who, record_id, for_update=True)
+    _check_version(row, expected_version)
+    crops = set(session.scalars(select(ReviewSample.crop_sha256).where(ReviewSample.record_id == row.id,
+                                                                       ReviewSample.crop_sha256.is_not(None))))
+    files = {str(v) for v in (row.pages or {}).values()} | {str(c) for c in crops}
+    session.execute(delete(ReviewSample).where(ReviewSample.record_id == row.id))
+    session.execute(delete(Correction).where(Correction.record_id == row.id))
+    # Earlier events keep their envelope (id, type, sequence) for the outbox and the feed's order, not the person.
+    marker = {"deleted": True, "form": row.form, "criteria_set": row.criteria_set, "year": row.year}
+    for change in session.scalars(select(Change).where(Change.record_id == row.id)):
+        payload = copy.deepcopy(change.payload)
+        if isinstance(payload.get("record"), dict):
+            payload["record"]["record"] = {**marker, "id": row.id}
+            change.payload = payload
+    row.source_key = f"{DELETED}:{row.id}"  # the same source document may be stored again by a re-run
+    row.status, row.data, row.subject_name = DELETED, marker, ""
+    row.pages, row.extra_reasons = {}, []
+    row.version += 1
+    row.updated_at = utcnow()
+    session.add(Correction(record_id=row.id, field="record", old_value=None, new_value=None, action="delete",
+                           key_id=who.key_id, at=row.updated_at))
+    record_change(session, row, "record.deleted")
+    release_after_commit(session, files, since=started)
     return row
 
 

@@ -1,7 +1,8 @@
 """Content-addressed file store: a file is known by the SHA-256 of its bytes, written once, atomically.
 
 A crash mid-write leaves only a temporary file (never a half-written stored file); storing the same bytes
-twice keeps one copy. Works on a local folder or a shared mount (several API/worker machines).
+twice keeps one copy (and refreshes its mtime: see `delete_unless_touched`). Works on a local folder or a
+shared mount (several API/worker machines).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import os
 import re
 import tempfile
+import uuid
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,7 +55,7 @@ class FileStore:
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
             final = self.path(sha)
-            if final.exists():
+            if _touch(final):
                 tmp.unlink()
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -68,11 +70,40 @@ class FileStore:
 
         return self.put_stream(io.BytesIO(data))[0]
 
+    def delete_unless_touched(self, sha256: str, *, since: float) -> bool:
+        """Remove a stored file nobody has stored again since `since` (a time.time() value); True when removed.
+
+        The caller has checked that no row refers to the file. A writer storing the same bytes meanwhile either
+        refreshed its mtime (then it stays) or, once it is set aside here, writes a fresh copy: the file is first
+        renamed away atomically, so the check and the removal cannot interleave with a put of the same bytes.
+        """
+        final = self.path(sha256)
+        grave = self.root / "tmp" / f"{sha256}.{uuid.uuid4().hex}.deleting"
+        try:
+            os.replace(final, grave)
+        except FileNotFoundError:
+            return False
+        if grave.stat().st_mtime >= since:
+            os.replace(grave, final)  # stored again meanwhile: put it back (same bytes, whoever wins)
+            return False
+        grave.unlink()
+        return True
+
     def read_bytes(self, sha256: str) -> bytes:
         path = self.path(sha256)
         if not path.is_file():
             raise NotFoundError("Không tìm thấy tệp đã lưu.", code="file_not_found")
         return path.read_bytes()
+
+
+def _touch(path: Path) -> bool:
+    """Mark an already stored file as just stored again (its mtime), so a concurrent removal of an unused file
+    (`delete_unless_touched`) leaves it; False when there is no such file (then the caller writes it)."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def get_file_store() -> FileStore:

@@ -28,7 +28,8 @@ STATIC_DIR = HERE / "static"
 PAGE_SIZE = 25
 MAX_KEY_CHARS = 500
 UPLOAD_ROLES = ("admin", "clerk")
-FLASH = {"saved": "Đã lưu các thay đổi và kiểm tra lại bản ghi.", "approved": "Đã duyệt bản ghi."}
+FLASH = {"saved": "Đã lưu các thay đổi và kiểm tra lại bản ghi.", "approved": "Đã duyệt bản ghi.",
+         "deleted": "Đã xóa bản ghi cùng ảnh trang, ảnh cắt và lịch sử sửa của nó."}
 # No inline script or style anywhere, so the policy can forbid both: injected markup cannot run.
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")

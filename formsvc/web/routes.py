@@ -204,6 +204,7 @@ def records(request: Request) -> Response:
                    "form": form or "", "q": search or "", "year": year or "", "job": job}
         return _page(request, "records.html", who, active="records", items=items, filters=filters,
                      forms=form_titles, paging=_page_links(request, total, page),
+                     flash=FLASH["deleted"] if q.get("msg") == "deleted" else None,
                      filtered=any(filters.values()), this_year=dt.date.today().year)
 
     return _guarded(request, build)
@@ -240,7 +241,7 @@ def record(request: Request, record_id: str) -> Response:
         flash = FLASH.get(request.query_params.get("msg", ""))
         return _page(request, "record.html", who, active="records", r=view, flash=flash,
                      can_approve=who.role in ("admin", "reviewer"),
-                     can_edit=who.role in ("admin", "reviewer"))
+                     can_edit=who.role in ("admin", "reviewer"), can_delete=who.role in ("admin", "reviewer"))
 
     return _guarded(request, build)
 

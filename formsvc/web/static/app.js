@@ -1,7 +1,7 @@
 /* formsvc web UI behaviour: plain JavaScript, no libraries, nothing loaded from elsewhere.
  *
  * Pages are rendered by the server; this file only adds what needs a script: downloads with error messages,
- * uploads with progress, polling of background jobs, and the review screen (live total, save, approve).
+ * uploads with progress, polling of background jobs, and the review screen (live total, save, approve, delete).
  * Every change goes through the JSON API with the session cookie (HttpOnly; it never holds the key) and the
  * page's CSRF token from <meta name="csrf-token">.
  * Text from the server is always inserted with textContent, never as HTML.
@@ -644,6 +644,40 @@
             showError(message, err);
           }
           setBusy(approveBtn, false);
+        }
+      });
+    }
+
+    // Deleting asks first (a second button, "Không xóa" focused), then goes back to the list.
+    var deleteBtn = $("#delete-btn");
+    var deleteBox = $("#delete-confirm");
+    if (deleteBtn && deleteBox) {
+      var deleteYes = $("#delete-yes");
+      var deleteNo = $("#delete-cancel");
+      var askDelete = function (open) {
+        deleteBox.hidden = !open;
+        deleteBtn.setAttribute("aria-expanded", open ? "true" : "false");
+        (open ? deleteNo : deleteBtn).focus();
+      };
+      deleteBtn.addEventListener("click", function () { message.hidden = true; askDelete(deleteBox.hidden); });
+      deleteNo.addEventListener("click", function () { askDelete(false); });
+      deleteBox.addEventListener("keydown", function (e) { if (e.key === "Escape") askDelete(false); });
+      deleteYes.addEventListener("click", async function () {
+        setBusy(deleteYes, true, "Đang xóa…");
+        deleteNo.disabled = true;
+        try {
+          await api("DELETE", "/v1/records/" + encodeURIComponent(recordId) + "?version=" + encodeURIComponent(version));
+          window.location.assign("/records?msg=deleted");
+        } catch (err) {
+          if (err.code === "version_conflict") {
+            showMessage(message, "error", err.message, "Hãy tải lại trang, xem bản mới nhất rồi mới xóa.");
+          } else {
+            showError(message, err);
+          }
+          setBusy(deleteYes, false);
+          deleteNo.disabled = false;
+          askDelete(false);
+          message.scrollIntoView({ block: "center" });
         }
       });
     }
