@@ -151,3 +151,23 @@ def test_minutes_cross_check_runs_once_and_follows_the_sheets(db: Path) -> None:
         row = revalidate(s, REVIEWER, rows["cdht-minutes"])
         codes = [r.code for r in as_record(row).result.reasons]  # type: ignore[union-attr]
         assert "proposed_not_meeting_rule" not in codes, codes
+
+
+def test_the_roster_fills_what_it_printed_and_checks_the_name_it_printed() -> None:
+    """Name, birth year and audience group were printed from the roster: a name OCR read close to it (a streak's
+    stray colon) becomes the roster's, the group line unread under streaks comes from the roster, both as known
+    values; a name far from it is a finding, never overwritten."""
+    from formsvc.roster import Person
+    from formsvc.service.known_values import apply_roster
+
+    person = Person(row=2, full_name="Nguyễn Văn Bình", birth_year=1980, unit=None, group="official", id="nv01",
+                    criteria_set=None)
+    sheet, _ = _scanned_sheet("Nguyễn Văn Binh :")
+    sheet = sheet.model_copy(update={"subject": sheet.subject.model_copy(update={"group": None})})
+    known, found = apply_roster(sheet, [], {"nv01": person})
+    assert (known.subject.full_name, known.subject.group, known.subject.birth_year) == ("Nguyễn Văn Bình",
+                                                                                        "official", 1980)
+    sources = {f.name: f.source for f in known.fields}
+    assert sources["subject.full_name"] == sources["subject.group"] == "known_value" and found == []
+    other, found = apply_roster(_scanned_sheet("Trần Thị Lan")[0], [], {"nv01": person})
+    assert other.subject.full_name == "Trần Thị Lan" and [r.code for r in found] == ["name_differs_from_roster"]

@@ -140,6 +140,21 @@ def test_a_stroke_from_outside_the_box_makes_its_reading_unsure() -> None:
     assert clean.text == "9" and clean.confidence > STAMPED
 
 
+def test_the_tables_own_rule_shifted_into_the_box_is_not_a_stroke_from_outside() -> None:
+    """A fold or a skew puts the table's ruling line a few pixels inside the box, bent: still the frame. Writing
+    that runs over the frame is not."""
+    rng = np.random.default_rng(4)
+    cell = render_handwritten("9", CELL, rng, style="test")
+    ruled = cell.copy()
+    cv2.line(ruled, (0, 3), (110, 10), 60, 2)  # the rule above, bent by a fold, ending at the right edge
+    cv2.line(ruled, (110, 10), (159, 5), 60, 2)
+    cv2.line(ruled, (1, 0), (3, CELL[0] - 1), 60, 2)  # the rule on the left, skewed
+    assert not ink_crosses_edge(ruled)
+    over = np.full_like(cell, 255)
+    over[:-30] = cell[30:]  # the same 9 written 30 px higher: its top is cut off by the frame
+    assert ink_crosses_edge(over)
+
+
 def test_a_dropped_comma_is_offered_as_the_allowed_value_for_review() -> None:
     rng = np.random.default_rng(6)
     r = read_score(render_handwritten("45", CELL, rng, style="test"))  # 45 points where at most 10 are allowed

@@ -30,6 +30,8 @@ DIGITS = "0123456789,."
 # Tesseract falls back to 70 dpi for images without a resolution (as crops are); the engines were tuned with
 # it, and the page dpi would make it discard small glyphs as noise.
 SOURCE_DPI = 70
+PAPER_PERCENTILE = 90  # a crop's paper level: most of a text line's or a number's crop is paper
+MIN_PAPER = 96  # a "paper" darker than this is ink or a black border: left as it is
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,17 @@ def read_lines(crops: list[np.ndarray]) -> list[OcrText]:
     return _stacked(crops, "vie", "", joiner=" ")
 
 
+def paper_white(crop: np.ndarray) -> np.ndarray:
+    """The crop with its paper brought to white. Pasted grey (a photo's shadow, a scanner's lighting gradient) on
+    the white canvas, a crop is a dark block to Tesseract's global threshold, and the words on it are lost."""
+    if crop.size == 0:
+        return crop
+    paper = float(np.percentile(crop, PAPER_PERCENTILE))
+    if paper >= 250 or paper < MIN_PAPER:  # already white, or no paper to see (a crop of ink only)
+        return crop
+    return cv2.convertScaleAbs(crop, alpha=255.0 / paper)
+
+
 def stacked_words(crops: list[np.ndarray], lang: str, whitelist: str = "") -> list[list[OcrWord]]:
     """Words of each crop in Tesseract's reading order (a crop may hold several lines), with all crops stacked one
     under another and read at once."""
@@ -149,7 +162,7 @@ def stacked_words(crops: list[np.ndarray], lang: str, whitelist: str = "") -> li
     spans = []
     y = GAP
     for c in crops:
-        canvas[y:y + c.shape[0], GAP:GAP + c.shape[1]] = c
+        canvas[y:y + c.shape[0], GAP:GAP + c.shape[1]] = paper_white(c)
         spans.append((y, y + c.shape[0]))
         y += c.shape[0] + GAP
     out: list[list[OcrWord]] = [[] for _ in crops]

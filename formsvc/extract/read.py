@@ -49,6 +49,8 @@ STAMP_FLAT = 20  # grey levels around a component's median that still count as t
 # is trusted on its own; the declared total may still confirm it (parse).
 STAMPED = 0.7
 EDGE_PX = 2  # ink this close to the box's edge came from outside it
+EDGE_MIN_INK = 3  # px: less ink than this at the edge is a speck
+EDGE_BAND = 0.12  # of the box's smaller side: ink wholly this close to an edge is the frame's, not a stroke coming in
 COLOURED_INK = 0.01  # share of a box's pixels: this much more ink in grey levels than after dropout is a seal
 ONLY_COLOURED = 0.5  # a box read from coloured ink alone: for a person, whatever the readers say
 # Boxes are read with generous bounds (any number up to 1000 with at most two decimals): the criteria's own
@@ -133,11 +135,22 @@ def stamp_mask(cell: np.ndarray) -> np.ndarray:
 
 def ink_crosses_edge(cell: np.ndarray) -> bool:
     """Does ink run over the box's edge? A number is written inside its box; a stroke that comes in from outside
-    is a signature, a stamp or a neighbour's writing, and whatever it crossed may read as another digit."""
-    ink = ink_mask(cell)
+    is a signature, a stamp or a neighbour's writing, and whatever it crossed may read as another digit. Ink at the
+    edge counts when it is joined to ink well inside the box: the table's own ruling lines, shifted a few pixels
+    in by a fold or a skew (bent, meeting at the corners), stay in the band along the edges."""
+    ink = ink_mask(cell).astype(np.uint8)
+    h, w = ink.shape
     b = EDGE_PX
-    border = int(ink[:b].sum() + ink[-b:].sum() + ink[b:-b, :b].sum() + ink[b:-b, -b:].sum())
-    return border >= 3
+    band = max(b + 1, round(EDGE_BAND * min(h, w)))
+    if h <= 2 * band or w <= 2 * band:
+        return False
+    n, labels = cv2.connectedComponents(ink, connectivity=8)
+    if n <= 1:
+        return False
+    ring = np.concatenate([labels[:b].ravel(), labels[-b:].ravel(), labels[:, :b].ravel(), labels[:, -b:].ravel()])
+    at_edge = np.bincount(ring, minlength=n)
+    inside = np.bincount(labels[band:h - band, band:w - band].ravel(), minlength=n)
+    return bool(np.any((at_edge[1:] >= EDGE_MIN_INK) & (inside[1:] > 0)))
 
 
 def suppress_stamp(cell: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

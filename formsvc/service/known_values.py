@@ -1,6 +1,7 @@
 """Known values beat free OCR: a form printed from a roster carries the person's roster id in its QR code, so the
-name and birth year read from the scan are checked against (and, when they agree closely, replaced by) the roster
-the unit printed from. A large disagreement is flagged, never silently overwritten."""
+name read from the scan is checked against (and, when they agree closely, replaced by) the roster the unit printed
+from, and the birth year and audience group printed from it are taken from it. A large disagreement in the name is
+flagged, never silently overwritten."""
 
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ def _corrected(doc: Record, findings: list[Reason], person: Person) -> tuple[Rec
     if person.birth_year is not None:
         known["subject.birth_year"] = person.birth_year
         subject = subject.model_copy(update={"birth_year": person.birth_year})
+    if person.group is not None:  # the group line was printed from the roster too
+        known["subject.group"] = person.group
+        subject = subject.model_copy(update={"group": person.group})
     # The roster value is known: findings about reading it no longer apply (unsure OCR is judged from `fields`).
     findings = [r for r in findings if r.field not in known]
     fields = [f for f in doc.fields if f.name not in known]
