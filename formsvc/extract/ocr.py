@@ -137,7 +137,7 @@ def read_numbers_twice(crops: list[np.ndarray], height: int = 48) -> tuple[list[
 
 def read_lines(crops: list[np.ndarray]) -> list[OcrText]:
     """Printed Vietnamese text, one line per crop, read in one recognition with crops stacked vertically."""
-    return _stacked(crops, "vie", "", joiner=" ")
+    return _stacked([paper_white(c) for c in crops], "vie", "", joiner=" ")
 
 
 def paper_white(crop: np.ndarray) -> np.ndarray:
@@ -162,7 +162,7 @@ def stacked_words(crops: list[np.ndarray], lang: str, whitelist: str = "") -> li
     spans = []
     y = GAP
     for c in crops:
-        canvas[y:y + c.shape[0], GAP:GAP + c.shape[1]] = paper_white(c)
+        canvas[y:y + c.shape[0], GAP:GAP + c.shape[1]] = c
         spans.append((y, y + c.shape[0]))
         y += c.shape[0] + GAP
     out: list[list[OcrWord]] = [[] for _ in crops]
