@@ -298,35 +298,74 @@ def to_confidence(p_right: np.ndarray) -> np.ndarray:
     return np.interp(p_right, [0.0, ACCEPT_RIGHT, 1.0], [0.0, threshold, 1.0])
 
 
+def fit_calibration(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.ndarray] | None = None, *,
+                    extra: list[tuple[float | None, np.ndarray]] | None = None, log: bool = True,
+                    min_group: int = CALIBRATION_MIN_GROUP) -> dict[str, np.ndarray]:
+    """Per calibration group, raw box confidence -> probability that the box's value is right (isotonic steps as
+    arrays x_<group>, y_<group>), for reading with CNN `params` (None: the shipped CNN). Readings whose top value
+    the criteria do not allow are left out: they are capped anyway.
+
+    `extra`: boxes of another kind (a deployment's own held-back answers) that must not be read over-confidently
+    either: with at least `min_group` of them, their own curve caps every group's (pointwise minimum), so where
+    this deployment's boxes are read right less often than the generic boxes at the same raw confidence, the
+    lower rate is what the confidence says."""
+    from formsvc.extract import digits
+
+    params = digits._shipped_cnn() if params is None else params
+
+    def observed(items: list[tuple[float | None, np.ndarray]]) -> dict[str, tuple[list[float], list[float]]]:
+        seen: dict[str, tuple[list[float], list[float]]] = {"all": ([], [])}
+        with digits.using_cnn(params):
+            for value, img in items:
+                high = 10.0 if value is None or value <= 10 else 1000.0
+                r, group, impossible = digits.read_score_raw(img, max_value=high, step=0.5)
+                if group is None or impossible:
+                    continue
+                for g in ("all", group):
+                    seen.setdefault(g, ([], []))
+                    seen[g][0].append(r.confidence)
+                    seen[g][1].append(float(r.value == value))
+        return seen
+
+    def fit(raw: list[float], right: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
+        iso.fit(np.array(raw), np.array(right))
+        return iso.X_thresholds_.astype(np.float64), to_confidence(iso.y_thresholds_).astype(np.float64)
+
+    cap: tuple[np.ndarray, np.ndarray] | None = None
+    if extra:
+        own = observed(extra)["all"]
+        if len(own[0]) >= min_group:
+            cap = fit(*own)
+            if log:
+                print(f"calibration cap (own answers): {len(own[0])} boxes, {np.mean(own[1]):.3f} right")
+    arrays: dict[str, np.ndarray] = {}
+    for g, (raw, right) in sorted(observed(list(boxes)).items()):
+        if len(raw) < min_group:
+            continue  # too few to say: the "all" curve serves this group
+        x, y = fit(raw, right)
+        if cap is not None:
+            grid = np.union1d(x, cap[0])
+            x, y = grid, np.minimum(np.interp(grid, x, y), np.interp(grid, *cap))
+        arrays[f"x_{g}"] = x.astype(np.float32)
+        arrays[f"y_{g}"] = y.astype(np.float32)
+        if log:
+            print(f"calibration {g}: {len(raw)} boxes, {np.mean(right):.3f} right, {len(x)} steps")
+    return arrays
+
+
 def calibrate(boxes: list[tuple[float, np.ndarray]], out: Path) -> None:
-    """Fit, per calibration group, raw box confidence -> probability that the box's value is right, and store the
-    isotonic steps. Readings whose top value the criteria do not allow are left out: they are capped anyway."""
+    """Fit the shipped models' calibration (fit_calibration) and store it."""
     from formsvc.extract import digits
 
     digits._weights.cache_clear()
     digits._shipped_cnn.cache_clear()
     digits._calibration.cache_clear()
-    seen: dict[str, tuple[list[float], list[float]]] = {"all": ([], [])}
-    for value, img in boxes:
-        with digits.using_cnn(digits._shipped_cnn()):  # the shipped models, never a deployment's tuned one
-            r, group, impossible = digits.read_score_raw(img, max_value=10, step=0.5)
-        if group is None or impossible:
-            continue
-        for g in ("all", group):
-            seen.setdefault(g, ([], []))
-            seen[g][0].append(r.confidence)
-            seen[g][1].append(float(r.value == value))
-    arrays: dict[str, np.ndarray] = {}
-    for g, (raw, right) in sorted(seen.items()):
-        if len(raw) < CALIBRATION_MIN_GROUP:
-            continue  # too few to say: the "all" curve serves this group
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
-        iso.fit(np.array(raw), np.array(right))
-        arrays[f"x_{g}"] = iso.X_thresholds_.astype(np.float32)
-        arrays[f"y_{g}"] = to_confidence(iso.y_thresholds_).astype(np.float32)
-        print(f"calibration {g}: {len(raw)} boxes, {np.mean(right):.3f} right, {len(iso.X_thresholds_)} steps")
+    digits._shipped.cache_clear()
+    arrays = fit_calibration(boxes)  # the shipped models, never a deployment's tuned one
     np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
     digits._calibration.cache_clear()
+    digits._shipped.cache_clear()
 
 
 def main() -> None:
