@@ -358,7 +358,7 @@ def test_a_tuned_model_in_use_is_right_at_its_calibrated_rate(data_dir: Path) ->
     train, own = digits_retrain.split(answers)
     x, y, _, _ = digits_retrain.glyph_set(train)
     params = digits_retrain.fine_tune(x, y, epochs=2)
-    calibration = fit_calibration(list(digits_retrain.generic_calibration_boxes(1500)), params, extra=own,
+    calibration = fit_calibration(list(digits_retrain.generic_calibration_boxes()), params, extra=own,
                                   log=False)
     report = digits_retrain.RetrainReport(len(answers), len(train), len(y), None, None, None, True, "test", 0, "now")
     digits_retrain.save_tuned(params, calibration, report)
@@ -373,5 +373,5 @@ def test_a_tuned_model_in_use_is_right_at_its_calibrated_rate(data_dir: Path) ->
     for boxes in (list(digits_retrain.held_out_boxes(400)), photo):
         readings = [(digits.read_score(img, max_value=10, step=0.5), value) for value, img in boxes]
         accepted = [r.value == value for r, value in readings if r.confidence >= threshold]
-        assert len(accepted) >= 0.4 * len(boxes)
+        assert len(accepted) >= 0.2 * len(boxes)
         assert sum(accepted) / len(accepted) >= ACCEPT_RIGHT - 0.005, (len(accepted), len(accepted) - sum(accepted))
