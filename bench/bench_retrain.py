@@ -93,13 +93,17 @@ class Reading:
     right: float
     accepted: float
     silent: int
+    silent_state: int  # of which read as a state (crossed out, blank) at its fixed confidence: no model's doing
+
+    def silent_text(self) -> str:
+        return f"{self.silent}" + (f" ({self.silent_state} as crossed/blank)" if self.silent_state else "")
 
 
 def read_all(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.ndarray] | None,
              calibration: digits.Calibration | None) -> Reading:
     """Boxes right, accepted unreviewed and accepted wrong, reading with this CNN and its calibration."""
     threshold = get_settings().review_confidence
-    right = accepted = silent = 0
+    right = accepted = silent = silent_state = 0
     with digits.using_cnn(params, calibration):
         for value, img in boxes:
             r = digits.read_score(img, max_value=10, step=0.5)
@@ -108,7 +112,8 @@ def read_all(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.ndarray
             if r.confidence >= threshold:
                 accepted += 1
                 silent += not ok
-    return Reading(right / len(boxes), accepted / len(boxes), silent)
+                silent_state += not ok and r.state != "number"
+    return Reading(right / len(boxes), accepted / len(boxes), silent, silent_state)
 
 
 def main() -> None:
@@ -171,8 +176,8 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, used, own, gen, held, verdict in rows:
-        lines.append(f"| {name} | {used} | {own.right:.1%} | {own.accepted:.1%} | {own.silent} | {gen.right:.1%} | "
-                     f"{gen.accepted:.1%} | {gen.silent} | {held} | {verdict} |")
+        lines.append(f"| {name} | {used} | {own.right:.1%} | {own.accepted:.1%} | {own.silent_text()} | "
+                     f"{gen.right:.1%} | {gen.accepted:.1%} | {gen.silent_text()} | {held} | {verdict} |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if args.append:
