@@ -6,8 +6,10 @@ digits_train.py on real MNIST handwriting, synthetic pen strokes in Vietnamese w
 find a decimal comma or dot between digits, and assemble a value. The raw confidence (product of each digit's
 lead over its runner-up in the models' mean) is calibrated on real handwriting none of the models saw
 (models/digits_calibration.npz): where the calibration was measured, boxes at settings.review_confidence or above
-were read right at least digits_train.ACCEPT_RIGHT of the time, below it less. Values the criteria do not allow
-are capped at IMPOSSIBLE; blank and crossed-out boxes are states of their own, never numbers.
+were read right at least digits_train.ACCEPT_RIGHT of the time, below it less. A deployment's fine-tuned CNN
+(digits_retrain) comes with a calibration fitted for it; the two are loaded together or not at all (_tuned), and
+each box is read and calibrated by one such pair (Model). Values the criteria do not allow are capped at
+IMPOSSIBLE; blank and crossed-out boxes are states of their own, never numbers.
 """
 
 from __future__ import annotations
