@@ -187,7 +187,7 @@ def dossier(who: Who, body: DossierIn) -> JSONResponse:
 
 
 @router.get("/jobs", summary="Danh sách công việc (tải lên, in hàng loạt)")
-def jobs(who: Who, kind: Annotated[str | None, Query(pattern="^(extract|print_pack|dossier)$")] = None,
+def jobs(who: Who, kind: Annotated[str | None, Query(pattern="^(extract|print_pack|dossier|retrain)$")] = None,
          limit: Annotated[int, Query(ge=1, le=200)] = 50,
          offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
     who.require("admin", "clerk", "reviewer")

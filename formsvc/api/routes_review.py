@@ -46,10 +46,10 @@ def digits_status(who: Who) -> dict[str, Any]:
 
 
 @router.post("/admin/digits/retrain", status_code=202,
-             summary="Học lại từ các ô người duyệt đã xác nhận (chạy nền; mô hình kém hơn bị từ chối)")
+             summary="Học lại từ các ô người duyệt đã xác nhận (một công việc chạy nền; mô hình kém hơn bị từ chối)")
 def digits_retrain(who: Who) -> dict[str, Any]:
     from formsvc.service import retrain
 
     who.require("admin")
-    retrain.start_background()
-    return {"running": True}
+    job_id = retrain.start_job(who)
+    return {"running": True, "job_id": job_id, "job_url": f"/v1/jobs/{job_id}"}

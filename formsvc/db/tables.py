@@ -79,7 +79,8 @@ class StoredFile(Base):
 
 
 class Job(Base):
-    """Background work: an upload to extract (kind 'extract') or a print pack to build ('print_pack')."""
+    """Background work: an upload to extract (kind 'extract'), a print pack ('print_pack'), a dossier ('dossier'),
+    the recogniser retrained on reviewers' answers ('retrain')."""
 
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_unit_content", "unit", "content_hash"), Index("ix_jobs_status", "status"))

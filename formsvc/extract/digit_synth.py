@@ -215,3 +215,20 @@ def compose_box(value: str, size_px: tuple[int, int], rng: np.random.Generator, 
     if frame:
         cv2.rectangle(canvas, (0, 0), (w - 1, h - 1), 0, 2)
     return canvas
+
+
+def felt_pen_photo(box: np.ndarray, rng: np.random.Generator, *, pen_px: int = 9, scale: float = 0.5,
+                   quality: int = 40) -> np.ndarray:
+    """A box as one kind of deployment captures it and the shipped training never saw: written with a thick felt
+    pen (strokes `pen_px` wider at 200 dpi, about 1 mm) and photographed by phone at about 100 dpi (`scale`),
+    JPEG-compressed and scaled back up to the reader's 200 dpi. Deterministic: `rng` is taken for the interface
+    (and a little jitter of the JPEG quality)."""
+    h, w = box.shape
+    thick = cv2.erode(box, np.ones((pen_px, pen_px), np.uint8))
+    small = cv2.resize(thick, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    q = int(np.clip(quality + rng.integers(-5, 6), 10, 95))
+    ok, enc = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, q])
+    decoded = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE) if ok else None
+    if decoded is not None:
+        small = decoded
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -6,8 +6,10 @@ digits_train.py on real MNIST handwriting, synthetic pen strokes in Vietnamese w
 find a decimal comma or dot between digits, and assemble a value. The raw confidence (product of each digit's
 lead over its runner-up in the models' mean) is calibrated on real handwriting none of the models saw
 (models/digits_calibration.npz): where the calibration was measured, boxes at settings.review_confidence or above
-were read right at least ACCEPT_RIGHT of the time, below it less. Values the criteria do not allow
-are capped at IMPOSSIBLE; blank and crossed-out boxes are states of their own, never numbers.
+were read right at least ACCEPT_RIGHT of the time, below it less. A deployment's fine-tuned CNN
+(digits_retrain) comes with a calibration fitted for it; the two are loaded together or not at all (_tuned), and
+each box is read and calibrated by one such pair (Model). Values the criteria do not allow are capped at
+IMPOSSIBLE; blank and crossed-out boxes are states of their own, never numbers.
 """
 
 from __future__ import annotations
@@ -119,21 +121,30 @@ def calibration_group(n_glyphs: int, at_edge: bool) -> str:
     return f"{'one' if n_glyphs == 1 else 'more'}-{'edge' if at_edge else 'inside'}"
 
 
+Calibration = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def calibration_from(data: dict[str, np.ndarray]) -> Calibration:
+    """Isotonic steps per group from stored arrays x_<group>, y_<group>."""
+    groups = {k[2:] for k in data if k.startswith("x_")}
+    return {g: (np.asarray(data[f"x_{g}"], np.float64), np.asarray(data[f"y_{g}"], np.float64)) for g in groups}
+
+
 @lru_cache(maxsize=1)
-def _calibration() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per calibration group, isotonic steps raw confidence -> probability right; empty before the first
-    calibration (training)."""
+def _calibration() -> Calibration:
+    """The shipped models' calibration: per calibration group, isotonic steps raw confidence -> probability right;
+    empty before the first calibration (training)."""
     if not MODEL_CALIBRATION.exists():
         return {}
     with np.load(MODEL_CALIBRATION) as data:
-        groups = {k[2:] for k in data.files if k.startswith("x_")}
-        return {g: (data[f"x_{g}"].astype(np.float64), data[f"y_{g}"].astype(np.float64)) for g in groups}
+        return calibration_from({k: data[k] for k in data.files})
 
 
-def calibrate(raw: float, group: str = "all") -> float:
+def calibrate(raw: float, group: str = "all", steps: Calibration | None = None) -> float:
     """The probability that a box of `group` read with raw confidence `raw` is read right (measured on real
-    handwriting the models never saw, see digits_train.calibrate)."""
-    steps = _calibration()
+    handwriting the models never saw, see digits_train.calibrate), by `steps` or else the calibration of the
+    model in use (the shipped one's, or the one fitted for this deployment's fine-tuned CNN)."""
+    steps = _model().calibration if steps is None else steps
     if not steps:
         return raw
     x, y = steps.get(group, steps["all"])
@@ -243,66 +254,123 @@ def _shipped_cnn() -> dict[str, np.ndarray] | None:
 
 
 def tuned_cnn_path() -> Path:
-    """Where `formsvc digits retrain` keeps this deployment's fine-tuned CNN (its .json beside it)."""
+    """Where `formsvc digits retrain` keeps this deployment's fine-tuned CNN; beside it its calibration
+    (tuned_calibration_path) and a .json naming both files' SHA-256."""
     return get_settings().data_dir / "digits" / "digits_cnn.npz"
 
 
+def tuned_calibration_path() -> Path:
+    return tuned_cnn_path().with_name("digits_calibration.npz")
+
+
+@dataclass(frozen=True)
+class Model:
+    """The CNN reading uses and the calibration fitted for exactly that CNN: resolved once per box, so a box is
+    never classified by one model and calibrated for another (a retrain may land between two boxes)."""
+    cnn: dict[str, np.ndarray] | None
+    calibration: Calibration
+    tuned: bool
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> Model:
+    return Model(_shipped_cnn(), _calibration(), False)
+
+
+def sha256_file(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _valid_calibration(steps: Calibration) -> bool:
+    """Usable steps: an "all" curve, and every curve finite, increasing in x, probabilities within 0..1."""
+    if "all" not in steps:
+        return False
+    for x, y in steps.values():
+        if x.ndim != 1 or x.shape != y.shape or len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+            return False
+        if np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
+            return False
+    return True
+
+
 @lru_cache(maxsize=4)
-def _tuned_cnn(path: Path, mtime_ns: int) -> dict[str, np.ndarray] | None:
-    """The fine-tuned CNN if it is whole and fits: its .json names the file's SHA-256 (a torn or replaced file
-    is not loaded), same arrays and shapes as the shipped model, every weight finite. Keyed by mtime, so a
+def _tuned(path: Path, stamp: tuple[int, ...]) -> Model | None:
+    """The fine-tuned CNN with its own calibration, or None unless all is whole and belongs together: the .json
+    names the SHA-256 of the weights and of the calibration (a torn or replaced file is not loaded), the
+    calibration names the weights' SHA-256 it was fitted for (a calibration of another model is refused), the
+    weights have the shipped model's arrays and shapes and are finite. Keyed by the three files' stat, so a
     retrain is picked up by running workers without a restart."""
     shipped = _shipped_cnn()
-    meta_path = path.with_suffix(".json")
-    if shipped is None or not meta_path.is_file():
+    meta_path, cal_path = path.with_suffix(".json"), tuned_calibration_path()
+    if shipped is None:
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        raw = path.read_bytes()
-        if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(raw).hexdigest():
+        raw, cal_raw = path.read_bytes(), cal_path.read_bytes()
+        weights_sha = sha256_file(raw)
+        if not isinstance(meta, dict) or meta.get("sha256") != weights_sha \
+                or meta.get("calibration_sha256") != sha256_file(cal_raw):
             return None
         with np.load(io.BytesIO(raw)) as data:
             tuned = {k: data[k].astype(np.float32) for k in data.files}
+        with np.load(io.BytesIO(cal_raw)) as data:
+            cal = {k: data[k] for k in data.files}
     except (OSError, ValueError, KeyError):
+        return None
+    if str(cal.pop("model_sha256", "")) != weights_sha:
         return None
     if tuned.keys() != shipped.keys() or any(tuned[k].shape != shipped[k].shape for k in shipped):
         return None
     if not all(np.isfinite(v).all() for v in tuned.values()):
         return None
-    return tuned
+    steps = calibration_from(cal)
+    if not _valid_calibration(steps):
+        return None
+    return Model(tuned, steps, True)
 
 
-_override: dict[str, np.ndarray] | None = None
+_override: Model | None = None
 
 
 @contextmanager
-def using_cnn(params: dict[str, np.ndarray] | None) -> Iterator[None]:
-    """Read with these CNN weights inside the block (retraining compares a candidate with the model in use).
+def using_cnn(params: dict[str, np.ndarray] | None, calibration: Calibration | None = None) -> Iterator[None]:
+    """Read with these CNN weights inside the block (retraining compares a candidate with the model in use, and
+    fits its calibration). Without `calibration`, confidences are the shipped calibration's: right for the
+    shipped CNN only, so a candidate's are not to be trusted (retraining compares values, not confidences).
     One process at a time: retraining runs alone."""
     global _override
-    before, _override = _override, params
+    model = Model(params, _calibration() if calibration is None else calibration, params is not _shipped_cnn())
+    before, _override = _override, model
     try:
         yield
     finally:
         _override = before
 
 
-def _cnn() -> dict[str, np.ndarray] | None:
-    """The CNN in use: an override, else this deployment's fine-tuned one when present and valid, else the
-    shipped one (always the fallback)."""
+def _model() -> Model:
+    """The model in use: an override, else this deployment's fine-tuned CNN with its calibration when present,
+    whole and matching, else the shipped CNN with the shipped calibration (always the fallback)."""
     if _override is not None:
         return _override
     path = tuned_cnn_path()
     try:
-        mtime = path.stat().st_mtime_ns
+        # Size and inode too: two writes within one tick of the file system's clock share an mtime.
+        stamp = tuple(v for p in (path, path.with_suffix(".json"), tuned_calibration_path())
+                      for st in [p.stat()] for v in (st.st_mtime_ns, st.st_size, st.st_ino))
     except OSError:
-        return _shipped_cnn()
-    return _tuned_cnn(path, mtime) or _shipped_cnn()
+        return _shipped()
+    return _tuned(path, stamp) or _shipped()
 
 
-def classify_cnn(vectors: np.ndarray) -> np.ndarray | None:
-    """Class probabilities (n x 10) from the CNN, None if it has not been trained."""
-    p = _cnn()
+def _cnn() -> dict[str, np.ndarray] | None:
+    """The CNN in use (see _model)."""
+    return _model().cnn
+
+
+def classify_cnn(vectors: np.ndarray, params: dict[str, np.ndarray] | None = None) -> np.ndarray | None:
+    """Class probabilities (n x 10) from the CNN (`params`, else the one in use), None if it has not been
+    trained."""
+    p = _cnn() if params is None else params
     if p is None:
         return None
     logits, _ = cnn_forward(p, vectors)
@@ -322,7 +390,7 @@ def _variants(glyph: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _classify_glyphs(glyphs: list[np.ndarray]) -> _Glyphs:
+def _classify_glyphs(glyphs: list[np.ndarray], cnn_params: dict[str, np.ndarray] | None) -> _Glyphs:
     """Mean class probabilities per glyph over its variants and the models (the CNN, the best, counts twice)."""
     means = []
     vectors = [np.stack([normalise(v) for v in _variants(glyph)]) for glyph in glyphs]
@@ -330,7 +398,7 @@ def _classify_glyphs(glyphs: list[np.ndarray]) -> _Glyphs:
     with _blas().limit(limits=1, user_api="blas"):
         both = []
         for v in vectors:
-            cnn = classify_cnn(v)
+            cnn = None if cnn_params is None else classify_cnn(v, cnn_params)
             both.append(np.vstack([classify(v), classify(v, MODEL_HOG), *([] if cnn is None else [cnn, cnn])]))
     for probs in both:
         mean = probs.mean(axis=0)
@@ -434,10 +502,11 @@ def box_glyphs(cell: np.ndarray) -> list[np.ndarray] | None:
 
 def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) -> ScoreReading:
     """One score box: blank, crossed out, unreadable or a number with its calibrated confidence."""
-    reading, group, impossible = read_score_raw(cell, max_value=max_value, step=step)
+    model = _model()
+    reading, group, impossible = _read_raw(cell, model, max_value=max_value, step=step)
     if group is None:
         return reading
-    confidence = calibrate(reading.confidence, group)
+    confidence = calibrate(reading.confidence, group, model.calibration)
     return replace(reading, confidence=min(confidence, IMPOSSIBLE) if impossible else confidence)
 
 
@@ -447,6 +516,11 @@ def read_score_raw(cell: np.ndarray, *, max_value: float = 10,
     is the raw one (what the calibration is fitted on); other states come with group None and their final
     confidence. An impossible top reading (out of range, off the step, a leading zero) is replaced by the best
     allowed candidate, and read_score caps its confidence at IMPOSSIBLE."""
+    return _read_raw(cell, _model(), max_value=max_value, step=step)
+
+
+def _read_raw(cell: np.ndarray, model: Model, *, max_value: float,
+              step: float) -> tuple[ScoreReading, str | None, bool]:
     mask = box_mask(cell)
     if mask.mean() < 0.004:
         return ScoreReading(None, "", 0.97, "blank"), None, False
@@ -456,7 +530,7 @@ def read_score_raw(cell: np.ndarray, *, max_value: float = 10,
     if isinstance(seg, str):
         return ScoreReading(None, "", 0.97 if seg == "blank" else 0.2, seg), None, False
     masks, spans, seps = seg
-    glyphs = _classify_glyphs(masks)
+    glyphs = _classify_glyphs(masks, model.cnn)
     confidence = _confidence(glyphs)
     ys, xs = np.nonzero(mask)
     at_edge = bool(ys.min() <= 1 or ys.max() >= mask.shape[0] - 2 or xs.min() <= 1 or xs.max() >= mask.shape[1] - 2)

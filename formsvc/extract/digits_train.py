@@ -298,35 +298,97 @@ def to_confidence(p_right: np.ndarray) -> np.ndarray:
     return np.interp(p_right, [0.0, ACCEPT_RIGHT, 1.0], [0.0, threshold, 1.0])
 
 
-def calibrate(boxes: list[tuple[float, np.ndarray]], out: Path) -> None:
-    """Fit, per calibration group, raw box confidence -> probability that the box's value is right, and store the
-    isotonic steps. Readings whose top value the criteria do not allow are left out: they are capped anyway."""
+def fit_calibration(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.ndarray] | None = None, *,
+                    extra: list[tuple[float | None, np.ndarray]] | None = None, log: bool = True,
+                    min_group: int = CALIBRATION_MIN_GROUP) -> dict[str, np.ndarray]:
+    """Per calibration group, raw box confidence -> probability that the box's value is right (isotonic steps as
+    arrays x_<group>, y_<group>), for reading with CNN `params` (None: the shipped CNN). Readings whose top value
+    the criteria do not allow are left out: they are capped anyway.
+
+    `extra`: boxes of another kind (a deployment's own held-back answers) that must not be read over-confidently
+    either. The curves are fitted on `boxes`; then, if more than 1 - ACCEPT_RIGHT of the extra boxes they would
+    accept unreviewed are misread, every confidence is scaled down (monotonically) until the accepted ones are
+    not: the lowest accepted confidence rises above the misreadings it has to exclude (accept_level). Two other
+    uses were measured worse in bench_retrain: pooling them into the isotonic fit with a weight (a few hundred
+    boxes read right at a high raw confidence lift the top of the curve, however few misreadings sit there), and
+    scaling every box's chance of being wrong by their error rate over the generic one (accepted boxes fell from
+    40 % to 11 % of a thick-pen deployment's, and the confident misreadings stayed).
+    """
     from formsvc.extract import digits
 
-    digits._weights.cache_clear()
-    digits._shipped_cnn.cache_clear()
-    digits._calibration.cache_clear()
+    params = digits._shipped_cnn() if params is None else params
+    Item = tuple[float, str, float]  # raw confidence, calibration group, 1.0 when read right
+
+    def observed(items: list[tuple[float | None, np.ndarray]]) -> list[Item]:
+        out: list[Item] = []
+        with digits.using_cnn(params):
+            for value, img in items:
+                high = 10.0 if value is None or value <= 10 else 1000.0
+                r, group, impossible = digits.read_score_raw(img, max_value=high, step=0.5)
+                if group is not None and not impossible:
+                    out.append((r.confidence, group, float(r.value == value)))
+        return out
+
+    generic = observed(list(boxes))
+    own = observed(extra) if extra else []
     seen: dict[str, tuple[list[float], list[float]]] = {"all": ([], [])}
-    for value, img in boxes:
-        with digits.using_cnn(digits._shipped_cnn()):  # the shipped models, never a deployment's tuned one
-            r, group, impossible = digits.read_score_raw(img, max_value=10, step=0.5)
-        if group is None or impossible:
-            continue
+    for raw_c, group, right_c in generic:
         for g in ("all", group):
             seen.setdefault(g, ([], []))
-            seen[g][0].append(r.confidence)
-            seen[g][1].append(float(r.value == value))
+            seen[g][0].append(raw_c)
+            seen[g][1].append(right_c)
     arrays: dict[str, np.ndarray] = {}
     for g, (raw, right) in sorted(seen.items()):
-        if len(raw) < CALIBRATION_MIN_GROUP:
+        if len(raw) < min_group:
             continue  # too few to say: the "all" curve serves this group
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
         iso.fit(np.array(raw), np.array(right))
         arrays[f"x_{g}"] = iso.X_thresholds_.astype(np.float32)
         arrays[f"y_{g}"] = to_confidence(iso.y_thresholds_).astype(np.float32)
-        print(f"calibration {g}: {len(raw)} boxes, {np.mean(right):.3f} right, {len(iso.X_thresholds_)} steps")
+        if log:
+            print(f"calibration {g}: {len(raw)} boxes, {np.mean(right):.3f} right, {len(iso.X_thresholds_)} steps")
+    if own:
+        level = accept_level(arrays, own)
+        threshold = get_settings().review_confidence
+        if level > threshold:
+            for k in [k for k in arrays if k.startswith("y_")]:
+                y = arrays[k].astype(np.float64)
+                scaled = np.interp(y, [0.0, level], [0.0, threshold]) if level > 1 else \
+                    np.interp(y, [0.0, level, 1.0], [0.0, threshold, 1.0])
+                arrays[k] = scaled.astype(np.float32)
+        if log:
+            print(f"calibration checked on {len(own)} own boxes: lowest accepted confidence {level:.4f}")
+    return arrays
+
+
+def accept_level(arrays: dict[str, np.ndarray], items: list[tuple[float, str, float]]) -> float:
+    """The lowest calibrated confidence at or above the review threshold from which `items` (raw confidence,
+    group, right) are misread at most 1 - ACCEPT_RIGHT of the time; above 1 when even the most confident ones are
+    not (nothing may be accepted unreviewed)."""
+    from formsvc.extract import digits
+
+    steps = digits.calibration_from(arrays)
+    threshold = get_settings().review_confidence
+    confs = [(digits.calibrate(raw, group, steps), right) for raw, group, right in items]
+    for level in [threshold, *sorted({c + 1e-6 for c, _ in confs if c >= threshold})]:
+        above = [right for c, right in confs if c >= level]
+        if above.count(0.0) <= (1 - ACCEPT_RIGHT) * len(above):
+            return level
+    return 2.0  # unreachable: above the highest confidence nothing is left, and nothing is misread
+
+
+def calibrate(boxes: list[tuple[float, np.ndarray]], out: Path) -> None:
+    """Fit the shipped models' calibration (fit_calibration) and store it."""
+    from formsvc.extract import digits
+
+    digits._weights.cache_clear()
+    digits._shipped_cnn.cache_clear()
+    digits._calibration.cache_clear()
+    digits._shipped.cache_clear()
+    arrays = fit_calibration(boxes)  # the shipped models, never a deployment's tuned one
     np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
     digits._calibration.cache_clear()
+    digits._shipped.cache_clear()
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -93,6 +94,8 @@ def _run(job_id: str, attempt: int, kind: str, unit: str, params: dict[str, obje
                 _print_pack(job_id, attempt, params, paths[0])
             elif kind == "dossier":
                 _dossier(job_id, attempt, unit, params)
+            elif kind == "retrain":
+                _retrain(job_id, attempt)
             else:
                 raise ValueError(kind)
     except Superseded:
@@ -200,3 +203,41 @@ def _dossier(job_id: str, attempt: int, unit: str, params: dict[str, object]) ->
     sha = get_file_store().put_bytes(files.zip_bytes())
     with _finishing(job_id, attempt, files={sha: "application/zip"}, errors=[]) as (_, job):
         job.result_sha256 = sha
+
+
+@contextmanager
+def _heartbeat(job_id: str, attempt: int, every_s: float) -> Iterator[None]:
+    """Beat the job's heartbeat from a thread while a long step without progress points runs (a fine-tune is
+    minutes of numpy), so the janitor does not take a busy job for a lost one."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            try:
+                with session_scope() as s:
+                    job = s.get(Job, job_id)
+                    if job is None or job.attempts != attempt or job.status != "running":
+                        return
+                    job.heartbeat_at = utcnow()
+            except Exception:  # a missed beat is retried at the next one; the job itself goes on
+                log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _retrain(job_id: str, attempt: int) -> None:
+    """The admin's 'learn from corrections': the same run as `formsvc digits retrain` (its lock, its report kept
+    for the admin page); a refused model is a finished job, its report says why."""
+    from formsvc.service import retrain
+
+    with _heartbeat(job_id, attempt, max(1.0, get_settings().job_stale_s / 4)), stage(log, "retrain") as fields:
+        report = retrain.run()
+        fields.update(accepted=report["accepted"], used=report["used"])
+    with _finishing(job_id, attempt, files={}, errors=[]) as (_, job):
+        job.pages_done = job.pages_total = 1

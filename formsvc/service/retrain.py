@@ -1,6 +1,7 @@
-"""Retraining the score recogniser on what reviewers confirmed: from the CLI (`formsvc digits retrain`) or the
-admin page (in the background of the API process). One run at a time per deployment (a lock file beside the
-model), the last run's report kept for the admin page."""
+"""Retraining the score recogniser on what reviewers confirmed: from the CLI (`formsvc digits retrain`, in that
+process) or the admin page (a 'retrain' job a worker runs: minutes of numpy work have no place in the API
+process). One run at a time per deployment (a lock file beside the model, and no second job while one is
+queued or running), the last run's report kept for the admin page."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import fcntl
 import json
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,13 +19,19 @@ import numpy as np
 from sqlalchemy import func, select
 
 from formsvc.db.engine import session_scope
-from formsvc.db.tables import ReviewSample
+from formsvc.db.tables import Job, ReviewSample, utcnow
 from formsvc.errors import ConflictError, NotFoundError
 from formsvc.extract import digits
+from formsvc.service.auth import Principal
+from formsvc.service.jobs import create_job
+from formsvc.service.queue import enqueue
 from formsvc.service.review_queue import samples
 from formsvc.storage import get_file_store
 
 log = logging.getLogger(__name__)
+JOB_KIND = "retrain"
+JOB_UNIT = ""  # the recogniser is the deployment's, no unit's: only unscoped (admin) keys see the job
+BUSY = "Đang học lại từ các ô đã sửa; hãy đợi lần này xong."
 
 
 def _dir() -> Path:
@@ -43,7 +49,7 @@ def _exclusive() -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise ConflictError("Đang học lại từ các ô đã sửa; hãy đợi lần này xong.", code="retrain_running") from exc
+            raise ConflictError(BUSY, code="retrain_running") from exc
         try:
             yield
         finally:
@@ -87,20 +93,23 @@ def run(*, epochs: int | None = None) -> dict[str, Any]:
         return data
 
 
-def start_background() -> None:
-    """Start a run in a thread of this process; ConflictError when one is already running (here or elsewhere)."""
-    if running():
-        raise ConflictError("Đang học lại từ các ô đã sửa; hãy đợi lần này xong.", code="retrain_running")
+def _pending_job() -> str | None:
+    with session_scope() as s:
+        return s.scalar(select(Job.id).where(Job.kind == JOB_KIND, Job.status.in_(("queued", "running"))).limit(1))
 
-    def work() -> None:
-        try:
-            run()
-        except ConflictError:
-            log.info("digits retrain: another process started first")  # its report will be shown
-        except Exception:  # a thread's exception is otherwise lost: the admin page would wait forever
-            log.exception("digits retrain failed")
 
-    threading.Thread(target=work, name="digits-retrain", daemon=True).start()
+def start_job(who: Principal) -> str:
+    """The admin action: queue a retrain job for a worker; its id. ConflictError while a job is queued or running
+    or a run (CLI or worker) holds the lock."""
+    if _pending_job() is not None or running():
+        raise ConflictError(BUSY, code="retrain_running")
+    with session_scope() as s:
+        # Every request is a new job (a retrain of the same answers after another retrain may decide otherwise).
+        job, _ = create_job(s, who, kind=JOB_KIND, unit=JOB_UNIT, uploads=[],
+                            params={"requested_at": utcnow().isoformat()})
+        job_id = job.id
+    enqueue(job_id, 1)  # Redis away: the janitor enqueues what the database says is queued
+    return job_id
 
 
 def status() -> dict[str, Any]:
@@ -108,9 +117,10 @@ def status() -> dict[str, Any]:
     with session_scope() as s:
         kept = s.scalar(select(func.count()).select_from(ReviewSample).where(ReviewSample.crop_sha256.is_not(None)))
     tuned = digits.tuned_cnn_path()
-    in_use = "tuned" if digits._cnn() is not digits._shipped_cnn() else "shipped"
+    in_use = "tuned" if digits._model().tuned else "shipped"
     meta: dict[str, Any] | None = None
     if in_use == "tuned":
         meta = json.loads(tuned.with_suffix(".json").read_text(encoding="utf-8"))
     last = json.loads(_report_path().read_text(encoding="utf-8")) if _report_path().is_file() else None
-    return {"samples": kept or 0, "model": in_use, "tuned": meta, "running": running(), "last": last}
+    return {"samples": kept or 0, "model": in_use, "tuned": meta, "running": running() or _pending_job() is not None,
+            "last": last}

@@ -12,7 +12,8 @@ __all__ = ["FORM_KIND_LABELS", "JOB_KIND_LABELS", "JOB_STATUS_LABELS", "STATUS_L
 
 # Vietnam has had no daylight saving time since 1975: a fixed offset is exact and needs no tz database.
 VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")
-JOB_KIND_LABELS = {"extract": "Tải lên phiếu", "print_pack": "In hàng loạt", "dossier": "Hồ sơ cuối năm"}
+JOB_KIND_LABELS = {"extract": "Tải lên phiếu", "print_pack": "In hàng loạt", "dossier": "Hồ sơ cuối năm",
+                   "retrain": "Học lại nhận dạng chữ số"}
 FORM_KIND_LABELS = {"cdht": "Công dân học tập", "dvht": "Đơn vị học tập"}
 
 
