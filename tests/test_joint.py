@@ -3,7 +3,6 @@ handwriting none of the models saw."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from formsvc.extract.digits import ACCEPT_RIGHT, read_score
