@@ -261,3 +261,20 @@ def test_a_blank_total_is_not_filled_in_from_the_boxes() -> None:
     record, _ = build_record([_page(_form(_hand("total_declared", "", 0.97)))], missing_pages=[],
                              registry=default_registry())
     assert record.total_declared is None and record.scores["ct2"] == 1.5
+
+
+def test_a_total_read_off_the_step_is_the_allowed_value_the_sure_boxes_add_up_to() -> None:
+    """'63,5' read as '63,6' on a half-point form: the best total the criteria allow is taken, and trusted only
+    because boxes the recogniser is sure of add up to it."""
+    reads = [_hand(f"scores.ct{i}", "7", 0.95, (7.0, 0.95)) for i in range(1, 10)]
+    reads.append(_hand("scores.ct10", "0,5", 0.95, (0.5, 0.95)))
+    total = _hand("total_declared", "63,6", 0.9, (63.6, 0.6), (63.5, 0.3), (68.5, 0.05))
+    record, _ = build_record([_page([*reads, total])], missing_pages=[], registry=default_registry())
+    conf = {f.name: f.confidence for f in record.fields}
+    assert record.total_declared == 63.5 and conf["total_declared"] >= 0.8
+    # The boxes unsure too: nothing to confirm the guess with, it stays for a person.
+    reads[0] = _hand("scores.ct1", "7", 0.4, (7.0, 0.5), (2.0, 0.3))
+    reads[1] = _hand("scores.ct2", "7", 0.4, (7.0, 0.5), (1.0, 0.3))
+    record, _ = build_record([_page([*reads, total])], missing_pages=[], registry=default_registry())
+    conf = {f.name: f.confidence for f in record.fields}
+    assert record.total_declared == 63.5 and conf["total_declared"] < 0.8

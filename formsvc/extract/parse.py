@@ -30,6 +30,8 @@ CHOSEN_CONFIDENCE = 0.6
 MAX_CHANGES = 2
 # Print only the handwriting recogniser doubted (combine caps it at 0.6): the sheet's sum may confirm it.
 PRINT_CONFIRMABLE = 0.5
+# Most a written total can be trusted whose reading the criteria do not allow (off the step, over the maximum).
+IMPLAUSIBLE_TOTAL = 0.3
 # A handwritten box on a sheet whose total no reading agrees with, or that the sum puts in doubt: below the
 # review threshold.
 UNCHECKED = 0.7
@@ -285,7 +287,12 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             and not total_read.blank:
         step = min(i.step for i in cset.indicators)
         if not plausible(total, cset.total_max, step):
-            total_conf = min(total_conf, 0.3)
+            total_conf = min(total_conf, IMPLAUSIBLE_TOTAL)
+            allowed_totals = [v for v, _ in total_read.candidates if plausible(v, cset.total_max, step)]
+            if allowed_totals:
+                # The readers' best total the criteria allow ("63,6" on a half-point form was "63,5"): a guess only
+                # the boxes' own sum can confirm.
+                total = allowed_totals[0]
         total_box = ScoreBox("total_declared", total, total_conf,
                              _allowed_candidates(total_read, total, total_conf, cset.total_max, step, threshold),
                              cset.total_max, step)
