@@ -175,7 +175,9 @@ def test_the_declared_total_picks_the_misread_box_second_reading() -> None:
     out, t = apply_total(boxes, total, 0.8)
     assert [b.value for b in out] == [8.0, 7.5, 6.0] and t.value == 21.5
     assert out[1].confidence <= CHOSEN_CONFIDENCE  # chosen, not read: stays flagged
-    assert out[0].confidence == 0.95 and out[2].confidence == 0.9
+    # The sheet held a misread and which box it was is the decoding's guess: the others go to a person too.
+    assert out[0].confidence < 0.8 and out[2].confidence < 0.8
+    assert apply_total(boxes, total, 0.8, printed=frozenset({"a"}))[0][0].confidence == 0.95  # print stays
 
 
 def test_a_misread_total_is_corrected_by_the_boxes_rather_than_the_other_way_round() -> None:
@@ -253,7 +255,7 @@ def test_the_record_takes_the_value_the_written_total_implies_and_flags_it() -> 
                              registry=default_registry())
     assert record.scores["ct2"] == 7.5 and record.total_declared == 73
     conf = {f.name: f.confidence for f in record.fields}
-    assert conf["scores.ct2"] < 0.8 and conf["scores.ct3"] >= 0.8
+    assert conf["scores.ct2"] < 0.8 and conf["scores.ct3"] < 0.8  # a sheet that needed a change: all checked
     assert list(record.scores) == [f"ct{i}" for i in range(1, 11)]
 
 

@@ -159,11 +159,13 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
                 printed: frozenset[str] = frozenset()) -> tuple[list[ScoreBox], ScoreBox]:
     """Boxes and total after the joint decoding.
 
-    A value changed by the decoding is flagged (CHOSEN_CONFIDENCE at most). Every other field is judged by how
-    sure the whole sheet makes it (joint.field_sure: its reading weighed against every other choice of values that
-    adds up to the total as well, by the readers' calibrated confidences and candidates): an unsure reading the sum
-    leaves right at least ACCEPT_RIGHT of the time is trusted when nothing was changed, and a trusted handwritten
-    reading the sum puts in doubt (a misread elsewhere could be this one) is sent to review. Print (`printed`:
+    A value changed by the decoding is flagged (CHOSEN_CONFIDENCE at most), and so is every other handwritten box
+    of that sheet (UNCHECKED): the sheet holds a misread, the decoding's choice of which box is a guess, and a box
+    the recogniser was sure of may be the one (harsh scans make sure misreads). When nothing was changed, every
+    field is judged by how sure the whole sheet makes it (joint.field_sure: its reading weighed against every
+    other choice of values that adds up to the total as well, by the readers' calibrated confidences and
+    candidates): an unsure reading the sum leaves right at least ACCEPT_RIGHT of the time is trusted, and a
+    trusted handwritten reading the sum puts in doubt is sent to review. Print (`printed`:
     Tesseract's reading at two scales matching the font's shape) that only the handwriting recogniser doubted is
     confirmed when the sum agrees, however many such boxes there are: two print misreads that cancel out in the sum
     exactly are not a risk worth a person's time.
@@ -180,12 +182,14 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
     unchanged = changes == 0
     unsure = [f for f in fields if f.confidence < threshold]
     all_print = all(f.name in printed and f.confidence >= PRINT_CONFIRMABLE for f in unsure)
-    sure = _field_sure(fields, chosen, threshold)
+    sure = _field_sure(fields, chosen, threshold) if unchanged else None
     out = []
     for i, (f, v) in enumerate(zip(fields, chosen, strict=True)):
         given_sheet = sure[i] if sure is not None else None
         if f.value != v:
             out.append(replace(f, value=v, confidence=min(f.confidence, CHOSEN_CONFIDENCE)))
+        elif not unchanged:
+            out.append(f if f.name in printed else replace(f, confidence=min(f.confidence, UNCHECKED)))
         elif f.confidence < threshold:
             trusted = all_print or (given_sheet is not None and given_sheet >= ACCEPT_RIGHT)
             out.append(replace(f, confidence=threshold) if unchanged and trusted else f)
