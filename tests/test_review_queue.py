@@ -54,7 +54,15 @@ def test_a_box_read_in_doubt_keeps_its_candidates_in_the_records_provenance() ->
     assert prov["scores.ct2"].confidence < get_settings().review_confidence
     assert prov["scores.ct2"].candidates is not None and prov["scores.ct2"].candidates[0] == record.scores["ct2"]
     assert set(prov["scores.ct2"].candidates) >= {1.5, 7.5}
-    assert prov["scores.ct3"].candidates is None  # confident: no choices
+    # The sheet needed a change (1,5 -> 7,5), so its other boxes are flagged too, each offering its own reading.
+    assert prov["scores.ct3"].confidence < get_settings().review_confidence
+    assert prov["scores.ct3"].candidates == [record.scores["ct3"]]
+    # A sheet whose readings add up as read: a confident box has nothing to choose.
+    record, _ = build_record([_page(_form(_hand("total_declared", "67", 0.9, (67.0, 0.9))))], missing_pages=[],
+                             registry=default_registry())
+    prov = {f.name: f for f in record.fields}
+    assert prov["scores.ct3"].confidence >= get_settings().review_confidence
+    assert prov["scores.ct3"].candidates is None
 
 
 # -- the API -------------------------------------------------------------------------------------------------
