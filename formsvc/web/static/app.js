@@ -143,6 +143,12 @@
     showMessage(box, "error", err.message || "Có lỗi xảy ra.", err.hint);
   }
 
+  // A write refused because someone changed the record meanwhile gets the hint to reload; other errors their own.
+  function showWriteError(box, err, conflictHint) {
+    if (err.code === "version_conflict") showMessage(box, "error", err.message, conflictHint);
+    else showError(box, err);
+  }
+
   function setBusy(button, busy, busyText) {
     if (!button) return;
     if (busy) {
@@ -615,11 +621,7 @@
         await apiJson("PATCH", "/v1/records/" + encodeURIComponent(recordId), { fields: ch.fields, version: version });
         window.location.assign(window.location.pathname + "?msg=saved");
       } catch (err) {
-        if (err.code === "version_conflict") {
-          showMessage(message, "error", err.message, "Hãy tải lại trang để xem bản mới nhất rồi sửa lại.");
-        } else {
-          showError(message, err);
-        }
+        showWriteError(message, err, "Hãy tải lại trang để xem bản mới nhất rồi sửa lại.");
         saveButtons.forEach(function (b) { setBusy(b, false); });
         message.scrollIntoView({ block: "center" });  // on a phone Save is in the bottom bar, far from the message
         update();
@@ -638,11 +640,7 @@
           await apiJson("POST", "/v1/records/" + encodeURIComponent(recordId) + "/approve", { version: version });
           window.location.assign(window.location.pathname + "?msg=approved");
         } catch (err) {
-          if (err.code === "version_conflict") {
-            showMessage(message, "error", err.message, "Hãy tải lại trang để xem bản mới nhất.");
-          } else {
-            showError(message, err);
-          }
+          showWriteError(message, err, "Hãy tải lại trang để xem bản mới nhất.");
           setBusy(approveBtn, false);
         }
       });
@@ -669,11 +667,7 @@
           await api("DELETE", "/v1/records/" + encodeURIComponent(recordId) + "?version=" + encodeURIComponent(version));
           window.location.assign("/records?msg=deleted");
         } catch (err) {
-          if (err.code === "version_conflict") {
-            showMessage(message, "error", err.message, "Hãy tải lại trang, xem bản mới nhất rồi mới xóa.");
-          } else {
-            showError(message, err);
-          }
+          showWriteError(message, err, "Hãy tải lại trang, xem bản mới nhất rồi mới xóa.");
           setBusy(deleteYes, false);
           deleteNo.disabled = false;
           askDelete(false);
