@@ -280,3 +280,20 @@ def test_a_total_read_off_the_step_is_the_allowed_value_the_sure_boxes_add_up_to
     record, _ = build_record([_page([*reads, total])], missing_pages=[], registry=default_registry())
     conf = {f.name: f.confidence for f in record.fields}
     assert record.total_declared == 63.5 and conf["total_declared"] < 0.8
+
+
+def test_the_digit_after_a_written_comma_in_a_half_point_box_is_a_five() -> None:
+    """'9,8' where only half points exist: the comma was written, the 5 after it misread. The box takes 9,5 for a
+    person (or the sheet's sum) to confirm; a form with finer steps keeps what was read."""
+    from formsvc.extract.parse import comma_digit
+
+    assert comma_digit("9,8", 10, 0.5) == 9.5 and comma_digit("63,6", 100, 0.5) == 63.5
+    assert comma_digit("10,8", 10, 0.5) is None and comma_digit("9,8", 10, 0.25) is None
+    assert comma_digit("98", 10, 0.5) is None  # no comma seen: not this slip
+    reads = [_hand(f"scores.ct{i}", "7", 0.95, (7.0, 0.95)) for i in range(1, 10)]
+    reads.append(_hand("scores.ct10", "9,8", 0.9, (9.8, 0.9), (9.3, 0.05)))  # no allowed value among them
+    total = _hand("total_declared", "72,5", 0.95, (72.5, 0.95))
+    record, _ = build_record([_page([*reads, total])], missing_pages=[], registry=default_registry())
+    conf = {f.name: f.confidence for f in record.fields}
+    # Nine sure sevens and a sure total leave one value for the tenth box: the sum confirms the 9,5.
+    assert record.scores["ct10"] == 9.5 and conf["scores.ct10"] >= 0.8

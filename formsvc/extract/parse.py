@@ -93,6 +93,17 @@ def match_group(text: str) -> tuple[str | None, float]:
     return None, 0.0
 
 
+def comma_digit(text: str, max_points: float, step: float) -> float | None:
+    """A number written with a decimal comma where only half points exist: the digit after the comma can only be 5
+    (people write 9 for nine, 9,5 for nine and a half), so "9,8" or "63,6" was a misread 5. That value, or None
+    when the step has other fractions or the whole part is not allowed."""
+    m = re.fullmatch(r"(\d{1,3})[.,]\d", clean(text).replace(" ", ""))
+    if m is None or round(step * 100) != 50:
+        return None
+    value = int(m.group(1)) + 0.5
+    return value if allowed(value, max_points, step) else None
+
+
 def plausible(value: float | str | None, max_points: float, step: float) -> bool:
     """A reading the criteria allow (0..max on the step); anything else cannot be trusted as read."""
     if not isinstance(value, float):
@@ -270,6 +281,9 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                 if allowed:
                     # The readers' best value the criteria allow (a dropped comma: "45" was "4,5"), for review.
                     value, confidence = allowed[0], min(r.confidence, 0.5)
+                # Or the digit after a written comma misread ("9,8" in a half-point box was "9,5").
+                elif (half := comma_digit(r.text, ind.max_points, ind.step)) is not None:
+                    value, confidence = half, min(r.confidence, 0.5)
                 # Or the reading with the decimal comma OCR dropped, still flagged for a human to confirm.
                 elif isinstance(value, float) and (comma := lost_comma(value, ind.max_points, ind.step)) is not None:
                     value, confidence = comma, min(r.confidence, 0.5)
@@ -293,10 +307,11 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         if not plausible(total, cset.total_max, step):
             total_conf = min(total_conf, IMPLAUSIBLE_TOTAL)
             allowed_totals = [v for v, _ in total_read.candidates if plausible(v, cset.total_max, step)]
-            if allowed_totals:
+            half_total = comma_digit(total_read.text, cset.total_max, step)
+            if allowed_totals or half_total is not None:
                 # The readers' best total the criteria allow ("63,6" on a half-point form was "63,5"): a guess only
                 # the boxes' own sum can confirm.
-                total = allowed_totals[0]
+                total = allowed_totals[0] if allowed_totals else half_total
         total_box = ScoreBox("total_declared", total, total_conf,
                              _allowed_candidates(total_read, total, total_conf, cset.total_max, step, threshold),
                              cset.total_max, step)
