@@ -203,7 +203,7 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
             out.append(f if f.name in printed else replace(f, confidence=min(f.confidence, UNCHECKED)))
         elif f.confidence < threshold:
             trusted = all_print or (given_sheet is not None and given_sheet >= ACCEPT_RIGHT)
-            out.append(replace(f, confidence=threshold) if unchanged and trusted else f)
+            out.append(replace(f, confidence=threshold) if trusted else f)
         elif given_sheet is not None and given_sheet < ACCEPT_RIGHT and f.name not in printed:
             out.append(replace(f, confidence=min(f.confidence, UNCHECKED)))
         else:
@@ -214,10 +214,10 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
 def _field_sure(fields: list[ScoreBox], chosen: list[float], threshold: float) -> list[float] | None:
     """joint.field_sure over the boxes and the total (the last field) at the chosen values; None when a field is
     not a number (nothing to measure)."""
-    if not all(isinstance(f.value, float | None) for f in fields) or any(f.value is None for f in fields):
+    readings = [Reading(f.value, f.confidence, f.candidates, f.max_points, f.step) for f in fields
+                if isinstance(f.value, float)]
+    if len(readings) != len(fields):
         return None
-    readings = [Reading(float(f.value), f.confidence, f.candidates, f.max_points, f.step)  # type: ignore[arg-type]
-                for f in fields]
     return field_sure(readings[:-1], readings[-1], threshold, chosen)
 
 
