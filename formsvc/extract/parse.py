@@ -104,6 +104,18 @@ def comma_digit(text: str, max_points: float, step: float) -> float | None:
     return value if allowed(value, max_points, step) else None
 
 
+def allowed_reading(r: FieldRead, value: float | str | None, max_points: float, step: float) -> float | None:
+    """For a reading the criteria do not allow, the nearest one they do: the readers' best allowed candidate, or
+    the digit after a written comma misread ("9,8" or "63,6" in half points was "9,5", "63,5"), or the decimal
+    comma OCR dropped ("45" where at most 10 is allowed was "4,5"). None when there is none."""
+    allowed = [v for v, _ in r.candidates if plausible(v, max_points, step)]
+    if allowed:
+        return allowed[0]
+    if (half := comma_digit(r.text, max_points, step)) is not None:
+        return half
+    return lost_comma(value, max_points, step) if isinstance(value, float) else None
+
+
 def plausible(value: float | str | None, max_points: float, step: float) -> bool:
     """A reading the criteria allow (0..max on the step); anything else cannot be trusted as read."""
     if not isinstance(value, float):
@@ -277,16 +289,8 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             confidence = r.confidence
             if ind is not None and not plausible(value, ind.max_points, ind.step):
                 confidence = min(confidence, 0.3)
-                allowed = [v for v, _ in r.candidates if plausible(v, ind.max_points, ind.step)]
-                if allowed:
-                    # The readers' best value the criteria allow (a dropped comma: "45" was "4,5"), for review.
-                    value, confidence = allowed[0], min(r.confidence, 0.5)
-                # Or the digit after a written comma misread ("9,8" in a half-point box was "9,5").
-                elif (half := comma_digit(r.text, ind.max_points, ind.step)) is not None:
-                    value, confidence = half, min(r.confidence, 0.5)
-                # Or the reading with the decimal comma OCR dropped, still flagged for a human to confirm.
-                elif isinstance(value, float) and (comma := lost_comma(value, ind.max_points, ind.step)) is not None:
-                    value, confidence = comma, min(r.confidence, 0.5)
+                if (better := allowed_reading(r, value, ind.max_points, ind.step)) is not None:
+                    value, confidence = better, min(r.confidence, 0.5)  # still flagged for a person to confirm
             if ind is not None and r.source != "text_layer" and not r.blank:
                 boxes.append(ScoreBox(name, value, confidence, _allowed_candidates(
                     r, value, confidence, ind.max_points, ind.step, threshold), ind.max_points, ind.step))
@@ -306,12 +310,8 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         step = min(i.step for i in cset.indicators)
         if not plausible(total, cset.total_max, step):
             total_conf = min(total_conf, IMPLAUSIBLE_TOTAL)
-            allowed_totals = [v for v, _ in total_read.candidates if plausible(v, cset.total_max, step)]
-            half_total = comma_digit(total_read.text, cset.total_max, step)
-            if allowed_totals or half_total is not None:
-                # The readers' best total the criteria allow ("63,6" on a half-point form was "63,5"): a guess only
-                # the boxes' own sum can confirm.
-                total = allowed_totals[0] if allowed_totals else half_total
+            if (better := allowed_reading(total_read, total, cset.total_max, step)) is not None:
+                total = better  # a guess only the boxes' own sum can confirm
         total_box = ScoreBox("total_declared", total, total_conf,
                              _allowed_candidates(total_read, total, total_conf, cset.total_max, step, threshold),
                              cset.total_max, step)
