@@ -37,15 +37,13 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 
 from fixtures.captures import booklet, colour_with_seals, phone_photo
 from fixtures.scans import handwritten_record, random_record, rasterise, write_by_hand
-from formsvc.criteria import default_registry
 from formsvc.extract.pipeline import ExtractionResult, read_files
 from formsvc.records import Record
 from formsvc.render import render_document
 from formsvc.render.converter import get_converter
 from formsvc.roster import Person
-from formsvc.service.known_values import apply_roster
+from formsvc.service.ingest import with_known_values
 from formsvc.settings import get_settings
-from formsvc.validation.batch import validate_batch
 
 DPI = 200
 
@@ -152,10 +150,7 @@ def read_as_service(files: list[Path], jobs: int, roster: list[dict[str, Any]] |
                                          birth_year=t["subject"].get("birth_year"), unit=t["subject"].get("unit"),
                                          group=t["subject"].get("group"), id=t["subject"]["id"], criteria_set=None)
               for n, t in enumerate(roster or [])}
-    known = [apply_roster(d, list(f), people) for d, f in zip(out.documents, out.findings, strict=True)]
-    out.documents = validate_batch([k[0] for k in known], [k[1] for k in known], default_registry(),
-                                   review_confidence=get_settings().review_confidence)
-    out.findings = [k[1] for k in known]
+    out.documents, out.findings = with_known_values(out.documents, out.findings, people)
     return out, read
 
 

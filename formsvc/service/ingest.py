@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from formsvc.criteria import default_registry
 from formsvc.records import Reason, Record
+from formsvc.roster import Person
 from formsvc.service.known_values import apply_roster, roster_people
 from formsvc.service.records import store_record, stored_sheets
 from formsvc.settings import get_settings
@@ -24,12 +25,17 @@ def prepare(session: Session, *, unit: str, documents: Sequence[Record], finding
     """Read-only half: known values from the unit's rosters, then one validation per document (minutes against
     the upload's sheets and the unit's stored ones). Run it before the transaction that writes: parsing rosters
     and loading stored sheets must not happen while a write lock is held."""
-    people = roster_people(session, unit)
+    sheets = stored_sheets(session, unit, {d.year for d in documents if is_minutes(d)})
+    return with_known_values(documents, findings, roster_people(session, unit), sheets)
+
+
+def with_known_values(documents: Sequence[Record], findings: Sequence[Sequence[Reason]], people: dict[str, Person],
+                      sheets: Sequence[Record] = ()) -> tuple[list[Record], list[list[Reason]]]:
+    """The documents with the roster's known values applied, each validated once (minutes against the batch's
+    sheets and `sheets`), and their findings."""
     known = [apply_roster(doc, list(found), people) for doc, found in zip(documents, findings, strict=True)]
-    records = [k[0] for k in known]
-    sheets = stored_sheets(session, unit, {r.year for r in records if is_minutes(r)})
-    validated = validate_batch(records, [k[1] for k in known], default_registry(), stored_sheets=sheets,
-                               review_confidence=get_settings().review_confidence)
+    validated = validate_batch([k[0] for k in known], [k[1] for k in known], default_registry(),
+                               stored_sheets=sheets, review_confidence=get_settings().review_confidence)
     return validated, [k[1] for k in known]
 
 
