@@ -56,21 +56,28 @@ def store_sample_record(unit: str, *, name: str = "Nguyễn Thị Hương", scor
 
 
 @contextmanager
-def service_app(root: Path, redis_url: str, database_url: str | None, **settings: str) -> Iterator[App]:
-    env = {"FORMSVC_DATA_DIR": str(root), "FORMSVC_REDIS_URL": redis_url,
-           "FORMSVC_QUEUE_NAME": f"q-{uuid.uuid4().hex[:8]}", "FORMSVC_RATE_LIMIT_PER_MINUTE": "100000",
-           "FORMSVC_AUTH_FAILURES_PER_MINUTE": "100000",
-           **({"FORMSVC_DATABASE_URL": database_url} if database_url else {}), **settings}
+def migrated_store(root: Path, **env: str) -> Iterator[Path]:
+    """Settings pointed at `root` (the embedded SQLite database and file store, unless `env` names a database),
+    the schema migrated; engines and settings reset afterwards."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("FORMSVC_DATABASE_URL", raising=False)
-        for k, v in env.items():
+        for k, v in {"FORMSVC_DATA_DIR": str(root), **env}.items():
             mp.setenv(k, v)
         get_settings.cache_clear()
         dispose_engines()
         upgrade()
         try:
-            with TestClient(create_app(migrate=False), raise_server_exceptions=False) as client:
-                yield App(client, root)
+            yield root
         finally:
             dispose_engines()
             get_settings.cache_clear()
+
+
+@contextmanager
+def service_app(root: Path, redis_url: str, database_url: str | None, **settings: str) -> Iterator[App]:
+    env = {"FORMSVC_REDIS_URL": redis_url,
+           "FORMSVC_QUEUE_NAME": f"q-{uuid.uuid4().hex[:8]}", "FORMSVC_RATE_LIMIT_PER_MINUTE": "100000",
+           "FORMSVC_AUTH_FAILURES_PER_MINUTE": "100000",
+           **({"FORMSVC_DATABASE_URL": database_url} if database_url else {}), **settings}
+    with migrated_store(root, **env), TestClient(create_app(migrate=False), raise_server_exceptions=False) as client:
+        yield App(client, root)

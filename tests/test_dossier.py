@@ -22,13 +22,13 @@ from docx import Document
 from fixtures.dossier_unit import UnitYear, record_of, store_unit_year, unit_year
 from fixtures.scans import degrade, rasterise, save_scan
 from formsvc.collation import name_sort_key, vietnamese_key
-from formsvc.db import dispose_engines, session_scope, upgrade
+from formsvc.db import session_scope
 from formsvc.exports import ExportRow
 from formsvc.render.converter import get_converter
 from formsvc.reports.dossier import DuplicateRecordError, cdht_recognised_share, plan_dossier
 from formsvc.service.records import stored_sheets
-from formsvc.settings import get_settings
 from formsvc.validation.crosscheck import check_minutes
+from tests.service_app import migrated_store
 
 pytestmark = pytest.mark.slow  # the year-end dossier's documents through LibreOffice, some printed and read back by OCR
 
@@ -163,20 +163,13 @@ def test_plan_puts_approved_in_minutes_recognised_in_decision_and_the_rest_on_th
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, UnitYear, dict[str, list[str]]]]:
     root = tmp_path_factory.mktemp("dossier-store")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("FORMSVC_DATABASE_URL", raising=False)
-        mp.setenv("FORMSVC_DATA_DIR", str(root))
-        get_settings.cache_clear()
-        dispose_engines()
-        upgrade()
+    with migrated_store(root):
         data = unit_year(UNIT, YEAR)
         ids = store_unit_year(data)
         try:
             yield root, data, ids
         finally:
             get_converter().close()
-            dispose_engines()
-            get_settings.cache_clear()
 
 
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

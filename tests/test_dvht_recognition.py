@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from formsvc.criteria import CriteriaSet, load_registry
-from formsvc.db import dispose_engines, session_scope, upgrade
+from formsvc.db import session_scope
 from formsvc.errors import InputError
 from formsvc.records import Record
 from formsvc.reports import unit_report
@@ -21,9 +21,9 @@ from formsvc.reports.dvht_measures import cdht_shares, fill_computed
 from formsvc.service.auth import Principal
 from formsvc.service.recognition import unit_cdht_shares, with_computed_shares
 from formsvc.service.records import store_record
-from formsvc.settings import get_settings
 from formsvc.validation import validate
 from tests.factories import full_record
+from tests.service_app import migrated_store
 
 REG = load_registry()
 HUYEN = REG.get("dvht-tt24-2023")
@@ -228,17 +228,8 @@ def test_computed_share_replaces_a_typed_one_and_decides_the_level() -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("FORMSVC_DATABASE_URL", raising=False)
-        mp.setenv("FORMSVC_DATA_DIR", str(tmp_path))
-        get_settings.cache_clear()
-        dispose_engines()
-        upgrade()
-        try:
-            yield
-        finally:
-            dispose_engines()
-            get_settings.cache_clear()
+    with migrated_store(tmp_path):
+        yield
 
 
 def test_service_reads_the_units_stored_records(store: None) -> None:

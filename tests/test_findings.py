@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from formsvc.criteria import default_registry
-from formsvc.db import dispose_engines, session_scope, upgrade
+from formsvc.db import session_scope
 from formsvc.db.tables import Job, JobFile, StoredFile
 from formsvc.records import FieldProvenance, Reason, Record
 from formsvc.records.minutes import MinutesData
 from formsvc.service.auth import Principal
 from formsvc.service.ingest import ingest
 from formsvc.service.records import as_record, correct, get_record, history
-from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
 from formsvc.validation.batch import validate_batch
 from tests.factories import full_record
+from tests.service_app import migrated_store
 
 UNIT = "Trường MN Tam Hưng A"
 REVIEWER = Principal(key_id="reviewer1", role="reviewer", unit=None, name="Người duyệt")
@@ -30,17 +30,9 @@ ROSTER = "ma,ho va ten,nam sinh\nnv01,Nguyễn Văn Bình,1980\n"
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.delenv("FORMSVC_DATABASE_URL", raising=False)
-    monkeypatch.setenv("FORMSVC_DATA_DIR", str(tmp_path))
-    get_settings.cache_clear()
-    dispose_engines()
-    upgrade()
-    try:
+def db(tmp_path: Path) -> Iterator[Path]:
+    with migrated_store(tmp_path):
         yield tmp_path
-    finally:
-        dispose_engines()
-        get_settings.cache_clear()
 
 
 def _roster_printed(unit: str) -> None:
