@@ -45,6 +45,9 @@ CHECK_HEX = 8  # the id line's whole CRC-32
 # Readings tried per line (both ways of anchoring it together), times the check's own spellings: at most this many
 # chances in 2**32 that a misread line passes the check (about one in a million at worst; clean lines try a few).
 MAX_TRIALS = 4096
+# A fold or a streak over ONE of the check's characters: the first readings of the line (its fields as read, a few
+# spellings) may pass with one check character off. 8 readings x 121 near checks in 2**32: about one in 4 million.
+SLIP_TRIALS = 8
 # What OCR confuses in a monospace line: each read character -> what it may stand for. The check digits decide.
 _DIGIT = {"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1", "Z": "2",
           "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "g": "9", "q": "9", "T": "7"}
@@ -204,13 +207,24 @@ def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str]
     wanted = set(checks)
     for combo in itertools.islice(itertools.product(*fields), max(1, budget // len(wanted))):
         line = "|".join([PREFIX, *combo])
-        if not line.isascii() or check_digits(line) not in wanted:
-            continue
-        try:
-            return PagePayload.decode(line)
-        except InputError:
-            return None
+        if line.isascii() and check_digits(line) in wanted:
+            return _payload(line)
+    for combo in itertools.islice(itertools.product(*fields), SLIP_TRIALS):
+        line = "|".join([PREFIX, *combo])
+        if line.isascii() and any(_one_off(check_digits(line), c) for c in checks):
+            return _payload(line)
     return None
+
+
+def _one_off(a: str, b: str) -> bool:
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+
+
+def _payload(line: str) -> PagePayload | None:
+    try:
+        return PagePayload.decode(line)
+    except InputError:
+        return None
 def _shown(number: int) -> str:
     """A forged number in a message: a QR code holds up to ~4,000 digits, a message shows at most 15."""
     text = str(number)

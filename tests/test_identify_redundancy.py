@@ -13,7 +13,7 @@ import pytest
 
 from fixtures.scans import random_record, rasterise, save_scan
 from formsvc import layout
-from formsvc.extract.identify import identify, identify_own_page, read_id_line
+from formsvc.extract.identify import identify, identify_own_page, read_codes, read_id_line, read_smoothed
 from formsvc.extract.pipeline import extract_files
 from formsvc.payload import PagePayload, parse_id_line
 from formsvc.render import render_document
@@ -22,6 +22,7 @@ from formsvc.render.converter import get_converter
 pytestmark = pytest.mark.slow  # pages rendered, damaged and identified by OCR
 
 DPI = 200
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,6 +66,14 @@ def test_id_line_round_trip_and_refuses_a_misread() -> None:
     # A real difference (another year, another copy) fails the check digits: refused, never taken.
     assert parse_id_line(line.replace("2024", "2025"), ["cdht-self-assessment"], ["cdht-324-pl4"]) is None
     assert parse_id_line(line.replace("90913a2cc9", "90913a2cc8"), ["cdht-self-assessment"], []) is None
+    # One check character lost to a fold or a streak: the fields as read still pass; two lost, or one lost with a
+    # field misread, do not.
+    check = line.split()[-1]
+    one_off = line[: -len(check)] + check[:3] + ("0" if check[3] != "0" else "1") + check[4:]
+    assert parse_id_line(one_off, ["cdht-self-assessment"], ["cdht-324-pl4"]) == p
+    two_off = one_off[:-1] + ("0" if check[-1] != "0" else "1")
+    assert parse_id_line(two_off, ["cdht-self-assessment"], ["cdht-324-pl4"]) is None
+    assert parse_id_line(one_off.replace("2024", "2025"), ["cdht-self-assessment"], ["cdht-324-pl4"]) is None
     assert PagePayload.decode(p.encode_second()) == p
     # OCR noise of any kind is refused, never a crash.
     assert parse_id_line(line.replace("nv-001", "nv-0é1"), ["cdht-self-assessment"], []) is None
@@ -103,6 +112,51 @@ def test_damaged_code_still_identified(form: tuple[dict[str, Any], list[np.ndarr
     assert first.payload == truth.payload
     if damage == "both_codes_stained":
         assert first.how == "id_line"
+
+
+def _streaked(img: np.ndarray, boxes: list[layout.Box] | None = None) -> np.ndarray:
+    """A printer out of ink for a moment, again and again: white rows two pixels high every six (through
+    `boxes`, else the whole page)."""
+    out = img.astype(np.float32)
+    pale = out.copy()
+    rows = np.arange(out.shape[0]) % 6 < 2
+    pale[rows] = 255
+    if boxes is None:
+        return pale.astype(np.uint8)
+    for b in boxes:
+        x0, y0, x1, y1 = (round(layout.mm_to_px(v, DPI)) for v in
+                          (b.left - 1, b.top - 1, b.left + b.width + 1, b.top + b.height + 1))
+        out[y0:y1, x0:x1] = pale[y0:y1, x0:x1]
+    return out.astype(np.uint8)
+
+
+def test_streaked_markers_are_found_on_a_mended_copy(form: tuple[dict[str, Any], list[np.ndarray]]) -> None:
+    """Streaks through the markers but not the code: the page is framed by its four markers, not by the code's
+    corners alone (a 20 mm square extrapolated over the page put score boxes half a row off)."""
+    from formsvc.extract.align import align, page_matrix
+
+    _, pages = form
+    intact = pages[0].copy()
+    img = _streaked(intact)
+    qr = layout.qr_box()
+    x0, y0, x1, y1 = (round(layout.mm_to_px(v, DPI)) for v in
+                      (qr.left - 2, qr.top - 2, qr.left + qr.width + 2, qr.top + qr.height + 2))
+    img[y0:y1, x0:x1] = intact[y0:y1, x0:x1]
+    ident = identify(img)
+    assert ident is not None and ident.how == "qr"
+    assert page_matrix(img, DPI) is None  # no marker on the page as it is
+    aligned = align(img, DPI, ident.corners, ident.box)
+    assert aligned is not None and aligned.method == "markers" and aligned.residual_px < 1.0
+
+
+def test_speckled_code_decodes_after_a_median() -> None:
+    """A code cut from a bad photocopy (augraphy's BadPhotoCopy and dithering, a held-out bench page that was lost):
+    plain and blurred it reads as nothing; a median takes the speckle out."""
+    crop = cv2.imread(str(FIXTURES / "codes" / "photocopied_speckle.png"), cv2.IMREAD_GRAYSCALE)
+    assert crop is not None
+    assert not read_codes(crop) and not read_codes(cv2.GaussianBlur(crop, (0, 0), 2.0))
+    [code] = read_smoothed(crop)
+    assert code.payload.subject_id == "nv-08008" and code.payload.page == 1
 
 
 def test_own_page_with_every_identity_lost_is_never_a_foreign_layout(

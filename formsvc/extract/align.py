@@ -1,12 +1,15 @@
 """Stage 3, align: map a scanned page onto the template's upright A4 frame at the pipeline dpi.
 
 Markers (ArUco, ids 0..3 at known corners) give a homography; their ids make orientation unambiguous, so
-rotated and upside-down pages come out upright. When markers are damaged, the QR code's four corners
-(zxing reports them in the code's own orientation) give the transform instead.
+rotated and upside-down pages come out upright. When markers are damaged, they are looked for again on copies
+mended for what breaks them (printer streaks, a dithering scanner's dots); only then do the QR code's four corners
+(zxing reports them in the code's own orientation) stand in for the missing ones. A code's corners alone are a
+poor frame: a 20 mm square extrapolated over a 297 mm page puts the score boxes half a row off.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -44,6 +47,8 @@ def _target_size(dpi: float) -> tuple[int, int]:
     return round(layout.mm_to_px(layout.PAGE_W_MM, dpi)), round(layout.mm_to_px(layout.PAGE_H_MM, dpi))
 
 
+STREAK_PX = 5  # px at the page raster: white printer streaks up to this thick are closed (mended)
+DITHER_SIGMA = 1.5  # px at the page raster: smooths a dithered scan's dots back into grey for the markers
 CORNER_W, CORNER_H = 0.25, 0.18  # share of the image searched at each corner first
 
 
@@ -137,11 +142,44 @@ def warp_box(image: np.ndarray, pm: PageMatrix, box: layout.Box, px_per_mm: floa
     return crop, np.linalg.inv(to_crop)
 
 
+def mended(image: np.ndarray, vertical: bool = True) -> np.ndarray:
+    """The page with thin white streaks closed (a printer low on ink leaves them through every dark area; they
+    break the markers' and codes' squares): a grey-level opening along the streaks' cross direction."""
+    kernel = np.ones((STREAK_PX, 1) if vertical else (1, STREAK_PX), np.uint8)
+    return cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
+
+
+def mended_views(image: np.ndarray) -> Iterator[np.ndarray]:
+    """Copies of the page mended for what breaks markers and codes: printer streaks (closed along either
+    direction) and a dithering scanner's dots (smoothed back into grey)."""
+    yield mended(image)
+    yield mended(image, vertical=False)
+    yield cv2.GaussianBlur(image, (0, 0), DITHER_SIGMA)
+
+
+def best_matrix(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
+                qr_box: layout.Box | None = None, min_markers: int = 3) -> tuple[PageMatrix, np.ndarray] | None:
+    """The matrix resting on the most markers, found on the page as it is or on a mended copy (and the image it
+    was found on); the code's corners join in only when fewer than `min_markers` are found anywhere."""
+    best: tuple[PageMatrix, np.ndarray] | None = None
+    for view in (image, *mended_views(image)):
+        pm = page_matrix(view, dpi, qr_corners, qr_box, min_markers=min_markers)
+        if pm is not None and (best is None or pm.markers > best[0].markers):
+            best = (pm, view)
+            if pm.markers == 4:
+                break
+    return best
+
+
 def align(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
           qr_box: layout.Box | None = None, fallback: PageMatrix | None = None) -> Aligned | None:
     """The upright page; `fallback` (a matrix found from markers on a mended copy, or from just two) when only
-    the code's four corners or nothing is found on the page as it is."""
+    the code's four corners or nothing is found on the page as it is. Fewer than three markers on the page as
+    it is: the mended copies are searched before the code's corners are trusted."""
     pm = page_matrix(image, dpi, qr_corners, qr_box)
+    if pm is None or pm.markers < 3:
+        found = best_matrix(image, dpi, qr_corners, qr_box)
+        pm = pm if found is None or (pm is not None and found[0].markers <= pm.markers) else found[0]
     if fallback is not None and (pm is None or pm.method == "qr"):
         pm = fallback
     if pm is None:

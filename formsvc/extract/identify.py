@@ -20,15 +20,13 @@ import zxingcpp
 
 from formsvc import layout
 from formsvc.errors import InputError
-from formsvc.extract.align import PageMatrix, page_matrix, warp_box
-from formsvc.extract.ocr import PSM_LINE, read_words
+from formsvc.extract.align import PageMatrix, best_matrix, warp_box
+from formsvc.extract.ocr import PSM_LINE, PSM_SPARSE, read_words
 from formsvc.payload import PagePayload, is_second, parse_id_line
 
 QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 CODE_PX_PER_MM = 16.0  # ~400 dpi: 6 px a module for the primary code, 6 for the second
 LINE_PX_PER_MM = 12.0  # ~300 dpi for the id line's 8 pt monospace
-STREAK_PX = 5  # px at the page raster: white printer streaks up to this thick are closed (mended)
-DITHER_SIGMA = 1.5  # px at the page raster: smooths a dithered scan's dots back into grey for the markers
 
 
 @dataclass(frozen=True)
@@ -94,16 +92,25 @@ def _known() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(f.id for f in list_forms()), tuple(s.id for s in default_registry())
 
 
+def read_smoothed(crop: np.ndarray) -> list[Code]:
+    """The codes in a crop cut at CODE_PX_PER_MM, smoothed more and more until one decodes: blur, then a
+    dithering scanner's dots merged back into modules; a median for a bad photocopy's speckle, which blurring only
+    spreads."""
+    for candidate in (crop, *(cv2.GaussianBlur(crop, (0, 0), s) for s in (1.2, 2.0, 3.0)),
+                      *(cv2.medianBlur(crop, k) for k in (5, 7))):
+        codes = read_codes(candidate) or read_codes(candidate, binarize=True)
+        if codes:
+            return codes
+    return []
+
+
 def _fine_codes(image: np.ndarray, pm: PageMatrix) -> Identified | None:
     for box, how in ((layout.qr_box(), "qr_fine"), (layout.qr2_box(), "qr2_fine")):
         crop, back = warp_box(image, pm, box, CODE_PX_PER_MM, pad_mm=3.0)
-        # Smoothed more and more: blur, then a dithering scanner's dots merged back into modules.
-        for candidate in (crop, *(cv2.GaussianBlur(crop, (0, 0), s) for s in (1.2, 2.0, 3.0))):
-            codes = read_codes(candidate) or read_codes(candidate, binarize=True)
-            if codes:
-                code = codes[0]
-                corners = cv2.perspectiveTransform(code.corners.reshape(-1, 1, 2), back).reshape(-1, 2)
-                return Identified(code.payload, corners.astype(np.float32), box, how)
+        codes = read_smoothed(crop)
+        if codes:
+            corners = cv2.perspectiveTransform(codes[0].corners.reshape(-1, 1, 2), back).reshape(-1, 2)
+            return Identified(codes[0].payload, corners.astype(np.float32), box, how)
     return None
 
 
@@ -117,48 +124,29 @@ def _line_variants(crop: np.ndarray) -> Iterator[np.ndarray]:
     yield cv2.resize(crop, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
 
 
-def mended(image: np.ndarray, vertical: bool = True) -> np.ndarray:
-    """The page with thin white streaks closed (a printer low on ink leaves them through every dark area; they
-    break the markers' and codes' squares): a grey-level opening along the streaks' cross direction."""
-    kernel = np.ones((STREAK_PX, 1) if vertical else (1, STREAK_PX), np.uint8)
-    return cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
-
-
 def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable[str]) -> PagePayload | None:
     """The payload printed in the id line of `crop`, when its check digits agree."""
     forms, criteria_sets = list(forms), list(criteria_sets)
-    for img in _line_variants(crop):
-        # No character whitelist: with one, Tesseract drops the spaces that separate the fields.
-        words = read_words(img, "eng", PSM_LINE, dpi=int(LINE_PX_PER_MM * layout.MM_PER_INCH))
-        payload = parse_id_line(" ".join(w.text for w in words), forms, criteria_sets)
-        if payload is not None:
-            return payload
+    # As one line first; then word by word, for a line a fold has bent off its baseline.
+    for psm in (PSM_LINE, PSM_SPARSE):
+        for img in _line_variants(crop):
+            # No character whitelist: with one, Tesseract drops the spaces that separate the fields.
+            words = read_words(img, "eng", psm, dpi=int(LINE_PX_PER_MM * layout.MM_PER_INCH))
+            words.sort(key=lambda w: w.box[0])
+            payload = parse_id_line(" ".join(w.text for w in words), forms, criteria_sets)
+            if payload is not None:
+                return payload
     return None
-
-
-def _views(image: np.ndarray) -> Iterator[np.ndarray]:
-    """The page as it is, then copies mended for what breaks markers and codes: printer streaks (closed along
-    either direction) and a dithering scanner's dots (smoothed back into grey)."""
-    yield image
-    yield mended(image)
-    yield mended(image, vertical=False)
-    yield cv2.GaussianBlur(image, (0, 0), DITHER_SIGMA)
 
 
 def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None, PageMatrix | None]:
     """For a page whose codes did not decode: its markers (on the page as it is or on a mended copy, whichever
     shows most of them) say whether it is formsvc's at all (the matrix, or None); if so, the codes at a finer
     resolution, then the printed id line."""
-    best: tuple[int, PageMatrix, np.ndarray] | None = None
-    for view in _views(image):
-        pm = page_matrix(view, dpi, min_markers=2)
-        if pm is not None and (best is None or pm.markers > best[0]):
-            best = (pm.markers, pm, view)
-            if pm.markers == 4:
-                break
+    best = best_matrix(image, dpi, min_markers=2)
     if best is None:
         return None, None
-    _, pm, view = best
+    pm, view = best
     views = [image] if view is image else [image, view]
     forms, sets = _known()
     for v in views:

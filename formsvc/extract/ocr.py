@@ -23,8 +23,8 @@ from formsvc.errors import ExternalToolError
 from formsvc.settings import get_settings
 
 GAP = 40
-PSM_OSD, PSM_AUTO, PSM_BLOCK, PSM_LINE = 0, 3, 6, 7  # Tesseract page segmentation: orientation only / layout /
-# one block / one line
+PSM_OSD, PSM_AUTO, PSM_BLOCK, PSM_LINE, PSM_SPARSE = 0, 3, 6, 7, 11  # Tesseract page segmentation: orientation
+# only / layout / one block / one line / words wherever they are
 OSD_MIN_CONFIDENCE = 2.0  # Tesseract's orientation confidence (a margin, not a probability); below it, keep as is
 DIGITS = "0123456789,."
 # Tesseract falls back to 70 dpi for images without a resolution (as crops are); the engines were tuned with
