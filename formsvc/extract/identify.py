@@ -95,9 +95,10 @@ def _known() -> tuple[tuple[str, ...], tuple[str, ...]]:
 def read_smoothed(crop: np.ndarray) -> list[Code]:
     """The codes in a crop cut at CODE_PX_PER_MM, smoothed more and more until one decodes: blur, then a
     dithering scanner's dots merged back into modules; a median for a bad photocopy's speckle, which blurring only
-    spreads."""
+    spreads; last the same after evening out the light (glare and dark patches across the code)."""
+    even = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(crop)
     for candidate in (crop, *(cv2.GaussianBlur(crop, (0, 0), s) for s in (1.2, 2.0, 3.0)),
-                      *(cv2.medianBlur(crop, k) for k in (5, 7))):
+                      *(cv2.medianBlur(img, k) for img in (crop, even) for k in (5, 7))):
         codes = read_codes(candidate) or read_codes(candidate, binarize=True)
         if codes:
             return codes
