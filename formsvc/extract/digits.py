@@ -463,7 +463,7 @@ def _bridge_streaks(mask: np.ndarray) -> np.ndarray:
     a 7's bar off its stem (read as 1) or a 6's loop off (held out print-and-scan pages: 232 -> 242 of 264 boxes
     read right before the sum). Not on a speckled box (dithering, a bad photocopy): there closing joins specks
     into strokes."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if int((stats[1:, cv2.CC_STAT_AREA] < 4).sum()) > SPECKLE_MAX:
         return mask
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((STREAK_GAP, 1), np.uint8))
