@@ -155,7 +155,7 @@ def test_damaged_code_decodes_once_smoothed(fixture: str, subject: str, page: in
     """Codes cut from held-out bench pages that were lost (augraphy's BadPhotoCopy, dithering, reflected light):
     plain, blurred or (the second) median-filtered they read as nothing; a median takes a bad photocopy's speckle
     out, and evening out the light first brings back a code under dark patches."""
-    crop = cv2.imread(str(FIXTURES / "codes" / f"{fixture}.png"), cv2.IMREAD_GRAYSCALE)
+    crop = cv2.imread(str(FIXTURES / "cuts" / f"{fixture}.png"), cv2.IMREAD_GRAYSCALE)
     assert crop is not None
     assert not read_codes(crop) and not read_codes(cv2.GaussianBlur(crop, (0, 0), 2.0))
     if fixture == "dark_patches_speckle":
