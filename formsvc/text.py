@@ -23,21 +23,24 @@ def fold(text: str) -> str:
     return _SPACES.sub(" ", stripped.lower()).strip()
 
 
-def _vietnamese_letters() -> frozenset[str]:
+def _vietnamese_vowels() -> frozenset[str]:
     tones = ("", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323")
-    vowels = [unicodedata.normalize("NFC", base + tone) for base in ("a", "ă", "â", "e", "ê", "i", "o", "ô", "ơ",
-                                                                     "u", "ư", "y") for tone in tones]
-    lower = {*vowels, *"bcdfghjklmnpqrstvwxzđ"}
-    return frozenset(lower | {ch.upper() for ch in lower})
+    vowels = {unicodedata.normalize("NFC", base + tone) for base in ("a", "ă", "â", "e", "ê", "i", "o", "ô", "ơ",
+                                                                     "u", "ư", "y") for tone in tones}
+    return frozenset(vowels | {ch.upper() for ch in vowels})
 
 
-VIETNAMESE_LETTERS = _vietnamese_letters()
+VIETNAMESE_VOWELS = _vietnamese_vowels()
+VIETNAMESE_LETTERS = VIETNAMESE_VOWELS | frozenset("bcdfghjklmnpqrstvwxzđ" + "bcdfghjklmnpqrstvwxzđ".upper())
 
 
 def name_letters(text: str) -> tuple[str, int]:
-    """A person's name keeping only letters of the Vietnamese alphabet (and space, hyphen, apostrophe);
-    returns the name and how many characters were dropped. OCR sometimes adds marks no Vietnamese name has
-    ('NÑgô' -> 'Ngô'); the count lets the caller lower its confidence."""
+    """A person's name keeping only letters of the Vietnamese alphabet (and space, hyphen, apostrophe) in words
+    that can be syllables (every Vietnamese syllable has a vowel); returns the name and how many characters were
+    dropped. OCR sometimes adds marks no Vietnamese name has ('NÑgô' -> 'Ngô') or reads a speck or a fold at the
+    line's end as a letter ('Đỗ Kim Trường S'); the count lets the caller lower its confidence."""
     text = nfc(text)
     kept = "".join(ch for ch in text if ch in VIETNAMESE_LETTERS or ch in " -'")
-    return nfc(kept), len(text) - len(kept)
+    words = [w.strip("-'") for w in kept.split()]
+    kept = " ".join(w for w in words if any(ch in VIETNAMESE_VOWELS for ch in w))
+    return nfc(kept), len(text.replace(" ", "")) - len(kept.replace(" ", ""))

@@ -223,6 +223,10 @@ def test_names_keep_only_vietnamese_letters_and_say_so() -> None:
     assert name_letters("NÑgô Hữu Thảo") == ("Ngô Hữu Thảo", 1)  # a stray mark Tesseract added
     assert name_letters("ĐẶNG  VĂN KHÁNH") == ("ĐẶNG VĂN KHÁNH", 0)
     assert name_letters("Hồ-Xuân Hương") == ("Hồ-Xuân Hương", 0)
+    # A speck or a fold at the line's end read as a letter: no vowel, no Vietnamese syllable.
+    assert name_letters("Đỗ Kim Trường S") == ("Đỗ Kim Trường", 1)
+    assert name_letters("Ngô Văn Thảo -") == ("Ngô Văn Thảo", 1)
+    assert name_letters("Y Moan Niê") == ("Y Moan Niê", 0) and name_letters("Ksor H'Hen") == ("Ksor H'Hen", 0)
     assert name_letters("Lê Thị 1984")[1] == 4
 
 
