@@ -48,6 +48,7 @@ def _target_size(dpi: float) -> tuple[int, int]:
 
 
 STREAK_PX = 5  # px at the page raster: white printer streaks up to this thick are closed (mended)
+WIDE_STREAK_PX = 9  # then these: a printer low on ink leaves bands of 4-6 px (a marker's cells are ~13 px at 200 dpi)
 DITHER_SIGMA = 1.5  # px at the page raster: smooths a dithered scan's dots back into grey for the markers
 CORNER_W, CORNER_H = 0.25, 0.18  # share of the image searched at each corner first
 
@@ -142,19 +143,20 @@ def warp_box(image: np.ndarray, pm: PageMatrix, box: layout.Box, px_per_mm: floa
     return crop, np.linalg.inv(to_crop)
 
 
-def mended(image: np.ndarray, vertical: bool = True) -> np.ndarray:
-    """The page with thin white streaks closed (a printer low on ink leaves them through every dark area; they
-    break the markers' and codes' squares): a grey-level opening along the streaks' cross direction."""
-    kernel = np.ones((STREAK_PX, 1) if vertical else (1, STREAK_PX), np.uint8)
+def mended(image: np.ndarray, vertical: bool = True, px: int = STREAK_PX) -> np.ndarray:
+    """The page with white streaks up to `px` thick closed (a printer low on ink leaves them through every dark
+    area; they break the markers' and codes' squares): a grey-level opening along the streaks' cross direction."""
+    kernel = np.ones((px, 1) if vertical else (1, px), np.uint8)
     return cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
 
 
 def mended_views(image: np.ndarray) -> Iterator[np.ndarray]:
     """Copies of the page mended for what breaks markers and codes: printer streaks (closed along either
-    direction) and a dithering scanner's dots (smoothed back into grey)."""
+    direction), a dithering scanner's dots (smoothed back into grey), then wider streaks."""
     yield mended(image)
     yield mended(image, vertical=False)
     yield cv2.GaussianBlur(image, (0, 0), DITHER_SIGMA)
+    yield mended(image, px=WIDE_STREAK_PX)
 
 
 def best_matrix(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
