@@ -46,8 +46,10 @@ CHECK_HEX = 8  # the id line's whole CRC-32
 # chances in 2**32 that a misread line passes the check (about one in a million at worst; clean lines try a few).
 MAX_TRIALS = 4096
 # A fold or a streak over ONE of the check's characters: the first readings of the line (its fields as read, a few
-# spellings) may pass with one check character off. 8 readings x 121 near checks in 2**32: about one in 4 million.
+# spellings) may pass with one check character off, against the check as read or its first other spelling:
+# 8 readings x 2 spellings x 121 near checks in 2**32, about one chance in 2 million that a misread line passes.
 SLIP_TRIALS = 8
+SLIP_SPELLINGS = 2
 # What OCR confuses in a monospace line: each read character -> what it may stand for. The check digits decide.
 _DIGIT = {"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1", "Z": "2",
           "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "g": "9", "q": "9", "T": "7"}
@@ -211,7 +213,7 @@ def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str]
             return _payload(line)
     for combo in itertools.islice(itertools.product(*fields), SLIP_TRIALS):
         line = "|".join([PREFIX, *combo])
-        if line.isascii() and any(_one_off(check_digits(line), c) for c in checks):
+        if line.isascii() and any(_one_off(check_digits(line), c) for c in checks[:SLIP_SPELLINGS]):
             return _payload(line)
     return None
 
@@ -225,6 +227,8 @@ def _payload(line: str) -> PagePayload | None:
         return PagePayload.decode(line)
     except InputError:
         return None
+
+
 def _shown(number: int) -> str:
     """A forged number in a message: a QR code holds up to ~4,000 digits, a message shows at most 15."""
     text = str(number)
