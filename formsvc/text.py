@@ -31,7 +31,8 @@ def _vietnamese_vowels() -> frozenset[str]:
 
 
 VIETNAMESE_VOWELS = _vietnamese_vowels()
-VIETNAMESE_LETTERS = VIETNAMESE_VOWELS | frozenset("bcdfghjklmnpqrstvwxzđ" + "bcdfghjklmnpqrstvwxzđ".upper())
+_CONSONANTS = "bcdfghjklmnpqrstvwxzđ"
+VIETNAMESE_LETTERS = VIETNAMESE_VOWELS | frozenset(_CONSONANTS + _CONSONANTS.upper())
 
 
 def name_letters(text: str) -> tuple[str, int]:

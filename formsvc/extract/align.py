@@ -177,11 +177,16 @@ def align(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
           qr_box: layout.Box | None = None, fallback: PageMatrix | None = None) -> Aligned | None:
     """The upright page; `fallback` (a matrix found from markers on a mended copy, or from just two) when only
     the code's four corners or nothing is found on the page as it is. Fewer than three markers on the page as
-    it is: the mended copies are searched before the code's corners are trusted."""
+    it is: the mended copies are searched before the code's corners are trusted (a fallback resting on three or
+    more markers is that search's answer already: identify_own_page made it over the same copies)."""
     pm = page_matrix(image, dpi, qr_corners, qr_box)
     if pm is None or pm.markers < 3:
-        found = best_matrix(image, dpi, qr_corners, qr_box)
-        pm = pm if found is None or (pm is not None and found[0].markers <= pm.markers) else found[0]
+        if fallback is not None and fallback.markers >= 3:
+            found: PageMatrix | None = fallback
+        else:
+            best = best_matrix(image, dpi, qr_corners, qr_box)
+            found = None if best is None else best[0]
+        pm = pm if found is None or (pm is not None and found.markers <= pm.markers) else found
     if fallback is not None and (pm is None or pm.method == "qr"):
         pm = fallback
     if pm is None:
