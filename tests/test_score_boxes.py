@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,7 @@ from formsvc.extract.read import (
     STAMPED,
     TYPED_PT,
     FieldRead,
+    capped,
     combine,
     ink_crosses_edge,
     read_scanned,
@@ -349,3 +351,38 @@ def test_a_page_covered_in_photocopy_speckle_is_despeckled_before_its_boxes_are_
     assert all(r.confidence < 0.8 for r in reads)
     monkeypatch.setattr(read, "SPECKLED", 2.0)  # never despeckled
     assert all(r.text == "" for r in read_scanned(zones, page, DPI))
+
+
+@pytest.mark.parametrize(("cut", "whole", "half"), [("six_and_a_half_read_6_8.png", 6.0, 6.5),
+                                                     ("four_and_a_half_read_4_6.png", 4.0, 4.5)])
+def test_a_half_written_with_a_comma_is_as_sure_as_its_whole_part(cut: str, whole: float, half: float) -> None:
+    """Real handwriting (held-out MNIST digits, as the bench read them): a small 5 after the comma read 8 or 6, the
+    box unsure as a whole. Where only half points exist the value is the whole part and a half, as sure as the
+    whole part's own reading (calibrated apart): trusted with no total to check it against."""
+    cell = cv2.imread(str(CUTS / cut), cv2.IMREAD_GRAYSCALE)
+    assert cell is not None
+    r = read_score(cell, max_value=1000, step=0.01)  # as read.read_scanned reads, before the criteria are known
+    assert r.whole == whole and r.value != half and r.confidence < 0.8 <= r.whole_confidence
+    box = replace(_hand("scores.ct10", r.text, r.confidence, *r.candidates), whole=r.whole,
+                  whole_confidence=r.whole_confidence)
+    reads = [_hand(f"scores.ct{i}", "7", 0.95, (7.0, 0.95)) for i in range(1, 10)]
+    record, _ = build_record([_page([*reads, box, _hand("total_declared", "", 0.97)])], missing_pages=[],
+                             registry=default_registry())
+    conf = {f.name: f.confidence for f in record.fields}
+    assert record.scores["ct10"] == half and conf["scores.ct10"] >= 0.8
+    # A whole part read unsure, or a box a stamp crossed: for a person, as before.
+    for unsure in (replace(box, whole_confidence=0.6), capped(box, STAMPED)):
+        record, _ = build_record([_page([*reads, unsure, _hand("total_declared", "", 0.97)])], missing_pages=[],
+                                 registry=default_registry())
+        assert record.scores["ct10"] == half and {f.name: f.confidence for f in record.fields}["scores.ct10"] < 0.8
+
+
+def test_the_whole_part_settles_only_a_half_point_value() -> None:
+    """Finer steps keep what was read; a value the total chose otherwise is not made sure by the whole part."""
+    from formsvc.extract.parse import with_whole
+
+    r = replace(_hand("scores.ct1", "9,8", 0.5), whole=9.0, whole_confidence=0.99)
+    assert with_whole(r, 9.5, 0.5, 10, 0.5) == 0.99
+    assert with_whole(r, 9.8, 0.5, 10, 0.1) == 0.5  # tenths exist: the 8 may be right
+    assert with_whole(r, 4.5, 0.5, 10, 0.5) == 0.5  # not the whole part read
+    assert with_whole(replace(r, whole=10.0), 10.5, 0.5, 10, 0.5) == 0.5  # over the maximum

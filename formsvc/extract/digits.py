@@ -50,6 +50,7 @@ SPECKLE_MAX = 2  # specks (under 4 px) in a box's ink beyond which it is dithere
 IMPOSSIBLE = 0.3  # most a reading can be trusted whose top reading the criteria do not allow
 SEPARATOR_MISSED = 0.15  # prior of a decimal comma the segmentation did not see (or saw where there was none)
 TOP_DIGITS = 3
+WHOLE = "whole"  # calibration group of a comma reading's whole part (ScoreReading.whole_confidence)
 MAX_CANDIDATES = 12
 
 
@@ -62,6 +63,11 @@ class ScoreReading:
     # Values the criteria allow, best first, with a score (product of digit probabilities and separator prior):
     # what a joint decoding with the declared total chooses from. Empty when nothing allowed was read.
     candidates: tuple[tuple[float, float], ...] = ()
+    # Written with a comma: the digits before it as read, and how sure it is that the number is that whole part
+    # and a fraction (calibration group WHOLE). Where only half points exist that settles the value whatever the
+    # small digit after the comma was read as (a 5 written small is read 6 or 8 far more often than a whole digit).
+    whole: float | None = None
+    whole_confidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,8 @@ def calibrate(raw: float, group: str = "all", steps: Calibration | None = None) 
     steps = _model().calibration if steps is None else steps
     if not steps:
         return raw
+    if group == WHOLE and WHOLE not in steps:
+        return 0.0  # fitted before whole parts were: no say, rather than the boxes' curve
     x, y = steps.get(group, steps["all"])
     return float(np.interp(raw, x, y))
 
@@ -521,7 +529,9 @@ def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) ->
     if group is None:
         return reading
     confidence = calibrate(reading.confidence, group, model.calibration)
-    return replace(reading, confidence=min(confidence, IMPOSSIBLE) if impossible else confidence)
+    whole = calibrate(reading.whole_confidence, WHOLE, model.calibration) if reading.whole is not None else 0.0
+    return replace(reading, confidence=min(confidence, IMPOSSIBLE) if impossible else confidence,
+                   whole_confidence=whole)
 
 
 def read_score_raw(cell: np.ndarray, *, max_value: float = 10,
@@ -529,7 +539,8 @@ def read_score_raw(cell: np.ndarray, *, max_value: float = 10,
     """read_score before calibration: (reading, calibration group, top reading impossible). A number's confidence
     is the raw one (what the calibration is fitted on); other states come with group None and their final
     confidence. An impossible top reading (out of range, off the step, a leading zero) is replaced by the best
-    allowed candidate, and read_score caps its confidence at IMPOSSIBLE."""
+    allowed candidate, and read_score caps its confidence at IMPOSSIBLE. A comma reading's whole_confidence is raw
+    too (group WHOLE)."""
     return _read_raw(cell, _model(), max_value=max_value, step=step)
 
 
@@ -557,6 +568,8 @@ def _read_raw(cell: np.ndarray, model: Model, *, max_value: float,
         cut = sum(1 for a, _ in spans if a < sep_between[0][cv2.CC_STAT_LEFT])
         text = "".join(chars[:cut]) + "," + "".join(chars[cut:])
     candidates = _candidates(glyphs, cut, max_value, step)
+    whole = float("".join(chars[:cut])) if cut else None
+    whole_raw = _confidence(_Glyphs(glyphs.probs[:cut])) if cut else 0.0
     value = float(text.replace(",", "."))
     # "05" is nobody's way of writing 5: a comma went missing (0,5). Like a value out of range, impossible as read.
     leading_zero = len(text.split(",")[0]) > 1 and text.startswith("0")
@@ -564,9 +577,9 @@ def _read_raw(cell: np.ndarray, model: Model, *, max_value: float,
         # The top reading is impossible; the best allowed candidate is a better guess, but only a guess.
         if candidates:
             best = candidates[0][0]
-            return ScoreReading(best, as_written(best), confidence, "number", candidates), group, True
-        return ScoreReading(value, text, confidence, "number", candidates), group, True
-    return ScoreReading(value, text, confidence, "number", candidates), group, False
+            return ScoreReading(best, as_written(best), confidence, "number", candidates, whole, whole_raw), group, True
+        return ScoreReading(value, text, confidence, "number", candidates, whole, whole_raw), group, True
+    return ScoreReading(value, text, confidence, "number", candidates, whole, whole_raw), group, False
 
 
 def as_written(value: float) -> str:

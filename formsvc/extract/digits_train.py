@@ -15,6 +15,7 @@ Seeded and single-threaded, so a rebuild gives the same model; about 20 minutes 
 from __future__ import annotations
 
 import argparse
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -319,7 +320,7 @@ def fit_calibration(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.
     params = digits._shipped_cnn() if params is None else params
     Item = tuple[float, str, float]  # raw confidence, calibration group, 1.0 when read right
 
-    def observed(items: list[tuple[float | None, np.ndarray]]) -> list[Item]:
+    def observed(items: list[tuple[float | None, np.ndarray]], whole: bool = False) -> list[Item]:
         out: list[Item] = []
         with digits.using_cnn(params):
             for value, img in items:
@@ -327,13 +328,17 @@ def fit_calibration(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.
                 r, group, impossible = digits.read_score_raw(img, max_value=high, step=0.5)
                 if group is not None and not impossible:
                     out.append((r.confidence, group, float(r.value == value)))
+                if whole and group is not None and r.whole is not None and value is not None:
+                    # A comma reading's whole part: right when the value is that whole part and a fraction,
+                    # whatever the digit after the comma was read as.
+                    out.append((r.whole_confidence, digits.WHOLE, float(math.floor(value) == r.whole != value)))
         return out
 
-    generic = observed(list(boxes))
+    generic = observed(list(boxes), whole=True)
     own = observed(extra) if extra else []
     seen: dict[str, tuple[list[float], list[float]]] = {"all": ([], [])}
     for raw_c, group, right_c in generic:
-        for g in ("all", group):
+        for g in (group,) if group == digits.WHOLE else ("all", group):
             seen.setdefault(g, ([], []))
             seen[g][0].append(raw_c)
             seen[g][1].append(right_c)

@@ -104,6 +104,17 @@ def comma_digit(text: str, max_points: float, step: float) -> float | None:
     return value if allowed(value, max_points, step) else None
 
 
+def with_whole(r: FieldRead, value: float | str | None, confidence: float, max_points: float,
+               step: float) -> float:
+    """A handwritten number written with a comma where only half points exist is its whole part and a half,
+    whatever the small digit after the comma was read as: when that is the value taken, it is as sure as the
+    whole part (calibrated apart, digits.WHOLE) if that is surer than the reading of every digit."""
+    if r.whole is None or round(step * 100) != 50 or not isinstance(value, float):
+        return confidence
+    half = r.whole + 0.5
+    return max(confidence, r.whole_confidence) if value == half and allowed(half, max_points, step) else confidence
+
+
 def allowed_reading(r: FieldRead, value: float | str | None, max_points: float, step: float) -> float | None:
     """For a reading the criteria do not allow, the nearest one they do: the readers' best allowed candidate, or
     the digit after a written comma misread ("9,8" or "63,6" in half points was "9,5", "63,5"), or the decimal
@@ -291,6 +302,8 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                 confidence = min(confidence, 0.3)
                 if (better := allowed_reading(r, value, ind.max_points, ind.step)) is not None:
                     value, confidence = better, min(r.confidence, 0.5)  # still flagged for a person to confirm
+            if ind is not None:
+                confidence = with_whole(r, value, confidence, ind.max_points, ind.step)
             if ind is not None and r.source != "text_layer" and not r.blank:
                 boxes.append(ScoreBox(name, value, confidence, _allowed_candidates(
                     r, value, confidence, ind.max_points, ind.step, threshold), ind.max_points, ind.step))
@@ -312,6 +325,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             total_conf = min(total_conf, IMPLAUSIBLE_TOTAL)
             if (better := allowed_reading(total_read, total, cset.total_max, step)) is not None:
                 total = better  # a guess only the boxes' own sum can confirm
+        total_conf = with_whole(total_read, total, total_conf, cset.total_max, step)
         total_box = ScoreBox("total_declared", total, total_conf,
                              _allowed_candidates(total_read, total, total_conf, cset.total_max, step, threshold),
                              cset.total_max, step)

@@ -78,6 +78,9 @@ class FieldRead:
     # the combination that agrees with the declared total. Empty: only `text` is known.
     candidates: tuple[tuple[float, float], ...] = ()
     typed: bool = False  # the ink is the print font's (Tesseract's reading, checked against the font's shape)
+    # Handwriting with a comma: the whole part before it and how sure that is (digits.ScoreReading.whole).
+    whole: float | None = None
+    whole_confidence: float = 0.0
 
 
 def zone_px(zone: Zone, dpi: float) -> tuple[int, int, int, int]:
@@ -321,8 +324,14 @@ def combine(z: Zone, box: tuple[int, int, int, int], a: OcrText, b: OcrText, han
                 conf = max(conf, typed_conf)  # two different readers agree
         else:
             conf = min(hand.confidence, 0.5)  # Tesseract tipped the balance: a guess for review
-        return FieldRead(z.name, z.kind, as_written(best), False, conf, box, "handwriting", ranked)
+        return FieldRead(z.name, z.kind, as_written(best), False, conf, box, "handwriting", ranked,
+                         whole=hand.whole, whole_confidence=hand.whole_confidence)
     return FieldRead(z.name, z.kind, a.text, False, min(typed_conf, 0.3), box, "ocr")
+
+
+def capped(read: FieldRead, most: float) -> FieldRead:
+    """A reading no surer than `most`, however its value is arrived at."""
+    return replace(read, confidence=min(read.confidence, most), whole_confidence=min(read.whole_confidence, most))
 
 
 def read_digital(zones: list[Zone], words: list[Word], dpi: float) -> list[FieldRead]:
@@ -404,9 +413,9 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
         typed, a, b = typed_reading(n.printed, a, b, dpi)
         read = combine(n.zone, n.box, a, b, hand, typed)
         if n.overwritten:
-            read = replace(read, confidence=min(read.confidence, STAMPED))
+            read = capped(read, STAMPED)
         if n.only_coloured:
-            read = replace(read, confidence=min(read.confidence, ONLY_COLOURED))
+            read = capped(read, ONLY_COLOURED)
         out[n.zone.name] = read
     for (z, box, _), res in zip(lines, read_lines([c for _, _, c in lines]), strict=True):
         out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr")
