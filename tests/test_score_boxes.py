@@ -386,3 +386,18 @@ def test_the_whole_part_settles_only_a_half_point_value() -> None:
     assert with_whole(r, 9.8, 0.5, 10, 0.1) == 0.5  # tenths exist: the 8 may be right
     assert with_whole(r, 4.5, 0.5, 10, 0.5) == 0.5  # not the whole part read
     assert with_whole(replace(r, whole=10.0), 10.5, 0.5, 10, 0.5) == 0.5  # over the maximum
+
+
+def test_a_slanted_stroke_a_streak_cut_apart_is_one_digit_again() -> None:
+    """A print-and-scan box (held-out handwriting): a white streak cut the 5 of "8,5" between its bar and its
+    belly, a pixel or two apart sideways where the stroke slants, so closing does not join them. The belly alone
+    was taken for a comma and the box read "8" at 0.79."""
+    from formsvc.extract.digits import box_mask, segment
+
+    cell = cv2.imread(str(CUTS / "eight_and_a_half_five_cut_by_streak.png"), cv2.IMREAD_GRAYSCALE)
+    assert cell is not None
+    seg = segment(box_mask(cell))
+    assert not isinstance(seg, str)
+    masks, _, seps = seg
+    assert len(masks) == 2 and len(seps) == 1  # 8 and 5, the comma's dot
+    assert read_score(cell, max_value=1000, step=0.01).value == 8.5

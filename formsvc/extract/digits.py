@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ INK_SHARE = 0.45  # of the darkest ink's contrast: where a pale stroke's edge is
 COMMA_TOP = 0.45  # share of the tallest digit's height below its top where a comma starts, at the earliest
 COMMA_HEIGHT = 0.7  # most a comma's height as a share of the tallest digit's
 STREAK_GAP = 5  # px: a printer's white streak cuts a stroke into pieces at most this far apart vertically
+MAX_PIECES = 12  # pieces of ink in a box beyond which it is noise, not strokes cut by streaks
 SPECKLE_MAX = 2  # specks (under 4 px) in a box's ink beyond which it is dithered or photocopied: not bridged
 IMPOSSIBLE = 0.3  # most a reading can be trusted whose top reading the criteria do not allow
 SEPARATOR_MISSED = 0.15  # prior of a decimal comma the segmentation did not see (or saw where there was none)
@@ -477,13 +479,52 @@ def _bridge_streaks(mask: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((STREAK_GAP, 1), np.uint8))
 
 
+def _rejoined(stats: np.ndarray, labels: list[int]) -> list[tuple[np.ndarray, list[int]]]:
+    """Components (stats, labels) with the pieces of a stroke a white streak cut apart joined. Closing
+    (_bridge_streaks) joins straight cuts only; a slanted stroke's two ends miss each other by a pixel or two, and
+    the lower half of a 5 cut off its bar was then taken for a comma. Not on a speckled box (specks stacked in a
+    column are no stroke)."""
+    if int((stats[1:, cv2.CC_STAT_AREA] < 4).sum()) > SPECKLE_MAX or len(labels) > MAX_PIECES:
+        return [(stats[i], [i]) for i in labels]
+    parent = {i: i for i in labels}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a, b in itertools.combinations(labels, 2):
+        if _cut_apart(stats[a], stats[b]):
+            parent[root(b)] = root(a)
+    groups: dict[int, list[int]] = {}
+    for i in labels:
+        groups.setdefault(root(i), []).append(i)
+    out = []
+    for g in groups.values():
+        x0 = min(int(stats[i][cv2.CC_STAT_LEFT]) for i in g)
+        y0 = min(int(stats[i][cv2.CC_STAT_TOP]) for i in g)
+        x1 = max(int(stats[i][cv2.CC_STAT_LEFT] + stats[i][cv2.CC_STAT_WIDTH]) for i in g)
+        y1 = max(int(stats[i][cv2.CC_STAT_TOP] + stats[i][cv2.CC_STAT_HEIGHT]) for i in g)
+        out.append((np.array([x0, y0, x1 - x0, y1 - y0, sum(int(stats[i][cv2.CC_STAT_AREA]) for i in g)]), g))
+    return out
+
+
+def _cut_apart(a: np.ndarray, b: np.ndarray) -> bool:
+    """One piece right above the other, sharing at least half the narrower one's width, a thin gap between."""
+    ax, ay, aw, ah = (int(v) for v in a[:4])
+    bx, by, bw, bh = (int(v) for v in b[:4])
+    shared = min(ax + aw, bx + bw) - max(ax, bx)
+    gap = max(by - (ay + ah), ay - (by + bh))
+    return shared >= 0.5 * min(aw, bw) and 0 <= gap < STREAK_GAP
+
+
 def segment(mask: np.ndarray) -> Segments | Literal["blank", "unreadable"]:
     """A box's ink as digits, left to right: (one mask per digit, their x spans, the separators' component stats),
     or why not. Components overlapping horizontally are one digit (a broken stroke); small low ones are commas."""
     mask = _bridge_streaks(mask)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     ih = mask.shape[0]
-    comps = [(stats[i], i) for i in range(1, n) if stats[i][cv2.CC_STAT_AREA] >= 4]
+    comps = _rejoined(stats, [i for i in range(1, n) if stats[i][cv2.CC_STAT_AREA] >= 4])
     if not comps:
         return "blank"
     top_s = max((s for s, _ in comps), key=lambda s: s[cv2.CC_STAT_HEIGHT])
@@ -501,13 +542,13 @@ def segment(mask: np.ndarray) -> Segments | Literal["blank", "unreadable"]:
     digits.sort(key=lambda d: d[0][cv2.CC_STAT_LEFT])
     merged: list[list[int]] = []
     spans: list[tuple[int, int]] = []
-    for s, i in digits:
+    for s, ids in digits:
         left, right = s[cv2.CC_STAT_LEFT], s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH]
         if spans and left < spans[-1][1] - 0.3 * (right - left):
-            merged[-1].append(i)
+            merged[-1] += ids
             spans[-1] = (spans[-1][0], max(spans[-1][1], right))
         else:
-            merged.append([i])
+            merged.append(list(ids))
             spans.append((left, right))
     return [np.isin(labels, group).astype(np.uint8) for group in merged], spans, seps
 
