@@ -41,6 +41,7 @@ SECOND = "2"  # trailing field of the second code
 MAX_TEMPLATE_VERSION = 999
 MIN_YEAR, MAX_YEAR = 2000, 2100  # the years print packs accept
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
+_DOC = re.compile(r"[0-9a-f]{10}")  # a printed copy's document key as the id line prints it
 CHECK_HEX = 8  # the id line's whole CRC-32
 # Readings tried per line (both ways of anchoring it together), times the check's own spellings: at most this many
 # chances in 2**32 that a misread line passes the check (about one in a million at worst; clean lines try a few).
@@ -155,6 +156,17 @@ def _nearest(token: str, known: Iterable[str]) -> list[str]:
     return [token, *(k for k in close[:3] if Levenshtein.distance(token, k) <= 2)]
 
 
+def _known_id(token: str, known: Iterable[str]) -> str | None:
+    """The known id `token` is, or is one OCR slip away from when only one is that close ("pl4" read "p1l4")."""
+    from rapidfuzz.distance import Levenshtein
+
+    pool = set(known)
+    if token in pool:
+        return token
+    near = [k for k in pool if Levenshtein.distance(token, k) <= 1]
+    return near[0] if len(near) == 1 else None
+
+
 def _spellings(token: str, confusions: dict[str, str], length: int | None = None, limit: int = 64) -> list[str]:
     """`token` as read and with its confusable characters swapped, boundedly many; with `length`, also with one
     stray character dropped when OCR read one too many (a speck read as 'i')."""
@@ -189,6 +201,23 @@ def parse_id_line(text: str, forms: Iterable[str] = (), criteria_sets: Iterable[
         if found is not None:
             return found
     return None
+
+
+def read_unchecked(text: str, forms: Iterable[str], criteria_sets: Iterable[str]) -> PagePayload | None:
+    """The fields of an OCR'd id line exactly as read, when its check digits are unreadable: a known form and
+    criteria set, numbers where numbers go, a 10-digit document key. Nothing confirms them, so this is never a
+    page's identity on its own: only another page of the same batch, identified for certain, can confirm it by
+    naming the same document (pipeline.read_files)."""
+    tokens = [t for t in text.replace("|", " ").split() if any(ch.isalnum() for ch in t)]
+    start = next((i for i, t in enumerate(tokens) if t.upper() == PREFIX), None)
+    if start is None or len(tokens) - start < 8:
+        return None
+    form_read, version, cset_read, subject, year, pages, doc = tokens[start + 1:start + 8]
+    form, cset = _known_id(form_read, forms), cset_read if cset_read == "-" else _known_id(cset_read, criteria_sets)
+    if form is None or cset is None or not _DOC.fullmatch(doc):
+        return None
+    payload = _payload("|".join([PREFIX, form, version, cset, subject, year, pages, doc]))
+    return payload if payload is not None and 1 <= payload.page <= payload.pages else None
 
 
 def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str], budget: int) -> PagePayload | None:

@@ -13,9 +13,17 @@ import pytest
 
 from fixtures.scans import random_record, rasterise, save_scan
 from formsvc import layout
-from formsvc.extract.identify import identify, identify_own_page, read_codes, read_id_line, read_smoothed
+from formsvc.extract.identify import (
+    UNCHECKED,
+    agreed_unchecked,
+    identify,
+    identify_own_page,
+    read_codes,
+    read_id_line,
+    read_smoothed,
+)
 from formsvc.extract.pipeline import extract_files
-from formsvc.payload import PagePayload, parse_id_line
+from formsvc.payload import CHECK_HEX, PagePayload, parse_id_line, read_unchecked
 from formsvc.render import render_document
 from formsvc.render.converter import get_converter
 
@@ -219,3 +227,56 @@ def test_open_booklet_photo_yields_both_pages(form: tuple[dict[str, Any], list[n
     [doc] = result.documents
     assert not any(r.code == "pages_missing" for r in doc.result.reasons)  # type: ignore[union-attr]
     assert doc.scores == data["scores"]
+
+
+def _check_blotted(img: np.ndarray, payload: PagePayload) -> np.ndarray:
+    """Both codes stained and a stain over the id line's check digits only (its last token), the fields left."""
+    out = _blot(_blot(img, layout.qr_box()), layout.qr2_box())
+    box = layout.id_line_box()
+    x0, y0, x1, y1 = (round(layout.mm_to_px(v, DPI)) for v in
+                      (box.left, box.top, box.left + box.width, box.top + box.height))
+    ink = np.nonzero((out[y0:y1, x0:x1] < 128).any(axis=0))[0]
+    left, right = x0 + int(ink.min()), x0 + int(ink.max())
+    line = payload.id_line()
+    start = left + round((right - left) * (len(line) - CHECK_HEX) / len(line))
+    out[y0 - 4:y1 + 4, start - 2:right + 6] = 70
+    return out
+
+
+def test_unchecked_id_line_needs_agreeing_readings_and_known_fields() -> None:
+    p = PagePayload("cdht-self-assessment", 1, "cdht-324-pl4", "nv-001", 2024, 1, 2, "90913a2cc9")
+    fields = p.id_line().rsplit(" ", 1)[0]
+    forms, sets = ["cdht-self-assessment"], ["cdht-324-pl4"]
+    assert read_unchecked(fields + " ##", forms, sets) == p
+    assert read_unchecked(fields.replace("2cc9", "2cC9"), forms, sets) is None  # no 10-digit key: not a copy's
+    assert read_unchecked(fields, ["cdht-minutes"], sets) is None  # not a known form
+    assert read_unchecked(fields.replace("1/2", "3/2"), forms, sets) is None  # no such page
+    other = fields.replace("nv-001", "nv-002")
+    assert agreed_unchecked([fields] * 3 + ["noise"], forms, sets) == p
+    assert agreed_unchecked([fields] * 2, forms, sets) is None  # too few readings agree
+    assert agreed_unchecked([fields] * 3 + [other] * 3, forms, sets) is None  # two lines read: neither taken
+
+
+def test_a_page_whose_check_digits_are_lost_joins_the_copy_its_other_page_names(
+        form: tuple[dict[str, Any], list[np.ndarray]], tmp_path: Path) -> None:
+    """Codes stained and the check digits under a fold: the id line's fields, read alike again and again, name the
+    printed copy the other page of the batch was identified as, and the page it is missing. Alone, the page is
+    reported as before: nothing confirms what was read."""
+    data, pages = form
+    truth = identify(pages[0])
+    assert truth is not None
+    damaged = _check_blotted(pages[0], truth.payload)
+    ident, pm = identify_own_page(damaged, DPI)
+    assert pm is not None and ident is not None and ident.how == UNCHECKED and ident.payload == truth.payload
+    result = extract_files([save_scan([damaged, pages[1]], tmp_path / "check_lost.pdf", DPI)])
+    assert result.errors == []
+    [doc] = result.documents
+    assert doc.scores == data["scores"]
+    alone = extract_files([save_scan([damaged], tmp_path / "alone.pdf", DPI)])
+    assert [e.code for e in alone.errors] == ["own_page_unidentified"] and alone.documents == []
+    # Beside page 2 of another printed copy for the same person (another key): not that copy's page either.
+    other = rasterise(render_document("cdht-self-assessment", data), DPI)
+    mixed = extract_files([save_scan([damaged, other[1]], tmp_path / "mixed.pdf", DPI)])
+    assert [e.code for e in mixed.errors] == ["own_page_unidentified"]
+    [doc] = mixed.documents
+    assert doc.result is not None and any(r.code == "pages_missing" for r in doc.result.reasons)

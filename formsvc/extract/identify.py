@@ -10,6 +10,7 @@ readers of other layouts: it is identified, or it is reported as an own page tha
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,10 +23,14 @@ from formsvc import layout
 from formsvc.errors import InputError
 from formsvc.extract.align import PageMatrix, best_matrix, warp_box
 from formsvc.extract.ocr import PSM_LINE, PSM_SPARSE, read_words
-from formsvc.payload import PagePayload, is_second, parse_id_line
+from formsvc.payload import PagePayload, is_second, parse_id_line, read_unchecked
 
 QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 CODE_PX_PER_MM = 16.0  # ~400 dpi: 6 px a module for the primary code, 6 for the second
+UNCHECKED = "id_line_unchecked"
+# Readings (of the 16 or more an unreadable line gets: 2 layouts x 4 variants x 2 heights) that must agree on every
+# field before an id line whose check digits are unreadable is offered to the batch for confirmation.
+UNCHECKED_AGREE = 3
 LINE_PX_PER_MM = 12.0  # ~300 dpi for the id line's 8 pt monospace
 
 
@@ -36,7 +41,7 @@ class Identified:
     # in image pixels, and the box that code has on the page; None when identified by the id line.
     corners: np.ndarray | None
     box: layout.Box | None
-    how: str  # qr | qr2 | qr_fine | qr2_fine | id_line
+    how: str  # qr | qr2 | qr_fine | qr2_fine | id_line | id_line_unchecked (UNCHECKED: for the batch to confirm)
 
 
 @dataclass(frozen=True)
@@ -125,8 +130,10 @@ def _line_variants(crop: np.ndarray) -> Iterator[np.ndarray]:
     yield cv2.resize(crop, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
 
 
-def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable[str]) -> PagePayload | None:
-    """The payload printed in the id line of `crop`, when its check digits agree."""
+def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable[str],
+                 seen: list[str] | None = None) -> PagePayload | None:
+    """The payload printed in the id line of `crop`, when its check digits agree. Every reading is added to
+    `seen`."""
     forms, criteria_sets = list(forms), list(criteria_sets)
     # As one line first; then word by word, for a line a fold has bent off its baseline.
     for psm in (PSM_LINE, PSM_SPARSE):
@@ -134,10 +141,27 @@ def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable
             # No character whitelist: with one, Tesseract drops the spaces that separate the fields.
             words = read_words(img, "eng", psm, dpi=int(LINE_PX_PER_MM * layout.MM_PER_INCH))
             words.sort(key=lambda w: w.box[0])
-            payload = parse_id_line(" ".join(w.text for w in words), forms, criteria_sets)
+            text = " ".join(w.text for w in words)
+            if seen is not None:
+                seen.append(text)
+            payload = parse_id_line(text, forms, criteria_sets)
             if payload is not None:
                 return payload
     return None
+
+
+def agreed_unchecked(readings: Iterable[str], forms: Iterable[str], criteria_sets: Iterable[str]
+                     ) -> PagePayload | None:
+    """The id line's fields as most readings read them, the check digits left aside (a fold or a stain over them):
+    read alike by UNCHECKED_AGREE readings or more, and by more than every other reading together (the same slip
+    recurs across variants of one crop: a 0 read 9 three times in sixteen). Still unconfirmed
+    (payload.read_unchecked)."""
+    forms, criteria_sets = list(forms), list(criteria_sets)
+    votes = Counter(p for t in readings if (p := read_unchecked(t, forms, criteria_sets)) is not None)
+    if not votes:
+        return None
+    (best, n), = votes.most_common(1)
+    return best if n >= UNCHECKED_AGREE and n > sum(votes.values()) - n else None
 
 
 def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None, PageMatrix | None]:
@@ -155,10 +179,12 @@ def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None,
         if found is not None:
             return found, pm
     # Tight first; then taller, for a line a fold or a curl has lifted off its place.
+    seen: list[str] = []
     for pad in (0.0, 2.5):
         for v in views:
             crop, _ = warp_box(v, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=pad)
-            payload = read_id_line(crop, forms, sets)
+            payload = read_id_line(crop, forms, sets, seen)
             if payload is not None:
                 return Identified(payload, None, None, "id_line"), pm
-    return None, pm
+    unchecked = agreed_unchecked(seen, forms, sets)
+    return (None if unchecked is None else Identified(unchecked, None, None, UNCHECKED)), pm

@@ -28,7 +28,7 @@ from formsvc.errors import FormsvcError
 from formsvc.extract import minutes as _minutes  # noqa: F401  (registers the minutes reader)
 from formsvc.extract.align import align
 from formsvc.extract.foreign import classify_page
-from formsvc.extract.identify import identify, identify_own_page
+from formsvc.extract.identify import UNCHECKED, identify, identify_own_page
 from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
 from formsvc.extract.pages import Page, frame_count, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
@@ -71,6 +71,9 @@ class PageResult:
     text: PageText | None = None  # QR-less pages: their words, for the foreign-layout readers
     kind: str = ""
     image: bytes | None = None  # the page as read (aligned when scanned), JPEG, only when asked for
+    # Identified by an id line whose check digits were unreadable: read, but kept only if a page identified for
+    # certain names the same document (read_files); otherwise this error is reported.
+    unconfirmed: PageError | None = None
 
 
 def page_text(page: Page, image: np.ndarray | None = None) -> PageText:
@@ -125,6 +128,8 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         if ident is None and fallback is not None:
             result.error = _own_unidentified(page, where)
             return result, page.image
+        if ident is not None and ident.how == UNCHECKED:
+            result.unconfirmed = _own_unidentified(page, where)
     if ident is None:
         # Not printed by formsvc: classify by its title and leave it to the foreign-layout readers.
         tables, image, text, kind = _foreign_reading(page, page.image)
@@ -159,6 +164,9 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         return result, page.image
     # A table that grows with its content is read like its typed counterpart (the document kind names the reader).
     table_kind = form.document if form.reader == "table" else None
+    if table_kind is not None and result.unconfirmed is not None:
+        result.error = result.unconfirmed  # grouped by the copy's key as read: only a checked key may do that
+        return result, page.image
     zones = None
     if table_kind is None:
         try:
@@ -191,6 +199,16 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         luma = None if page.luma is None else aligned.warp(page.luma)
         result.reads = read_scanned(zones, image, page.dpi, luma)
     return result, image
+
+
+def _confirms(doc: dict[int, PageFields], payload: PagePayload) -> bool:
+    """A document read from pages identified for certain confirms an unchecked id line that names it: the same
+    printed copy (its key), form, template, criteria set, person, year and page count, and a page it is missing.
+    A misread line naming another copy's 10-digit key by chance is far less likely than a misread check digit."""
+    if not doc or payload.page in doc:
+        return False
+    known = next(iter(doc.values())).payload
+    return replace(known, page=payload.page) == payload
 
 
 def _own_unidentified(page: Page, where: str) -> PageError:
@@ -274,6 +292,7 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
     # Pages for the layout readers, by document key (own form: its printed-copy id; otherwise file#kind), with the
     # file they came from and their kind.
     foreign: dict[str, tuple[str, str, list[PageText]]] = {}
+    held: list[PageResult] = []  # pages identified by an unchecked id line, for the batch to confirm
     images: dict[str, dict[int, str]] = {}
     total = count_pages(paths) if progress else 0
     for res in _results(_pages(paths, out.errors), jobs, page_sink is not None):
@@ -293,6 +312,9 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
             if res.error:
                 out.errors.append(res.error)
             continue
+        if res.unconfirmed is not None:
+            held.append(res)
+            continue
         doc = docs.setdefault(res.payload.doc, {})
         if res.payload.doc not in order:
             order.append(res.payload.doc)
@@ -300,6 +322,15 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
             out.errors.append(PageError(res.file, res.number, "page_duplicate",
                                         f"{res.file}, trang {res.number}: trang {res.payload.page} của phiếu này "
                                         "đã có (quét trùng); bỏ qua bản sau."))
+            continue
+        doc[res.payload.page] = PageFields(res.payload, res.reads)
+        if page_sink is not None and res.image:
+            images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
+    for res in held:
+        assert res.payload is not None and res.unconfirmed is not None
+        doc = docs.get(res.payload.doc, {})
+        if not _confirms(doc, res.payload):
+            out.errors.append(res.unconfirmed)
             continue
         doc[res.payload.page] = PageFields(res.payload, res.reads)
         if page_sink is not None and res.image:
