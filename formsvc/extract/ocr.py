@@ -140,6 +140,12 @@ def read_lines(crops: list[np.ndarray]) -> list[OcrText]:
     return _stacked([paper_white(c) for c in crops], "vie", "", joiner=" ")
 
 
+def read_line(crop: np.ndarray, psm: int) -> OcrText:
+    """Printed Vietnamese text in one crop, its words left to right, as sure as its least sure word."""
+    words = sorted(read_words(paper_white(crop), "vie", psm), key=lambda w: w.box[0])
+    return OcrText(" ".join(w.text for w in words), min((w.confidence for w in words), default=0.0))
+
+
 def paper_white(crop: np.ndarray) -> np.ndarray:
     """The crop with its paper brought to white. Pasted grey (a photo's shadow, a scanner's lighting gradient) on
     the white canvas, a crop is a dark block to Tesseract's global threshold, and the words on it are lost."""
