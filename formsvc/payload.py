@@ -30,7 +30,7 @@ import itertools
 import re
 import secrets
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from formsvc.errors import InputError
@@ -55,6 +55,8 @@ SLIP_SPELLINGS = 2
 _DIGIT = {"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1", "Z": "2",
           "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "g": "9", "q": "9", "T": "7"}
 _HEX_LOWER = {**_DIGIT, "D": "0d", "B": "8b", "G": "69", "A": "a", "C": "c", "E": "e", "F": "f"}
+# OCR slips in a document key that can only be one hex digit (B may be 8 or b, D 0 or d, G 6 or 9: left as read).
+_HEX_SLIPS = str.maketrans({k: v for k, v in _HEX_LOWER.items() if len(v) == 1})
 _HEX_UPPER = {**_DIGIT, "D": "D0", "B": "B8", "Q": "09", "a": "A", "b": "B8", "c": "C", "d": "D0", "e": "E", "f": "F"}
 _FREE = {"0": "0O", "O": "O0", "o": "o0", "1": "1l", "l": "l1", "I": "I1", "5": "5S", "S": "S5", "8": "8B",
          "B": "B8"}
@@ -203,20 +205,27 @@ def parse_id_line(text: str, forms: Iterable[str] = (), criteria_sets: Iterable[
     return None
 
 
-def read_unchecked(text: str, forms: Iterable[str], criteria_sets: Iterable[str]) -> PagePayload | None:
-    """The fields of an OCR'd id line exactly as read, when its check digits are unreadable: a known form and
-    criteria set, numbers where numbers go, a 10-digit document key. Nothing confirms them, so this is never a
-    page's identity on its own: only another page of the same batch, identified for certain, can confirm it by
-    naming the same document (pipeline.read_files)."""
+def unchecked_fields(text: str, forms: Iterable[str], criteria_sets: Iterable[str]) -> tuple[str | None, ...] | None:
+    """The seven fields of an OCR'd id line as read, for a line whose check digits are unreadable: the form and
+    criteria set as the known ids they are (or one slip from), None where not; the document key with its
+    unambiguous slips undone (l read for 1, O for 0). None when the line has no such fields. Nothing confirms
+    them: see unchecked_payload."""
     tokens = [t for t in text.replace("|", " ").split() if any(ch.isalnum() for ch in t)]
     start = next((i for i, t in enumerate(tokens) if t.upper() == PREFIX), None)
     if start is None or len(tokens) - start < 8:
         return None
-    form_read, version, cset_read, subject, year, pages, doc = tokens[start + 1:start + 8]
-    form, cset = _known_id(form_read, forms), cset_read if cset_read == "-" else _known_id(cset_read, criteria_sets)
-    if form is None or cset is None or not _DOC.fullmatch(doc):
+    form, version, cset, subject, year, pages, doc = tokens[start + 1:start + 8]
+    return (_known_id(form, forms), version, cset if cset == "-" else _known_id(cset, criteria_sets), subject, year,
+            pages, doc.translate(_HEX_SLIPS))
+
+
+def unchecked_payload(fields: Sequence[str | None]) -> PagePayload | None:
+    """The payload of seven id-line fields (unchecked_fields), when they make one: a known form and set, a 10-digit
+    key, a page within its count. Never a page's identity on its own: only another page of the same batch,
+    identified for certain, can confirm it by naming the same printed copy (pipeline.read_files)."""
+    if len(fields) != 7 or any(f is None for f in fields) or not _DOC.fullmatch(str(fields[6])):
         return None
-    payload = _payload("|".join([PREFIX, form, version, cset, subject, year, pages, doc]))
+    payload = _payload("|".join([PREFIX, *(str(f) for f in fields)]))
     return payload if payload is not None and 1 <= payload.page <= payload.pages else None
 
 

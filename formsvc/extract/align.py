@@ -152,11 +152,15 @@ def mended(image: np.ndarray, vertical: bool = True, px: int = STREAK_PX) -> np.
 
 def mended_views(image: np.ndarray) -> Iterator[np.ndarray]:
     """Copies of the page mended for what breaks markers and codes: printer streaks (closed along either
-    direction), a dithering scanner's dots (smoothed back into grey), then wider streaks."""
+    direction), a dithering scanner's dots (smoothed back into grey), then wider streaks, last the dots smoothed
+    and the light evened out (a dark photocopy or glare leaves a marker's white margin no brighter than the page
+    around it)."""
     yield mended(image)
     yield mended(image, vertical=False)
-    yield cv2.GaussianBlur(image, (0, 0), DITHER_SIGMA)
+    smooth = cv2.GaussianBlur(image, (0, 0), DITHER_SIGMA)
+    yield smooth
     yield mended(image, px=WIDE_STREAK_PX)
+    yield cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(smooth)
 
 
 def best_matrix(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,

@@ -23,7 +23,7 @@ from formsvc import layout
 from formsvc.errors import InputError
 from formsvc.extract.align import PageMatrix, best_matrix, warp_box
 from formsvc.extract.ocr import PSM_LINE, PSM_SPARSE, read_words
-from formsvc.payload import PagePayload, is_second, parse_id_line, read_unchecked
+from formsvc.payload import PagePayload, is_second, parse_id_line, unchecked_fields, unchecked_payload
 
 QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 CODE_PX_PER_MM = 16.0  # ~400 dpi: 6 px a module for the primary code, 6 for the second
@@ -153,15 +153,21 @@ def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable
 def agreed_unchecked(readings: Iterable[str], forms: Iterable[str], criteria_sets: Iterable[str]
                      ) -> PagePayload | None:
     """The id line's fields as most readings read them, the check digits left aside (a fold or a stain over them):
-    read alike by UNCHECKED_AGREE readings or more, and by more than every other reading together (the same slip
-    recurs across variants of one crop: a 0 read 9 three times in sixteen). Still unconfirmed
-    (payload.read_unchecked)."""
+    field by field, the value UNCHECKED_AGREE readings or more agree on and more than every other reading of that
+    field together (the same slip recurs across variants of one crop: a 0 read 9 three times in sixteen). Still
+    unconfirmed (payload.unchecked_payload)."""
     forms, criteria_sets = list(forms), list(criteria_sets)
-    votes = Counter(p for t in readings if (p := read_unchecked(t, forms, criteria_sets)) is not None)
-    if not votes:
-        return None
-    (best, n), = votes.most_common(1)
-    return best if n >= UNCHECKED_AGREE and n > sum(votes.values()) - n else None
+    votes: list[Counter[str]] = [Counter() for _ in range(7)]
+    for text in readings:
+        for counter, value in zip(votes, unchecked_fields(text, forms, criteria_sets) or (), strict=False):
+            if value is not None:
+                counter[value] += 1
+    agreed: list[str | None] = []
+    for counter in votes:
+        best = counter.most_common(1)
+        n = best[0][1] if best else 0
+        agreed.append(best[0][0] if n >= UNCHECKED_AGREE and n > counter.total() - n else None)
+    return unchecked_payload(agreed)
 
 
 def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None, PageMatrix | None]:
