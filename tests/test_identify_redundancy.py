@@ -14,7 +14,7 @@ import pytest
 from fixtures.scans import random_record, rasterise, save_scan
 from formsvc import layout
 from formsvc.extract.identify import (
-    UNCHECKED,
+    ID_LINE_UNCHECKED,
     agreed_unchecked,
     identify,
     identify_own_page,
@@ -280,10 +280,9 @@ def test_a_page_whose_check_digits_are_lost_joins_the_copy_its_other_page_names(
     pages = rasterise(render_document("cdht-self-assessment", data), DPI)
     truth = identify(pages[0])
     assert truth is not None
-    print("KEY", truth.payload.doc)
     damaged = _check_blotted(pages[0], truth.payload)
     ident, pm = identify_own_page(damaged, DPI)
-    assert pm is not None and ident is not None and ident.how == UNCHECKED and ident.payload == truth.payload
+    assert pm is not None and ident is not None and ident.how == ID_LINE_UNCHECKED and ident.payload == truth.payload
     result = extract_files([save_scan([damaged, pages[1]], tmp_path / "check_lost.pdf", DPI)])
     assert result.errors == []
     [doc] = result.documents

@@ -418,3 +418,20 @@ def test_a_slanted_stroke_a_streak_cut_apart_is_one_digit_again() -> None:
     masks, _, seps = seg
     assert len(masks) == 2 and len(seps) == 1  # 8 and 5, the comma's dot
     assert read_score(cell, max_value=1000, step=0.01).value == 8.5
+
+
+def test_a_blank_printed_line_stays_blank_beside_a_line_of_text() -> None:
+    """An unsure line is read again from taller crops, a blank one never: those crops reach into the lines around
+    it, and a blank field must not come back holding its neighbour's words."""
+    from formsvc.extract import read
+
+    mm = 25.4 / DPI
+    page = Image.new("L", (1400, 300), 255)
+    font = ImageFont.truetype(next(f for f in FONTS if Path(f).exists()), 30)
+    ImageDraw.Draw(page).text((40, 62), "Trường Mầm non Tam Hưng A", font=font, fill=0)  # its foot 4 px above
+    zones = [Zone("subject.unit", "text", 1, Box(left=30 * mm, top=100 * mm, width=1200 * mm, height=48 * mm))]
+    [line] = read_scanned(zones, np.asarray(page), DPI)
+    assert line.blank and line.text == ""
+    # What keeps it blank is not reading it again: the taller crops take the neighbour's text.
+    taller = read._taller_readings(np.asarray(page), read.zone_px(zones[0], DPI))
+    assert any(r.text.strip() for r in taller)

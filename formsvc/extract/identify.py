@@ -27,7 +27,7 @@ from formsvc.payload import PagePayload, is_second, parse_id_line, unchecked_fie
 
 QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 CODE_PX_PER_MM = 16.0  # ~400 dpi: 6 px a module for the primary code, 6 for the second
-UNCHECKED = "id_line_unchecked"
+ID_LINE_UNCHECKED = "id_line_unchecked"
 # Readings (of the 16 or more an unreadable line gets: 2 layouts x 4 variants x 2 heights) that must agree on every
 # field before an id line whose check digits are unreadable is offered to the batch for confirmation.
 UNCHECKED_AGREE = 3
@@ -41,7 +41,7 @@ class Identified:
     # in image pixels, and the box that code has on the page; None when identified by the id line.
     corners: np.ndarray | None
     box: layout.Box | None
-    how: str  # qr | qr2 | qr_fine | qr2_fine | id_line | id_line_unchecked (UNCHECKED: for the batch to confirm)
+    how: str  # qr | qr2 | qr_fine | qr2_fine | id_line | id_line_unchecked (for the batch to confirm)
 
 
 @dataclass(frozen=True)
@@ -193,4 +193,4 @@ def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None,
             if payload is not None:
                 return Identified(payload, None, None, "id_line"), pm
     unchecked = agreed_unchecked(seen, forms, sets)
-    return (None if unchecked is None else Identified(unchecked, None, None, UNCHECKED)), pm
+    return (None if unchecked is None else Identified(unchecked, None, None, ID_LINE_UNCHECKED)), pm

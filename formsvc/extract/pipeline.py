@@ -28,7 +28,7 @@ from formsvc.errors import FormsvcError
 from formsvc.extract import minutes as _minutes  # noqa: F401  (registers the minutes reader)
 from formsvc.extract.align import align
 from formsvc.extract.foreign import classify_page
-from formsvc.extract.identify import UNCHECKED, identify, identify_own_page
+from formsvc.extract.identify import ID_LINE_UNCHECKED, identify, identify_own_page
 from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
 from formsvc.extract.pages import Page, frame_count, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
@@ -128,7 +128,7 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         if ident is None and fallback is not None:
             result.error = _own_unidentified(page, where)
             return result, page.image
-        if ident is not None and ident.how == UNCHECKED:
+        if ident is not None and ident.how == ID_LINE_UNCHECKED:
             result.unconfirmed = _own_unidentified(page, where)
     if ident is None:
         # Not printed by formsvc: classify by its title and leave it to the foreign-layout readers.

@@ -434,7 +434,7 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
             read = capped(read, ONLY_COLOURED)
         out[n.zone.name] = read
     for (z, box, _), res in zip(lines, read_lines([c for _, _, c in lines]), strict=True):
-        if res.confidence < LINE_RETRY_BELOW:
+        if res.text.strip() and res.confidence < LINE_RETRY_BELOW:  # a blank line stays blank
             res = max([res, *_taller_readings(image, box)], key=lambda r: r.confidence)
         out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr")
     return [out[z.name] for z in zones if z.name in out]
