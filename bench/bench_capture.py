@@ -197,8 +197,13 @@ def main() -> None:
     o = args.seed
     hand = [handwritten_record(7000 + o + n) for n in range(args.people)]
     typed = [random_record(8000 + o + n) for n in range(args.people)]
-    hand_pages = [write_by_hand(rasterise(render_document("cdht-self-assessment", p), DPI), t, seed=o + n, dpi=DPI,
-                                style="mnist") for n, (p, t) in enumerate(hand)]
+    hand_blank = [rasterise(render_document("cdht-self-assessment", p), DPI) for p, _ in hand]
+    hand_pages = [write_by_hand(b, t, seed=o + n, dpi=DPI, style="mnist")
+                  for n, (b, (_, t)) in enumerate(zip(hand_blank, hand, strict=True))]
+    # The same writers leaving the total blank: no checksum, so no sheet may pass without a person.
+    no_total = [dict(t, total_declared=None) for _, t in hand]
+    no_total_pages = [write_by_hand(b, t, seed=o + n, dpi=DPI, style="mnist")
+                      for n, (b, t) in enumerate(zip(hand_blank, no_total, strict=True))]
     typed_pages = [rasterise(render_document("cdht-self-assessment", t), DPI) for t in typed]
     get_converter().close()
     hand_truth = [t for _, t in hand]
@@ -211,6 +216,7 @@ def main() -> None:
         return lambda work: [_save(fn(n, p), work / f"{n}{suffix}") for n, p in enumerate(pages_of)]
 
     conditions["hw_clean"] = (hand_truth, files_of(hand_pages, lambda n, p: p))
+    conditions["hw_clean_no_total"] = (no_total, files_of(no_total_pages, lambda n, p: p))
     conditions["hw_print_scan"] = (hand_truth, files_of(hand_pages, lambda n, p: [print_scan(o + 31 * n + k)(x)
                                                                                    for k, x in enumerate(p)]))
     conditions["hw_harsh"] = (hand_truth, files_of(hand_pages, lambda n, p: [harsh(o + 57 * n + k)(x)
