@@ -186,10 +186,15 @@ def _spellings(token: str, confusions: dict[str, str], length: int | None = None
     return out[:limit]
 
 
+def _line_tokens(text: str) -> list[str]:
+    """An OCR'd id line's words, rule marks and stray punctuation left out."""
+    return [t for t in text.replace("|", " ").split() if any(ch.isalnum() for ch in t)]
+
+
 def parse_id_line(text: str, forms: Iterable[str] = (), criteria_sets: Iterable[str] = ()) -> PagePayload | None:
     """The payload of an OCR'd id line, or None. Known form and criteria-set ids and the usual OCR slips are tried,
     but only a reading whose check digits agree is returned: a misread line is refused, never guessed."""
-    tokens = [t for t in text.replace("|", " ").split() if any(ch.isalnum() for ch in t)]
+    tokens = _line_tokens(text)
     forms = list(forms)
     start = next((i for i, t in enumerate(tokens) if t.upper().replace("5", "S").startswith("FSV")), None)
     attempts: list[tuple[list[str], list[str]]] = []
@@ -210,7 +215,7 @@ def unchecked_fields(text: str, forms: Iterable[str], criteria_sets: Iterable[st
     criteria set as the known ids they are (or one slip from), None where not; the document key with its
     unambiguous slips undone (l read for 1, O for 0). None when the line has no such fields. Nothing confirms
     them: see unchecked_payload."""
-    tokens = [t for t in text.replace("|", " ").split() if any(ch.isalnum() for ch in t)]
+    tokens = _line_tokens(text)
     start = next((i for i, t in enumerate(tokens) if t.upper() == PREFIX), None)
     if start is None or len(tokens) - start < 8:
         return None

@@ -141,9 +141,8 @@ def read_lines(crops: list[np.ndarray]) -> list[OcrText]:
 
 
 def read_line(crop: np.ndarray, psm: int) -> OcrText:
-    """Printed Vietnamese text in one crop, its words left to right, as sure as its least sure word."""
-    words = sorted(read_words(paper_white(crop), "vie", psm), key=lambda w: w.box[0])
-    return OcrText(" ".join(w.text for w in words), min((w.confidence for w in words), default=0.0))
+    """Printed Vietnamese text in one crop, read with page segmentation `psm`."""
+    return _as_text(read_words(paper_white(crop), "vie", psm), " ")
 
 
 def paper_white(crop: np.ndarray) -> np.ndarray:
@@ -182,9 +181,13 @@ def stacked_words(crops: list[np.ndarray], lang: str, whitelist: str = "") -> li
 
 
 def _stacked(crops: list[np.ndarray], lang: str, whitelist: str, joiner: str) -> list[OcrText]:
-    return [OcrText(joiner.join(w.text for w in sorted(ws, key=lambda w: w.box[0] + w.box[2])),
-                    min((w.confidence for w in ws), default=0.0))
-            for ws in stacked_words(crops, lang, whitelist)]
+    return [_as_text(ws, joiner) for ws in stacked_words(crops, lang, whitelist)]
+
+
+def _as_text(words: list[OcrWord], joiner: str) -> OcrText:
+    """Words as one text, left to right by their centres, as sure as the least sure of them."""
+    return OcrText(joiner.join(w.text for w in sorted(words, key=lambda w: w.box[0] + w.box[2])),
+                   min((w.confidence for w in words), default=0.0))
 
 
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:

@@ -252,14 +252,11 @@ def doubt_unchecked(boxes: list[ScoreBox], total: float | str | None, reads: dic
         return boxes
     if abs(sum(v for v in read if isinstance(v, float)) - total) < 1e-6:
         return boxes
-    return [replace(b, confidence=min(b.confidence, UNCHECKED)) if reads[b.name].source == "handwriting" else b
-            for b in boxes]
+    return handwriting_unchecked(boxes, reads)
 
 
-def unchecked_without_total(boxes: list[ScoreBox], reads: dict[str, FieldRead]) -> list[ScoreBox]:
-    """A sheet whose total was left blank has no checksum: its handwritten boxes rest on their own confidence,
-    calibrated on clean and mildly degraded boxes, and on harsh captures 2-3 % of the boxes read surely are wrong
-    (a pale half of "5,5" lost to glare, read "5" at 1.0). Every handwritten box of such a sheet is for a person."""
+def handwriting_unchecked(boxes: list[ScoreBox], reads: dict[str, FieldRead]) -> list[ScoreBox]:
+    """The boxes with every handwritten one no surer than UNCHECKED: for a person, whatever its own reading."""
     return [replace(b, confidence=min(b.confidence, UNCHECKED)) if reads[b.name].source == "handwriting" else b
             for b in boxes]
 
@@ -342,7 +339,10 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         total, total_conf, total_cands = total_box.value, total_box.confidence, total_box.candidates
         boxes = doubt_unchecked(boxes, total, values)
     elif total_read is not None and total_read.blank:
-        boxes = unchecked_without_total(boxes, values)
+        # A total left blank is no checksum: the boxes rest on their own confidence, calibrated on clean and mildly
+        # degraded boxes, and on harsh captures 2-3 % of the boxes read surely are wrong (a pale half of "5,5" lost
+        # to glare, read "5" at 1.0).
+        boxes = handwriting_unchecked(boxes, values)
     for box in boxes:
         scores[box.name.split(".", 1)[1]] = box.value
         prov(box.name, box.value, box.confidence, candidates=box.candidates)

@@ -295,6 +295,13 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
     held: list[PageResult] = []  # pages identified by an unchecked id line, for the batch to confirm
     images: dict[str, dict[int, str]] = {}
     total = count_pages(paths) if progress else 0
+
+    def keep(doc: dict[int, PageFields], res: PageResult) -> None:
+        assert res.payload is not None
+        doc[res.payload.page] = PageFields(res.payload, res.reads)
+        if page_sink is not None and res.image:
+            images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
+
     for res in _results(_pages(paths, out.errors), jobs, page_sink is not None):
         done += 1
         if progress:
@@ -323,18 +330,14 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
                                         f"{res.file}, trang {res.number}: trang {res.payload.page} của phiếu này "
                                         "đã có (quét trùng); bỏ qua bản sau."))
             continue
-        doc[res.payload.page] = PageFields(res.payload, res.reads)
-        if page_sink is not None and res.image:
-            images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
+        keep(doc, res)
     for res in held:
         assert res.payload is not None and res.unconfirmed is not None
         doc = docs.get(res.payload.doc, {})
         if not _confirms(doc, res.payload):
             out.errors.append(res.unconfirmed)
             continue
-        doc[res.payload.page] = PageFields(res.payload, res.reads)
-        if page_sink is not None and res.image:
-            images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
+        keep(doc, res)
     for doc_id in order:
         pages = list(docs[doc_id].values())
         expected = pages[0].payload.pages
