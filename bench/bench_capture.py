@@ -223,6 +223,13 @@ def main() -> None:
                                                                               for k, x in enumerate(p)]))
     conditions["hw_booklet_photo"] = (hand_truth, files_of(hand_pages, lambda n, p: [booklet(p)], ".jpg"))
     conditions["typed_phone_lowres"] = (typed, files_of(typed_pages, lambda n, p: [phone_photo(x, rng) for x in p]))
+    # A sheet laid askew on a flatbed, 2-6 degrees either way: from ~4 degrees the glass cuts the corner markers off.
+    skew = np.random.default_rng(o + 2)
+    conditions["hw_skewed_scan"] = (hand_truth, files_of(hand_pages, lambda n, p: [
+        _rotate(x, float(skew.choice([-1, 1]) * skew.uniform(2, 6))) for x in p]))
+    # Handwriting as a messaging app forwards a phone photo of it (the commonest capture a unit sends): ~100 dpi.
+    hw_rng = np.random.default_rng(o + 1)
+    conditions["hw_phone_lowres"] = (hand_truth, files_of(hand_pages, lambda n, p: [phone_photo(x, hw_rng) for x in p]))
     conditions["hw_colour_seals"] = (hand_truth, files_of(hand_pages, lambda n, p: colour_with_seals(p, o + n)))
     only = [c for c in args.only.split(",") if c]
     results: dict[str, Stats] = {}

@@ -2,14 +2,16 @@
 
 Markers (ArUco, ids 0..3 at known corners) give a homography; their ids make orientation unambiguous, so
 rotated and upside-down pages come out upright. When markers are damaged, they are looked for again on copies
-mended for what breaks them (printer streaks, a dithering scanner's dots); only then do the QR code's four corners
+mended for what breaks them (printer streaks, a dithering scanner's dots); only then do the codes' corners
 (zxing reports them in the code's own orientation) stand in for the missing ones. A code's corners alone are a
-poor frame: a 20 mm square extrapolated over a 297 mm page puts the score boxes half a row off.
+poor frame for a homography: its perspective, fitted on a 17 mm square and extrapolated over a 297 mm page, puts
+the score boxes half a row off. Anchors that do not span the page (a sheet laid askew on a flatbed has its corner
+markers cut off by the glass from ~4 degrees) fit rotation, scale and shift only, which a code's square fixes well.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -51,6 +53,7 @@ STREAK_PX = 5  # px at the page raster: white printer streaks up to this thick a
 WIDE_STREAK_PX = 9  # then these: a printer low on ink leaves bands of 4-6 px (a marker's cells are ~13 px at 200 dpi)
 DITHER_SIGMA = 1.5  # px at the page raster: smooths a dithered scan's dots back into grey for the markers
 CORNER_W, CORNER_H = 0.25, 0.18  # share of the image searched at each corner first
+SPAN = 0.5  # share of the page's width and height anchors must spread over to pin a perspective
 
 
 def detect_markers(image: np.ndarray, whole: bool = False) -> list[tuple[int, np.ndarray]]:
@@ -92,12 +95,29 @@ def _marker_points(image: np.ndarray, dpi: float) -> tuple[np.ndarray, np.ndarra
     return np.array(src, np.float32), np.array(dst, np.float32)
 
 
-def _qr_points(qr_corners: np.ndarray, dpi: float, box: layout.Box | None = None) -> tuple[np.ndarray, np.ndarray]:
-    b = box or layout.qr_box()
-    expected = [(b.left, b.top), (b.left + b.width, b.top), (b.left + b.width, b.top + b.height),
-                (b.left, b.top + b.height)]
+def _code_points(corners: np.ndarray, dpi: float, box: layout.Box) -> tuple[np.ndarray, np.ndarray]:
+    expected = [(box.left, box.top), (box.left + box.width, box.top), (box.left + box.width, box.top + box.height),
+                (box.left, box.top + box.height)]
     dst = np.array([(layout.mm_to_px(x, dpi), layout.mm_to_px(y, dpi)) for x, y in expected], np.float32)
-    return qr_corners.astype(np.float32), dst
+    return corners.astype(np.float32), dst
+
+
+def _spans_page(dst: np.ndarray, groups: int, dpi: float) -> bool:
+    """Anchors that pin a perspective: three places or more, spread over most of the page both ways."""
+    w, h = _target_size(dpi)
+    extent = dst.max(axis=0) - dst.min(axis=0)
+    return groups >= 3 and extent[0] >= SPAN * w and extent[1] >= SPAN * h
+
+
+def _fit(src: np.ndarray, dst: np.ndarray, perspective: bool) -> np.ndarray | None:
+    """Homography when the anchors pin one; else rotation, scale and shift only (a flatbed's skew), which a
+    code's 17 mm square or two markers on one edge fix well, where a homography from them tilts the far side of
+    the page by rows."""
+    if perspective:
+        matrix, _ = cv2.findHomography(src, dst, 0 if len(src) == 4 else cv2.RANSAC, 5.0)
+        return matrix
+    affine, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
+    return None if affine is None else np.vstack([affine, [0.0, 0.0, 1.0]])
 
 
 @dataclass(frozen=True)
@@ -109,24 +129,27 @@ class PageMatrix:
     markers: int = 0  # how many of the four markers it rests on
 
 
-def page_matrix(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
-                qr_box: layout.Box | None = None, min_markers: int = 3) -> PageMatrix | None:
+def page_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray, layout.Box]] = (),
+                min_markers: int = 3) -> PageMatrix | None:
     """The page's homography onto the template, from the markers (at least `min_markers`) and, when fewer are
-    found, the corners of the code read (`qr_box` says which code: the primary by default)."""
+    found, the corners of the codes read (`codes`: each code's corners with the box it has on the page). Anchors
+    that do not span the page (a skewed flatbed scan cuts the corner markers off) give a similarity instead."""
     src, dst = _marker_points(image, dpi)
+    markers = len(src) // 4
     method = "markers"
-    if len(src) < 4 * min_markers:  # too few markers: add the code's corners as anchors
-        if qr_corners is None:
+    if markers < min_markers:  # too few markers: add the codes' corners as anchors
+        if not codes:
             return None
-        qs, qd = _qr_points(qr_corners, dpi, qr_box)
-        src, dst = np.vstack([src, qs]), np.vstack([dst, qd])
-        method = "markers+qr" if len(src) > 4 else "qr"
-    matrix, _ = cv2.findHomography(src, dst, 0 if len(src) == 4 else cv2.RANSAC, 5.0)
+        for corners, box in codes:
+            cs, cd = _code_points(corners, dpi, box)
+            src, dst = np.vstack([src, cs]), np.vstack([dst, cd])
+        method = "markers+qr" if markers else "qr"
+    matrix = _fit(src, dst, _spans_page(dst, len(src) // 4, dpi))
     if matrix is None:
         return None
     projected = cv2.perspectiveTransform(src.reshape(-1, 1, 2), matrix).reshape(-1, 2)
     residual = float(np.linalg.norm(projected - dst, axis=1).mean())
-    return PageMatrix(matrix, dpi, method, residual, len(src) // 4 if method == "markers" else (len(src) - 4) // 4)
+    return PageMatrix(matrix, dpi, method, residual, markers)
 
 
 def warp_box(image: np.ndarray, pm: PageMatrix, box: layout.Box, px_per_mm: float,
@@ -163,13 +186,13 @@ def mended_views(image: np.ndarray) -> Iterator[np.ndarray]:
     yield cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(smooth)
 
 
-def best_matrix(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
-                qr_box: layout.Box | None = None, min_markers: int = 3) -> tuple[PageMatrix, np.ndarray] | None:
+def best_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray, layout.Box]] = (),
+                min_markers: int = 3) -> tuple[PageMatrix, np.ndarray] | None:
     """The matrix resting on the most markers, found on the page as it is or on a mended copy (and the image it
     was found on); the code's corners join in only when fewer than `min_markers` are found anywhere."""
     best: tuple[PageMatrix, np.ndarray] | None = None
     for view in (image, *mended_views(image)):
-        pm = page_matrix(view, dpi, qr_corners, qr_box, min_markers=min_markers)
+        pm = page_matrix(view, dpi, codes, min_markers=min_markers)
         if pm is not None and (best is None or pm.markers > best[0].markers):
             best = (pm, view)
             if pm.markers == 4:
@@ -177,18 +200,18 @@ def best_matrix(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = N
     return best
 
 
-def align(image: np.ndarray, dpi: float, qr_corners: np.ndarray | None = None,
-          qr_box: layout.Box | None = None, fallback: PageMatrix | None = None) -> Aligned | None:
+def align(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray, layout.Box]] = (),
+          fallback: PageMatrix | None = None) -> Aligned | None:
     """The upright page; `fallback` (a matrix found from markers on a mended copy, or from just two) when only
     the code's four corners or nothing is found on the page as it is. Fewer than three markers on the page as
     it is: the mended copies are searched before the code's corners are trusted (a fallback resting on three or
     more markers is that search's answer already: identify_own_page made it over the same copies)."""
-    pm = page_matrix(image, dpi, qr_corners, qr_box)
+    pm = page_matrix(image, dpi, codes)
     if pm is None or pm.markers < 3:
         if fallback is not None and fallback.markers >= 3:
             found: PageMatrix | None = fallback
         else:
-            best = best_matrix(image, dpi, qr_corners, qr_box)
+            best = best_matrix(image, dpi, codes)
             found = None if best is None else best[0]
         pm = pm if found is None or (pm is not None and found.markers <= pm.markers) else found
     if fallback is not None and (pm is None or pm.method == "qr"):

@@ -614,13 +614,12 @@ def _read_raw(cell: np.ndarray, model: Model, *, max_value: float,
     value = float(text.replace(",", "."))
     # "05" is nobody's way of writing 5: a comma went missing (0,5). Like a value out of range, impossible as read.
     leading_zero = len(text.split(",")[0]) > 1 and text.startswith("0")
-    if leading_zero or not allowed(value, max_value, step):
+    impossible = leading_zero or not allowed(value, max_value, step)
+    if impossible and candidates:
         # The top reading is impossible; the best allowed candidate is a better guess, but only a guess.
-        if candidates:
-            best = candidates[0][0]
-            return ScoreReading(best, as_written(best), confidence, "number", candidates, whole, whole_raw), group, True
-        return ScoreReading(value, text, confidence, "number", candidates, whole, whole_raw), group, True
-    return ScoreReading(value, text, confidence, "number", candidates, whole, whole_raw), group, False
+        value = candidates[0][0]
+        text = as_written(value)
+    return ScoreReading(value, text, confidence, "number", candidates, whole, whole_raw), group, impossible
 
 
 def as_written(value: float) -> str:

@@ -37,10 +37,9 @@ LINE_PX_PER_MM = 12.0  # ~300 dpi for the id line's 8 pt monospace
 @dataclass(frozen=True)
 class Identified:
     payload: PagePayload
-    # 4x2 corners of the code read (top-left, top-right, bottom-right, bottom-left in the code's own orientation)
-    # in image pixels, and the box that code has on the page; None when identified by the id line.
-    corners: np.ndarray | None
-    box: layout.Box | None
+    # Each of the page's codes read: its 4x2 corners (top-left, top-right, bottom-right, bottom-left in the code's
+    # own orientation) in image pixels, and the box it has on the page; none when identified by the id line.
+    codes: tuple[tuple[np.ndarray, layout.Box], ...]
     how: str  # qr | qr2 | qr_fine | qr2_fine | id_line | id_line_unchecked (for the batch to confirm)
 
 
@@ -76,17 +75,20 @@ def read_codes(image: np.ndarray, *, binarize: bool = False) -> list[Code]:
     return found
 
 
-def _as_identified(code: Code, how: str) -> Identified:
-    return Identified(code.payload, code.corners, layout.qr2_box() if code.second else layout.qr_box(), how)
+def _box(code: Code) -> layout.Box:
+    return layout.qr2_box() if code.second else layout.qr_box()
 
 
 def identify(image: np.ndarray) -> Identified | None:
-    """From the codes as they are on the page (the primary preferred)."""
+    """From the codes as they are on the page (the primary preferred); both codes' corners when both are read,
+    as anchors far apart for the page's alignment."""
     codes = read_codes(image)
     if not codes:
         return None
     code = next((c for c in codes if not c.second), codes[0])
-    return _as_identified(code, "qr2" if code.second else "qr")
+    # Only this page's: an image holding two pages (an open booklet) has the other page's codes too.
+    same = [c for c in codes if c.payload == code.payload]
+    return Identified(code.payload, tuple((c.corners, _box(c)) for c in same), "qr2" if code.second else "qr")
 
 
 @lru_cache(maxsize=1)
@@ -116,7 +118,7 @@ def _fine_codes(image: np.ndarray, pm: PageMatrix) -> Identified | None:
         codes = read_smoothed(crop)
         if codes:
             corners = cv2.perspectiveTransform(codes[0].corners.reshape(-1, 1, 2), back).reshape(-1, 2)
-            return Identified(codes[0].payload, corners.astype(np.float32), box, how)
+            return Identified(codes[0].payload, ((corners.astype(np.float32), box),), how)
     return None
 
 
@@ -191,6 +193,6 @@ def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None,
             crop, _ = warp_box(v, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=pad)
             payload = read_id_line(crop, forms, sets, seen)
             if payload is not None:
-                return Identified(payload, None, None, "id_line"), pm
+                return Identified(payload, (), "id_line"), pm
     unchecked = agreed_unchecked(seen, forms, sets)
-    return (None if unchecked is None else Identified(unchecked, None, None, ID_LINE_UNCHECKED)), pm
+    return (None if unchecked is None else Identified(unchecked, (), ID_LINE_UNCHECKED)), pm

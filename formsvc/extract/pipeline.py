@@ -175,7 +175,7 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         except FormsvcError as exc:  # ZonesMissing among them
             result.error = PageError(page.file, page.number, exc.code, f"{where}: {exc.message}")
             return result, page.image
-    aligned = None if page.digital else align(page.image, page.dpi, ident.corners, ident.box, fallback)
+    aligned = None if page.digital else align(page.image, page.dpi, ident.codes, fallback)
     if not page.digital and aligned is None:
         result.error = PageError(page.file, page.number, "align_failed",
                                  f"{where}: không định vị được trang (dấu góc và mã QR bị hỏng).")
