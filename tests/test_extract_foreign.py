@@ -170,3 +170,23 @@ def test_scores_equal_to_every_maximum_are_never_taken_on_trust(scanned: bool, t
     assert len(scores) == len(cset.indicators)
     assert all(f.confidence < threshold for f in scores)
     assert doc.status == "needs_review"
+
+
+def test_scanned_table_whose_scores_miss_its_total_trusts_none_of_them(tmp_path: Path) -> None:
+    """A scanned sheet whose scores do not add up to its written total holds a misread somewhere, and nothing says
+    where (the total itself may be it): every score and the total go to a person, however sure each reading was.
+    Read as typed, every cell here is sure and right; only the total was written 5 points off."""
+    data = random_record(507)
+    data["total_declared"] = float(data["total_declared"]) + 5.0
+    pdf = get_converter().docx_to_pdf(unit_self_assessment(data))
+    [doc] = extract_files([save_scan(rasterise(pdf, 200), tmp_path / "scan.tif")]).documents
+    threshold = get_settings().review_confidence
+    assert doc.total_declared == data["total_declared"]
+    fields = [f for f in doc.fields if f.name.startswith("scores.") or f.name == "total_declared"]
+    assert len(fields) == len(data["scores"]) + 1
+    assert all(f.confidence < threshold for f in fields), [(f.name, f.confidence) for f in fields]
+    # The same sheet with its total right: its sure readings stay sure.
+    data["total_declared"] -= 5.0
+    pdf = get_converter().docx_to_pdf(unit_self_assessment(data))
+    [doc] = extract_files([save_scan(rasterise(pdf, 200), tmp_path / "right.tif")]).documents
+    assert sum(f.confidence >= threshold for f in doc.fields if f.name.startswith("scores.")) >= 8

@@ -17,6 +17,7 @@ from rapidfuzz import fuzz
 from formsvc.criteria import CriteriaRegistry, CriteriaSet
 from formsvc.extract.digits import allowed, lost_comma
 from formsvc.extract.lines import Line, page_lines, table_rows
+from formsvc.extract.parse import UNCHECKED
 from formsvc.extract.readers import document_reader
 from formsvc.extract.table_read import CellRead, PageReading, TableRead
 from formsvc.extract.types import PageText
@@ -151,10 +152,26 @@ def _doubt_maxima(cset: CriteriaSet, scores: dict[str, float | str | None],
             if f.name.startswith("scores.") else f for f in fields]
 
 
+def _doubt_unadded(scores: dict[str, float | str | None], total: float | None,
+                   fields: list[FieldProvenance]) -> list[FieldProvenance]:
+    """A scanned sheet whose scores do not add up to its written total holds a misread, and nothing says which
+    cell (the total itself may be it): none is trusted on its own reading (handwriting read at phone resolution
+    made Tesseract's four readings agree on "5" for a written 9,5, at 0.95). As on formsvc's own sheets
+    (parse.doubt_unchecked)."""
+    if total is None or not all(isinstance(v, float) or v is None for v in scores.values()):
+        return fields
+    if abs(sum(v for v in scores.values() if isinstance(v, float)) - total) < 1e-6:
+        return fields
+    return [f.model_copy(update={"confidence": min(f.confidence, UNCHECKED)})
+            if f.name.startswith("scores.") or f.name == "total_declared" else f for f in fields]
+
+
 def _record(lines: list[Line], cset: CriteriaSet, scores: dict[str, float | str | None], total: float | None,
             fields: list[FieldProvenance], *, scanned: bool = False) -> Record:
     """The record around the scores: person, unit, year from their labelled lines."""
     fields = _doubt_maxima(cset, scores, fields)
+    if scanned:
+        fields = _doubt_unadded(scores, total, fields)
     name = _label_value(lines, ("ho va ten", "ho ten"))
     unit = _label_value(lines, ("don vi", "co quan", "noi cong tac"))
     birth = _label_value(lines, ("nam sinh", "ngay sinh"))
