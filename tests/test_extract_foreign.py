@@ -190,3 +190,21 @@ def test_scanned_table_whose_scores_miss_its_total_trusts_none_of_them(tmp_path:
     pdf = get_converter().docx_to_pdf(unit_self_assessment(data))
     [doc] = extract_files([save_scan(rasterise(pdf, 200), tmp_path / "right.tif")]).documents
     assert sum(f.confidence >= threshold for f in doc.fields if f.name.startswith("scores.")) >= 8
+
+
+def test_scanned_scores_with_no_total_read_are_all_for_a_person() -> None:
+    """No total read (its page lost, or no "Tổng" row): nothing checks the cells, so none passes on Tesseract's
+    say-so alone; with a total they add up to, they keep their confidences (a blank cell counts 0)."""
+    from formsvc.extract.foreign import _doubt_unadded
+    from formsvc.records import FieldProvenance
+
+    scores: dict[str, float | str | None] = {"ct1": 9.5, "ct2": 8.0, "ct3": None}
+    fields = [FieldProvenance(name=f"scores.{k}", value=v, confidence=0.95, source="ocr") for k, v in scores.items()]
+    fields.append(FieldProvenance(name="subject.full_name", value="Hà", confidence=0.95, source="ocr"))
+    threshold = get_settings().review_confidence
+    for total in (None, 18.0):
+        out = _doubt_unadded(scores, total, fields)
+        assert all(f.confidence < threshold for f in out if f.name.startswith("scores."))
+        assert out[-1].confidence == 0.95  # the name is not a score
+    assert _doubt_unadded(scores, 17.5, fields) == fields
+    assert all(f.confidence < threshold for f in _doubt_unadded({**scores, "ct3": "x"}, 17.5, fields)[:3])

@@ -156,11 +156,11 @@ def _doubt_unadded(scores: dict[str, float | str | None], total: float | None,
                    fields: list[FieldProvenance]) -> list[FieldProvenance]:
     """A scanned sheet whose scores do not add up to its written total holds a misread, and nothing says which
     cell (the total itself may be it): none is trusted on its own reading (handwriting read at phone resolution
-    made Tesseract's four readings agree on "5" for a written 9,5, at 0.95). As on formsvc's own sheets
-    (parse.doubt_unchecked)."""
-    if total is None or not all(isinstance(v, float) or v is None for v in scores.values()):
-        return fields
-    if abs(sum(v for v in scores.values() if isinstance(v, float)) - total) < 1e-6:
+    made Tesseract's four readings agree on "5" for a written 9,5, at 0.95). Nor is any when no total was read,
+    or a score is not a number: nothing checks them then. As on formsvc's own sheets (parse.doubt_unchecked and
+    the blank-total rule). A blank cell counts 0: if it held a score, the sum misses the total."""
+    if total is not None and all(isinstance(v, float) or v is None for v in scores.values()) \
+            and abs(sum(v for v in scores.values() if isinstance(v, float)) - total) < 1e-6:
         return fields
     return [f.model_copy(update={"confidence": min(f.confidence, UNCHECKED)})
             if f.name.startswith("scores.") or f.name == "total_declared" else f for f in fields]
