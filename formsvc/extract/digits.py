@@ -52,6 +52,8 @@ SPECKLE_MAX = 2  # specks (under 4 px) in a box's ink beyond which it is dithere
 IMPOSSIBLE = 0.3  # most a reading can be trusted whose top reading the criteria do not allow
 SEPARATOR_MISSED = 0.15  # prior of a decimal comma the segmentation did not see (or saw where there was none)
 TOP_DIGITS = 3
+STRAY_SHARE = 0.3  # ink left out of a reading, as a share of its digits' ink, beyond which the reading is unsure
+STRAY_RAW = 0.05  # most raw confidence (before calibration) a reading that leaves such ink out can have
 WHOLE = "whole"  # calibration group of a comma reading's whole part (ScoreReading.whole_confidence)
 MAX_CANDIDATES = 12
 
@@ -465,7 +467,8 @@ def box_mask(cell: np.ndarray) -> np.ndarray:
     return ink_mask(cell[int(h * 0.06): int(h * 0.94), int(w * 0.04): int(w * 0.96)])
 
 
-Segments = tuple[list[np.ndarray], list[tuple[int, int]], list[np.ndarray]]
+# (one mask per digit, their x spans, the separators' component stats, the stats of ink that is neither)
+Segments = tuple[list[np.ndarray], list[tuple[int, int]], list[np.ndarray], list[np.ndarray]]
 
 
 def _bridge_streaks(mask: np.ndarray) -> np.ndarray:
@@ -519,8 +522,9 @@ def _cut_apart(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def segment(mask: np.ndarray) -> Segments | Literal["blank", "unreadable"]:
-    """A box's ink as digits, left to right: (one mask per digit, their x spans, the separators' component stats),
-    or why not. Components overlapping horizontally are one digit (a broken stroke); small low ones are commas."""
+    """A box's ink as digits, left to right: (one mask per digit, their x spans, the separators' component stats,
+    the stats of the ink that is neither), or why not. Components overlapping horizontally are one digit (a broken
+    stroke); small low ones are commas."""
     mask = _bridge_streaks(mask)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     ih = mask.shape[0]
@@ -529,7 +533,7 @@ def segment(mask: np.ndarray) -> Segments | Literal["blank", "unreadable"]:
         return "blank"
     top_s = max((s for s, _ in comps), key=lambda s: s[cv2.CC_STAT_HEIGHT])
     tallest, top = top_s[cv2.CC_STAT_HEIGHT], top_s[cv2.CC_STAT_TOP]
-    digits, seps = [], []
+    digits, seps, others = [], [], []
     for s, i in comps:
         # A comma hangs in the lower half of the digits' line, however long its tail; no digit does.
         low = s[cv2.CC_STAT_TOP] >= top + COMMA_TOP * tallest and s[cv2.CC_STAT_HEIGHT] <= COMMA_HEIGHT * tallest
@@ -537,6 +541,8 @@ def segment(mask: np.ndarray) -> Segments | Literal["blank", "unreadable"]:
             digits.append((s, i))
         elif (s[cv2.CC_STAT_HEIGHT] <= 0.4 * tallest or low) and s[cv2.CC_STAT_TOP] > ih * 0.35:
             seps.append(s)
+        else:
+            others.append(s)
     if not digits or len(digits) > 3:
         return "unreadable"
     digits.sort(key=lambda d: d[0][cv2.CC_STAT_LEFT])
@@ -550,7 +556,19 @@ def segment(mask: np.ndarray) -> Segments | Literal["blank", "unreadable"]:
         else:
             merged.append(list(ids))
             spans.append((left, right))
-    return [np.isin(labels, group).astype(np.uint8) for group in merged], spans, seps
+    return [np.isin(labels, group).astype(np.uint8) for group in merged], spans, seps, others
+
+
+def _stray(mask: np.ndarray, glyphs: list[np.ndarray], unused: list[np.ndarray]) -> bool:
+    """Whether a box holds ink its reading does not account for, at least STRAY_SHARE of the digits' own: the
+    pieces of a digit a printer's streaks cut into bits too small to be digits (a "9,5" read "9" at 1.0 with the
+    5 in four pieces and the comma left over), never a reading to trust on its own. Ink at the box's edge is the
+    frame's or a neighbour's."""
+    h, w = mask.shape
+    inside = [s for s in unused if s[cv2.CC_STAT_LEFT] > 0 and s[cv2.CC_STAT_TOP] > 0
+              and s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH] < w and s[cv2.CC_STAT_TOP] + s[cv2.CC_STAT_HEIGHT] < h]
+    stray = sum(int(s[cv2.CC_STAT_AREA]) for s in inside)
+    return stray >= STRAY_SHARE * sum(int(g.sum()) for g in glyphs)
 
 
 def box_glyphs(cell: np.ndarray) -> list[np.ndarray] | None:
@@ -595,7 +613,7 @@ def _read_raw(cell: np.ndarray, model: Model, *, max_value: float,
     seg = segment(mask)
     if isinstance(seg, str):
         return ScoreReading(None, "", 0.97 if seg == "blank" else 0.2, seg), None, False
-    masks, spans, seps = seg
+    masks, spans, seps, others = seg
     glyphs = _classify_glyphs(masks, model.cnn)
     confidence = _confidence(glyphs)
     ys, xs = np.nonzero(mask)
@@ -609,6 +627,8 @@ def _read_raw(cell: np.ndarray, model: Model, *, max_value: float,
         cut = sum(1 for a, _ in spans if a < sep_between[0][cv2.CC_STAT_LEFT])
         text = "".join(chars[:cut]) + "," + "".join(chars[cut:])
     candidates = _candidates(glyphs, cut, max_value, step)
+    if _stray(mask, masks, [s for s in seps if not (cut and s is sep_between[0])] + others):
+        confidence = min(confidence, STRAY_RAW)
     whole = float("".join(chars[:cut])) if cut else None
     whole_raw = _confidence(_Glyphs(glyphs.probs[:cut])) if cut else 0.0
     value = float(text.replace(",", "."))

@@ -116,14 +116,16 @@ def with_whole(r: FieldRead, value: float | str | None, confidence: float, max_p
 
 
 def allowed_reading(r: FieldRead, value: float | str | None, max_points: float, step: float) -> float | None:
-    """For a reading the criteria do not allow, the nearest one they do: the readers' best allowed candidate, or
-    the digit after a written comma misread ("9,8" or "63,6" in half points was "9,5", "63,5"), or the decimal
-    comma OCR dropped ("45" where at most 10 is allowed was "4,5"). None when there is none."""
+    """For a reading the criteria do not allow, the nearest one they do: the digit after a written comma misread
+    ("9,8" or "63,6" in half points was "9,5", "63,5"), or the readers' best allowed candidate, or the decimal
+    comma OCR dropped ("45" where at most 10 is allowed was "4,5"). None when there is none. The comma first: a
+    candidate the criteria allow is then one without the comma the box shows ("74,6" offered 74 at 0.002, and a
+    box that had lost its own half made the sum agree with it: two misreads trusted)."""
+    if (half := comma_digit(r.text, max_points, step)) is not None:
+        return half
     allowed = [v for v, _ in r.candidates if plausible(v, max_points, step)]
     if allowed:
         return allowed[0]
-    if (half := comma_digit(r.text, max_points, step)) is not None:
-        return half
     return lost_comma(value, max_points, step) if isinstance(value, float) else None
 
 
