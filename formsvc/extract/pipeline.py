@@ -214,7 +214,8 @@ def _confirms(doc: dict[int, PageFields], payload: PagePayload) -> bool:
 def _own_unidentified(page: Page, where: str) -> PageError:
     return PageError(page.file, page.number, "own_page_unidentified",
                      f"{where}: trang biểu mẫu của formsvc nhưng cả hai mã QR và dòng mã phiếu in ở lề dưới đều không "
-                     "đọc được (bị gấp, bẩn hoặc đóng dấu đè); hãy quét lại trang này rõ hơn.")
+                     "đọc được (bị gấp, bẩn, đóng dấu đè hoặc nằm ngoài ảnh); hãy quét hoặc chụp lại trang này rõ "
+                     "hơn, đặt trang thẳng và thấy đủ cả bốn góc.")
 
 
 def count_pages(paths: Sequence[Path]) -> int:
