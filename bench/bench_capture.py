@@ -35,7 +35,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["OMP_THREAD_LIMIT"] = "1"
 
-from fixtures.captures import booklet, colour_with_seals, phone_photo
+from fixtures.captures import booklet, colour_with_seals, phone_photo, skewed
 from fixtures.scans import handwritten_record, random_record, rasterise, write_by_hand
 from formsvc.extract.pipeline import ExtractionResult, read_files
 from formsvc.records import Record
@@ -95,7 +95,7 @@ def print_scan(seed: int) -> Callable[[np.ndarray], np.ndarray]:
     rng = np.random.default_rng(seed)
 
     def run(img: np.ndarray) -> np.ndarray:
-        return _rotate(aug(img), float(rng.uniform(-2.0, 2.0)))
+        return skewed(aug(img), float(rng.uniform(-2.0, 2.0)))
 
     return run
 
@@ -112,12 +112,6 @@ def harsh(seed: int) -> Callable[[np.ndarray], np.ndarray]:
                                       reflected_light_external_radius_range=(0.1, 0.25), p=1.0)],
     }, seed)
     return aug
-
-
-def _rotate(img: np.ndarray, deg: float) -> np.ndarray:
-    h, w = img.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
-    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
 
 
 # ---- one condition --------------------------------------------------------------------------------------------
@@ -226,7 +220,7 @@ def main() -> None:
     # A sheet laid askew on a flatbed, 2-6 degrees either way: from ~4 degrees the glass cuts the corner markers off.
     skew = np.random.default_rng(o + 2)
     conditions["hw_skewed_scan"] = (hand_truth, files_of(hand_pages, lambda n, p: [
-        _rotate(x, float(skew.choice([-1, 1]) * skew.uniform(2, 6))) for x in p]))
+        skewed(x, float(skew.choice([-1, 1]) * skew.uniform(2, 6))) for x in p]))
     # Handwriting as a messaging app forwards a phone photo of it (the commonest capture a unit sends): ~100 dpi.
     hw_rng = np.random.default_rng(o + 1)
     conditions["hw_phone_lowres"] = (hand_truth, files_of(hand_pages, lambda n, p: [phone_photo(x, hw_rng) for x in p]))

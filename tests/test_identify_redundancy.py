@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fixtures.captures import skewed
 from fixtures.scans import random_record, rasterise, save_scan
 from formsvc import layout
 from formsvc.extract.identify import (
@@ -310,14 +311,6 @@ def test_a_marker_on_a_dark_photocopy_is_found_once_the_light_is_evened_out() ->
     assert before == [[]] * len(before) and evened == [1]  # the top-right marker's id
 
 
-def _skewed_on_flatbed(img: np.ndarray, degrees: float) -> np.ndarray:
-    """A sheet laid askew on a flatbed: the scan is the glass's A4, so the sheet's corners (and the markers in
-    them) fall outside it."""
-    h, w = img.shape
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
-
-
 @pytest.mark.parametrize("degrees", [5.0, -5.5])
 def test_skewed_scan_with_every_marker_cut_off_reads_every_score(form: tuple[dict[str, Any], list[np.ndarray]],
                                                                  tmp_path: Path, degrees: float) -> None:
@@ -328,18 +321,18 @@ def test_skewed_scan_with_every_marker_cut_off_reads_every_score(form: tuple[dic
     from formsvc.extract.align import align, detect_markers
 
     data, pages = form
-    skewed = [_skewed_on_flatbed(p, degrees) for p in pages]
-    assert detect_markers(skewed[0]) == [] and detect_markers(skewed[1]) == []
-    ident = identify(skewed[0])
+    turned = [skewed(p, degrees) for p in pages]
+    assert detect_markers(turned[0]) == [] and detect_markers(turned[1]) == []
+    ident = identify(turned[0])
     assert ident is not None and len(ident.codes) == 1
-    aligned = align(skewed[0], DPI, ident.codes)
+    aligned = align(turned[0], DPI, ident.codes)
     assert aligned is not None and aligned.method == "qr"
     # The aligned page is the upright one far from the code too: its print lies within 1 mm of the original's.
     far = (slice(round(layout.mm_to_px(40, DPI)), round(layout.mm_to_px(120, DPI))),
            slice(round(layout.mm_to_px(20, DPI)), round(layout.mm_to_px(100, DPI))))
     (dx, dy), _ = cv2.phaseCorrelate(aligned.image[far].astype(np.float64), pages[0][far].astype(np.float64))
     assert np.hypot(dx, dy) < layout.mm_to_px(1.0, DPI), (dx, dy)
-    result = extract_files([save_scan(skewed, tmp_path / "skewed.tif", DPI)])
+    result = extract_files([save_scan(turned, tmp_path / "skewed.tif", DPI)])
     assert result.errors == []
     [doc] = result.documents
     assert doc.scores == data["scores"]

@@ -203,7 +203,7 @@ def best_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray,
 def align(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray, layout.Box]] = (),
           fallback: PageMatrix | None = None) -> Aligned | None:
     """The upright page; `fallback` (a matrix found from markers on a mended copy, or from just two) when only
-    the code's four corners or nothing is found on the page as it is. Fewer than three markers on the page as
+    the codes' corners or nothing is found on the page as it is. Fewer than three markers on the page as
     it is: the mended copies are searched before the code's corners are trusted (a fallback resting on three or
     more markers is that search's answer already: identify_own_page made it over the same copies)."""
     pm = page_matrix(image, dpi, codes)

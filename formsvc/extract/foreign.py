@@ -17,7 +17,7 @@ from rapidfuzz import fuzz
 from formsvc.criteria import CriteriaRegistry, CriteriaSet
 from formsvc.extract.digits import allowed, lost_comma
 from formsvc.extract.lines import Line, page_lines, table_rows
-from formsvc.extract.parse import UNCHECKED
+from formsvc.extract.parse import UNCHECKED, adds_up
 from formsvc.extract.readers import document_reader
 from formsvc.extract.table_read import CellRead, PageReading, TableRead
 from formsvc.extract.types import PageText
@@ -158,9 +158,8 @@ def _doubt_unadded(scores: dict[str, float | str | None], total: float | None,
     cell (the total itself may be it): none is trusted on its own reading (handwriting read at phone resolution
     made Tesseract's four readings agree on "5" for a written 9,5, at 0.95). Nor is any when no total was read,
     or a score is not a number: nothing checks them then. As on formsvc's own sheets (parse.doubt_unchecked and
-    the blank-total rule). A blank cell counts 0: if it held a score, the sum misses the total."""
-    if total is not None and all(isinstance(v, float) or v is None for v in scores.values()) \
-            and abs(sum(v for v in scores.values() if isinstance(v, float)) - total) < 1e-6:
+    the blank-total rule)."""
+    if adds_up(scores.values(), total):
         return fields
     return [f.model_copy(update={"confidence": min(f.confidence, UNCHECKED)})
             if f.name.startswith("scores.") or f.name == "total_declared" else f for f in fields]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz, process
@@ -246,15 +247,22 @@ def _field_sure(fields: list[ScoreBox], chosen: list[float], threshold: float) -
     return field_sure(readings[:-1], readings[-1], threshold, chosen)
 
 
+def adds_up(values: Iterable[float | str | None], total: float | str | None) -> bool:
+    """Whether scores add up to a numeric total, a blank counting 0 (if it held a score, the sum misses the total);
+    never when a score or the total is not a number."""
+    read = list(values)
+    return isinstance(total, float) and all(isinstance(v, float) or v is None for v in read) \
+        and abs(sum(v for v in read if isinstance(v, float)) - total) < 1e-6
+
+
 def doubt_unchecked(boxes: list[ScoreBox], total: float | str | None, reads: dict[str, FieldRead]) -> list[ScoreBox]:
     """When no choice of readings agrees with the declared total, the sheet holds a misread (or the writer's own
-    sum is wrong) and nothing says which handwritten box it is: none of them can be trusted on its own reading."""
+    sum is wrong) and nothing says which handwritten box it is: none of them can be trusted on its own reading.
+    A total or box that is not a number has its own finding: left as it is."""
     read = [b.value for b in boxes]
     if not isinstance(total, float) or not all(isinstance(v, float) or v is None for v in read):
         return boxes
-    if abs(sum(v for v in read if isinstance(v, float)) - total) < 1e-6:
-        return boxes
-    return handwriting_unchecked(boxes, reads)
+    return boxes if adds_up(read, total) else handwriting_unchecked(boxes, reads)
 
 
 def handwriting_unchecked(boxes: list[ScoreBox], reads: dict[str, FieldRead]) -> list[ScoreBox]:
