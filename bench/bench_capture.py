@@ -56,6 +56,7 @@ class Stats:
     accepted: int = 0
     pages: int = 0
     pages_identified: int = 0
+    pages_placed: int = 0  # of those, placed by the pages around them (no identity readable on the page itself)
     names: int = 0
     names_ok: int = 0
     silent: int = 0
@@ -245,9 +246,11 @@ def main() -> None:
             result, read = read_as_service(files, args.jobs, None if args.no_roster else truths)
             stats.seconds = time.perf_counter() - started
             own = [d for d in result.documents if "doc" in d.extra]
-            missing = sum(len(r.message.split("/")[0].split(",")) for d in own for r in (d.result.reasons if d.result
-                          else []) if r.code == "pages_missing")
-            stats.pages_identified = sum(int(d.extra.get("pages", 0)) for d in own) - missing
+            listed = {code: sum(len(r.message.split("/")[0].split(",")) for d in own
+                                for r in (d.result.reasons if d.result else []) if r.code == code)
+                      for code in ("pages_missing", "pages_placed")}
+            stats.pages_identified = sum(int(d.extra.get("pages", 0)) for d in own) - listed["pages_missing"]
+            stats.pages_placed = listed["pages_placed"]
             stats.notes += [f"{e.code}: {e.message}" for e in result.errors]
             score(stats, truths, result.documents, threshold, read)
             # Bare Tesseract on the same pages, one page after the other (the baseline the issue names).
@@ -271,6 +274,10 @@ def main() -> None:
         print(f"{name:<20} {s.boxes_ok / s.boxes:>12.1%} {s.accepted:>4}/{s.records:<4} "
               f"{s.pages_identified:>5}/{s.pages:<4} {s.names_ok / s.names:>7.0%} {s.silent:>6} "
               f"{s.pages / s.seconds * 60:>9.0f} {s.seconds / s.bare_seconds:>7.2f}")
+    for name, s in results.items():
+        if s.pages_placed:
+            print(f"  {name}: {s.pages_placed} of the pages identified were placed by the pages around them "
+                  "(codes and id line unreadable; every value on them for a person)")
     for name, s in results.items():
         for note in s.notes[:12]:
             print(f"  {name}: {note}")

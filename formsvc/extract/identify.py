@@ -92,7 +92,8 @@ def identify(image: np.ndarray) -> Identified | None:
 
 
 @lru_cache(maxsize=1)
-def _known() -> tuple[tuple[str, ...], tuple[str, ...]]:
+def known_ids() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Ids of every known form and criteria set: what an OCR'd id line's form and set fields may be."""
     from formsvc.criteria import default_registry
     from formsvc.forms import list_forms
 
@@ -154,10 +155,16 @@ def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable
 
 def agreed_unchecked(readings: Iterable[str], forms: Iterable[str], criteria_sets: Iterable[str]
                      ) -> PagePayload | None:
-    """The id line's fields as most readings read them, the check digits left aside (a fold or a stain over them):
-    field by field, the value UNCHECKED_AGREE readings or more agree on and more than every other reading of that
-    field together (the same slip recurs across variants of one crop: a 0 read 9 three times in sixteen). Still
-    unconfirmed (payload.unchecked_payload)."""
+    """The payload of the id line's agreed fields (agreed_fields), when they make one. Still unconfirmed
+    (payload.unchecked_payload)."""
+    return unchecked_payload(agreed_fields(readings, forms, criteria_sets))
+
+
+def agreed_fields(readings: Iterable[str], forms: Iterable[str], criteria_sets: Iterable[str]) -> list[str | None]:
+    """The id line's seven fields as most readings read them, the check digits left aside (a fold or a stain over
+    them): field by field, the value UNCHECKED_AGREE readings or more agree on and more than every other reading of
+    that field together (the same slip recurs across variants of one crop: a 0 read 9 three times in sixteen);
+    None where no value is agreed."""
     forms, criteria_sets = list(forms), list(criteria_sets)
     votes: list[Counter[str]] = [Counter() for _ in range(7)]
     for text in readings:
@@ -169,25 +176,26 @@ def agreed_unchecked(readings: Iterable[str], forms: Iterable[str], criteria_set
         best = counter.most_common(1)
         n = best[0][1] if best else 0
         agreed.append(best[0][0] if n >= UNCHECKED_AGREE and n > counter.total() - n else None)
-    return unchecked_payload(agreed)
+    return agreed
 
 
-def identify_own_page(image: np.ndarray, dpi: float) -> tuple[Identified | None, PageMatrix | None]:
+def identify_own_page(image: np.ndarray, dpi: float, seen: list[str] | None = None
+                      ) -> tuple[Identified | None, PageMatrix | None]:
     """For a page whose codes did not decode: its markers (on the page as it is or on a mended copy, whichever
     shows most of them) say whether it is formsvc's at all (the matrix, or None); if so, the codes at a finer
-    resolution, then the printed id line."""
+    resolution, then the printed id line. Every reading of the id line is added to `seen`."""
     best = best_matrix(image, dpi, min_markers=2)
     if best is None:
         return None, None
     pm, view = best
     views = [image] if view is image else [image, view]
-    forms, sets = _known()
+    forms, sets = known_ids()
     for v in views:
         found = _fine_codes(v, pm)
         if found is not None:
             return found, pm
     # Tight first; then taller, for a line a fold or a curl has lifted off its place.
-    seen: list[str] = []
+    seen = [] if seen is None else seen
     for pad in (0.0, 2.5):
         for v in views:
             crop, _ = warp_box(v, pm, layout.id_line_box(), LINE_PX_PER_MM, pad_mm=pad)

@@ -66,6 +66,7 @@ def _team_scores(values: dict[str, FieldRead], page_of: dict[str, int]
 class PageFields:
     payload: PagePayload
     reads: list[FieldRead]
+    placed: bool = False  # identified by its place in its file only (placement): nothing on it is trusted
 
 
 def clean(text: str) -> str:
@@ -282,6 +283,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         for r in pf.reads:
             values[r.name] = r
             page_of[r.name] = pf.payload.page
+    placed = sorted(pf.payload.page for pf in pages if pf.placed)
     unit_scores: dict[str, float | str | None] = {}
     team_scored = _team_scored(first.form)
     if team_scored:
@@ -293,6 +295,8 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         r = values.get(name)
         # Alternatives only for a box in doubt, the value taken first (the total may have chosen another than the
         # reader's best), and only as many as a reviewer picks with one key.
+        if page_of.get(name, 0) in placed:
+            confidence = min(confidence, UNCHECKED)
         choices = None
         if candidates and confidence < threshold:
             ranked = [v for v, _ in candidates]
@@ -353,6 +357,9 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         # degraded boxes, and on harsh captures 2-3 % of the boxes read surely are wrong (a pale half of "5,5" lost
         # to glare, read "5" at 1.0).
         boxes = handwriting_unchecked(boxes, values)
+    if any(page_of.get(name, 0) in placed for name in [*(b.name for b in boxes), "total_declared"]):
+        # A page that may be another copy's holds part of the sum: the sum confirms nothing.
+        boxes = handwriting_unchecked(boxes, values)
     for box in boxes:
         scores[box.name.split(".", 1)[1]] = box.value
         prov(box.name, box.value, box.confidence, candidates=box.candidates)
@@ -386,6 +393,13 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         extra_reasons.append(Reason(
             code="pages_missing", field="fields", severity="review",
             message=f"Thiếu trang {', '.join(map(str, missing_pages))} / {first.pages} của phiếu.",
+        ))
+    if placed:
+        extra_reasons.append(Reason(
+            code="pages_placed", field="fields", severity="review",
+            message=f"Trang {', '.join(map(str, placed))} / {first.pages} không đọc được mã phiếu; đã xếp vào phiếu "
+                    "này theo thứ tự trang trong tệp. Hãy xem trang đó đúng là của người này, rồi kiểm tra mọi ô "
+                    "trên trang.",
         ))
     record = Record(
         form=first.form, criteria_set=first.criteria_set or "", year=year,

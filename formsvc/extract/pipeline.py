@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,16 +23,18 @@ import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image
 
+from formsvc import layout
 from formsvc.criteria import CriteriaRegistry, default_registry
 from formsvc.criteria.store import read_ref
 from formsvc.errors import FormsvcError
 from formsvc.extract import minutes as _minutes  # noqa: F401  (registers the minutes reader)
-from formsvc.extract.align import align
+from formsvc.extract.align import PageMatrix, align
 from formsvc.extract.foreign import classify_page
-from formsvc.extract.identify import ID_LINE_UNCHECKED, identify, identify_own_page
+from formsvc.extract.identify import ID_LINE_UNCHECKED, identify, identify_own_page, known_ids
 from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
 from formsvc.extract.pages import Page, frame_count, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
+from formsvc.extract.placement import Neighbour, Orphan, place
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
 from formsvc.extract.readers import reader_for
 from formsvc.extract.table_grid import PageTables, find_tables
@@ -74,6 +77,9 @@ class PageResult:
     # Identified by an id line whose check digits were unreadable: read, but kept only if a page identified for
     # certain names the same document (read_files); otherwise this error is reported.
     unconfirmed: PageError | None = None
+    # formsvc's markers but no identity (`error` says so): kept whole for read_files to place by its neighbours.
+    orphan: Orphan | None = None
+    placed: bool = False  # identified by its place in its file (placement.place), not by anything printed on it
 
 
 def page_text(page: Page, image: np.ndarray | None = None) -> PageText:
@@ -124,9 +130,11 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
     fallback = None
     if ident is None:
         # No code decoded as the page is: formsvc's markers say whether it is an own page all the same.
-        ident, fallback = identify_own_page(page.image, page.dpi)
+        seen: list[str] = []
+        ident, fallback = identify_own_page(page.image, page.dpi, seen)
         if ident is None and fallback is not None:
             result.error = _own_unidentified(page, where)
+            result.orphan = Orphan(page, fallback, seen)
             return result, page.image
         if ident is not None and ident.how == ID_LINE_UNCHECKED:
             result.unconfirmed = _own_unidentified(page, where)
@@ -157,6 +165,14 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         return result, page.image
     # A bare set id on a form printed before its set had stored versions means the data files' version.
     payload = replace(ident.payload, criteria_set=read_ref(default_registry(), ident.payload.criteria_set))
+    return _read_identified(page, payload, result, ident.codes, fallback)
+
+
+def _read_identified(page: Page, payload: PagePayload, result: PageResult,
+                     codes: Sequence[tuple[np.ndarray, layout.Box]] = (), fallback: PageMatrix | None = None
+                     ) -> tuple[PageResult, np.ndarray]:
+    """`result` for `page` read as `payload` says (its criteria set resolved), aligned by `codes` and markers."""
+    where = f"{page.file}, trang {page.number}"
     form = find_form(payload.form)
     if form is None or payload.template_version not in form.released_versions() or form.reader == "none":
         result.error = PageError(page.file, page.number, "form_unknown",
@@ -175,7 +191,7 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         except FormsvcError as exc:  # ZonesMissing among them
             result.error = PageError(page.file, page.number, exc.code, f"{where}: {exc.message}")
             return result, page.image
-    aligned = None if page.digital else align(page.image, page.dpi, ident.codes, fallback)
+    aligned = None if page.digital else align(page.image, page.dpi, codes, fallback)
     if not page.digital and aligned is None:
         result.error = PageError(page.file, page.number, "align_failed",
                                  f"{where}: không định vị được trang (dấu góc và mã QR bị hỏng).")
@@ -199,6 +215,23 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         luma = None if page.luma is None else aligned.warp(page.luma)
         result.reads = read_scanned(zones, image, page.dpi, luma)
     return result, image
+
+
+def _placed(res: PageResult, before: Neighbour | None, after: Neighbour | None, keep_image: bool) -> PageResult:
+    """The orphan page `res` read as the page its neighbours place it as; without a place (or if it cannot be read
+    so), `res` itself: its error stands."""
+    assert res.orphan is not None
+    orphan, res.orphan = res.orphan, None  # the page's pixels are not kept past this
+    payload = place(orphan, before, after, *known_ids())
+    if payload is None:
+        return res
+    again, image = _read_identified(orphan.page, payload, PageResult(res.file, res.number), (), orphan.matrix)
+    if again.error is not None or again.payload is None:
+        return res
+    again.placed, again.error = True, res.error  # the error is reported if the place is taken after all
+    if keep_image:
+        again.image = _jpeg(image)
+    return again
 
 
 def _confirms(doc: dict[int, PageFields], payload: PagePayload) -> bool:
@@ -294,12 +327,15 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
     # file they came from and their kind.
     foreign: dict[str, tuple[str, str, list[PageText]]] = {}
     held: list[PageResult] = []  # pages identified by an unchecked id line, for the batch to confirm
+    placed: list[PageResult] = []  # pages placed by their neighbours, kept if their copy still lacks them at the end
+    orphan: tuple[PageResult, Neighbour | None] | None = None  # waiting for the page after it
+    before: Neighbour | None = None  # the last page, when it was identified for certain
     images: dict[str, dict[int, str]] = {}
     total = count_pages(paths) if progress else 0
 
     def keep(doc: dict[int, PageFields], res: PageResult) -> None:
         assert res.payload is not None
-        doc[res.payload.page] = PageFields(res.payload, res.reads)
+        doc[res.payload.page] = PageFields(res.payload, res.reads, placed=res.placed)
         if page_sink is not None and res.image:
             images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
 
@@ -307,6 +343,12 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
         done += 1
         if progress:
             progress(done, max(total, done))
+        certain = None if res.error or res.unconfirmed or res.payload is None \
+            else Neighbour(res.file, res.number, res.payload)
+        if orphan is not None:
+            placed.append(_placed(*orphan, certain, page_sink is not None))
+        orphan = None if res.orphan is None else (res, before)
+        before = certain
         if res.text is not None:
             # formsvc's own minutes group by their printed copy (QR), like every own form; others by file.
             own = res.text.payload if isinstance(res.text, PageReading) else None
@@ -317,7 +359,7 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
                 bucket[own.page if own else len(bucket) + 1] = page_sink(res.image)
             continue
         if res.error is not None or res.payload is None:
-            if res.error:
+            if res.error and res.orphan is None:
                 out.errors.append(res.error)
             continue
         if res.unconfirmed is not None:
@@ -332,6 +374,8 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
                                         "đã có (quét trùng); bỏ qua bản sau."))
             continue
         keep(doc, res)
+    if orphan is not None:
+        placed.append(_placed(*orphan, None, page_sink is not None))
     for res in held:
         assert res.payload is not None and res.unconfirmed is not None
         doc = docs.get(res.payload.doc, {})
@@ -339,6 +383,15 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
             out.errors.append(res.unconfirmed)
             continue
         keep(doc, res)
+    wanted = Counter((r.payload.doc, r.payload.page) for r in placed if r.payload is not None)
+    for res in placed:
+        # Its copy got the page for certain meanwhile, or two pages want one place: the page stays unidentified.
+        if res.payload is None or res.payload.page in docs.get(res.payload.doc, {}) \
+                or wanted[res.payload.doc, res.payload.page] > 1:
+            assert res.error is not None
+            out.errors.append(res.error)
+            continue
+        keep(docs[res.payload.doc], res)
     for doc_id in order:
         pages = list(docs[doc_id].values())
         expected = pages[0].payload.pages
