@@ -140,3 +140,10 @@ def test_a_page_with_no_identity_after_its_first_page_is_read_for_a_person(
     [doc] = twice.documents
     assert doc.result is not None and not any(r.code == "pages_placed" for r in doc.result.reasons)
     assert doc.status == "valid", doc.result.reasons
+    # The same sheet scanned twice, page 2 lost both times: two pages want one place, neither takes it.
+    again = save_scan([pages[0], lost], tmp_path / "again.pdf", DPI)
+    both = extract_files([tmp_path / "stack.pdf", again])
+    assert sorted(e.code for e in both.errors) == ["own_page_unidentified", "own_page_unidentified", "page_duplicate"]
+    [doc] = both.documents
+    assert doc.result is not None and [r.code for r in doc.result.reasons if r.code.startswith("pages_")] == [
+        "pages_missing"]
