@@ -45,14 +45,18 @@ def test_a_page_continues_the_copy_before_it_or_precedes_the_copy_after_it() -> 
     assert place(_orphan(), _at(1, 1), None, FORMS, SETS) == replace(P1, page=2)
     assert place(_orphan(), None, _at(3, 3), FORMS, SETS) == replace(P1, page=2)
     assert place(_orphan(), _at(1, 1), _at(3, 3), FORMS, SETS) == replace(P1, page=2)  # both say the same
+    # Photographed page by page, one file each: the last page of the file before, the first of the file after.
+    assert place(_orphan("b.jpg", 1), _at(1, 1, file="a.jpg"), None, FORMS, SETS) == replace(P1, page=2)
+    assert place(_orphan("b.jpg", 1), None, _at(1, 3, file="c.jpg"), FORMS, SETS) == replace(P1, page=2)
 
 
 @pytest.mark.parametrize("before,after", [
     (None, None),  # nothing around it
     (_at(1, 3), None),  # the copy before it has no page after its last
     (None, _at(3, 1)),  # nor one before its first
-    (_at(1, 1, file="b.pdf"), None),  # another file
+    (_at(1, 1, file="b.pdf"), None),  # another file's page, and this page is not its own file's first
     (_at(0, 1), None),  # not right before it
+    (None, _at(3, 3, file="b.pdf")),  # another file's page after it, but not that file's first
     (_at(1, 1), _at(3, 3, payload=replace(P1, doc="90913a2cc8"))),  # the two neighbours say different things
 ])
 def test_no_place_without_one_clear_neighbour(before: Neighbour | None, after: Neighbour | None) -> None:
@@ -131,6 +135,14 @@ def test_a_page_with_no_identity_after_its_first_page_is_read_for_a_person(
     assert [r.code for r in doc.result.reasons if r.code.startswith("pages_")] == ["pages_placed"]
     on_page_2 = [f for f in doc.fields if f.page == 2]
     assert on_page_2 and all(f.confidence <= UNCHECKED for f in on_page_2)
+
+    # Photographed page by page, one file each: the same.
+    photos = []
+    for name, img in (("1.jpg", pages[0]), ("2.jpg", lost)):
+        cv2.imwrite(str(tmp_path / name), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        photos.append(tmp_path / name)
+    by_photo = extract_files(photos)
+    assert by_photo.errors == [] and [d.scores for d in by_photo.documents] == [data["scores"]]
 
     # Alone, or once its copy's page 2 came for certain, it is reported as before and nothing of it is read.
     alone = extract_files([save_scan([lost], tmp_path / "alone.pdf", DPI)])

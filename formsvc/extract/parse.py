@@ -66,7 +66,7 @@ def _team_scores(values: dict[str, FieldRead], page_of: dict[str, int]
 class PageFields:
     payload: PagePayload
     reads: list[FieldRead]
-    placed: bool = False  # identified by its place in its file only (placement): nothing on it is trusted
+    placed: bool = False  # identified by its place in the upload only (placement): nothing on it is trusted
 
 
 def clean(text: str) -> str:
@@ -398,7 +398,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         extra_reasons.append(Reason(
             code="pages_placed", field="fields", severity="review",
             message=f"Trang {', '.join(map(str, placed))} / {first.pages} không đọc được mã phiếu; đã xếp vào phiếu "
-                    "này theo thứ tự trang trong tệp. Hãy xem trang đó đúng là của người này, rồi kiểm tra mọi ô "
+                    "này theo thứ tự các trang tải lên. Hãy xem trang đó đúng là của người này, rồi kiểm tra mọi ô "
                     "trên trang.",
         ))
     record = Record(

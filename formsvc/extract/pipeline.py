@@ -79,7 +79,7 @@ class PageResult:
     unconfirmed: PageError | None = None
     # formsvc's markers but no identity (`error` says so): kept whole for read_files to place by its neighbours.
     orphan: Orphan | None = None
-    placed: bool = False  # identified by its place in its file (placement.place), not by anything printed on it
+    placed: bool = False  # identified by its place in the upload (placement.place), not by anything printed on it
 
 
 def page_text(page: Page, image: np.ndarray | None = None) -> PageText:

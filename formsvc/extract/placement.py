@@ -1,10 +1,11 @@
-"""Placing a formsvc page that carries no readable identity by where it lies in its file.
+"""Placing a formsvc page that carries no readable identity by where it lies in its upload.
 
 A page can keep its corner markers (so it is formsvc's, and can be aligned) while both codes and the printed id
-line are lost to a fold, a streak or a stain. A clerk who scans a stack sheet after sheet puts each copy's pages
-together, so such a page most likely continues the copy whose page lies right before it in the same file (or
-precedes the one right after it). That is what a person would assume, and only an assumption: the page is read,
-but every value on it goes to a person (parse.build_record, `placed`), with a reason saying why.
+line are lost to a fold, a streak or a stain. A clerk who scans a stack sheet after sheet, or photographs a sheet
+page after page, puts each copy's pages together, so such a page most likely continues the copy whose page comes
+right before it in the upload (or precedes the one right after it): the page before it in its file, or the last
+page of the file before when it is its file's first. That is what a person would assume, and only an assumption:
+the page is read, but every value on it goes to a person (parse.build_record, `placed`), with a reason saying why.
 
 Never placed: a page whose neighbours point to two different places, a place the copy already has (a certain page
 wins, wherever in the batch it comes), two unidentified pages wanting one place, or a page whose id line, as far
@@ -45,14 +46,15 @@ class Neighbour:
 
 def place(orphan: Orphan, before: Neighbour | None, after: Neighbour | None, forms: Iterable[str],
           criteria_sets: Iterable[str]) -> PagePayload | None:
-    """The page `orphan` most likely is, from the certain pages right before and after it in its file; None when
+    """The page `orphan` most likely is, from the pages read right before and after it (files are read one after
+    the other, so a page of another file before it was that file's last), when identified for certain; None when
     they say nothing, disagree, or its id line's agreed fields name something else."""
-    file, number = orphan.page.file, orphan.page.number
+    here = (orphan.page.file, orphan.page.number)
     places: set[PagePayload] = set()
-    if before is not None and (before.file, before.number) == (file, number - 1) \
+    if before is not None and _next((before.file, before.number), here) \
             and before.payload.page < before.payload.pages:
         places.add(replace(before.payload, page=before.payload.page + 1))
-    if after is not None and (after.file, after.number) == (file, number + 1) and after.payload.page > 1:
+    if after is not None and _next(here, (after.file, after.number)) and after.payload.page > 1:
         places.add(replace(after.payload, page=after.payload.page - 1))
     if len(places) != 1:
         return None
@@ -67,3 +69,9 @@ def contradicts(seen: Iterable[str], payload: PagePayload, forms: Iterable[str],
     agreed = agreed_fields(seen, forms, criteria_sets)
     printed = payload.encode().split("|")[1:8]
     return any(agreed[i] is not None and agreed[i] != printed[i] for i in _COMPARED)
+
+
+def _next(first: tuple[str, int], second: tuple[str, int]) -> bool:
+    """Whether page `second` (file, number) comes right after `first`, the two read one after the other: the next
+    page of the same file, or the first page of another file (a page the reader dropped in between breaks it)."""
+    return second[1] == first[1] + 1 if second[0] == first[0] else second[1] == 1
