@@ -339,3 +339,46 @@ def test_skewed_scan_with_every_marker_cut_off_reads_every_score(form: tuple[dic
     [doc] = result.documents
     assert doc.scores == data["scores"]
     assert doc.total_declared == data["total_declared"]
+
+
+def _mottled(img: np.ndarray, seed: int = 1) -> np.ndarray:
+    """Half the page under dark blobs a few millimetres across, as a harsh copy's bleed-through and mottle leave
+    it: every marker's square is broken into the blobs around it (ArUco finds none, mended or not)."""
+    noise = cv2.GaussianBlur(np.random.default_rng(seed).random(img.shape).astype(np.float32), (0, 0), 7)
+    return np.minimum(img, np.where(noise < np.quantile(noise, 0.5), 70, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("turns", [0, 1])
+def test_markers_a_mottled_copy_hides_from_aruco_are_found_by_their_patterns(
+        form: tuple[dict[str, Any], list[np.ndarray]], tmp_path: Path, turns: int) -> None:
+    """A harsh copy mottled all over: no marker on any copy ArUco is shown, so the page was 'not formsvc's' and
+    lost. Correlating the four known patterns in the corners, in one agreed orientation, frames it as ArUco frames
+    the clean page; the page is then formsvc's, and placed beside its first page if nothing else identifies it."""
+    from formsvc.extract.align import best_matrix, detect_markers, matched_matrix, mended_views, page_matrix
+
+    _, pages = form
+    mottled = np.ascontiguousarray(np.rot90(_mottled(pages[1]), turns))
+    assert all(len(detect_markers(v)) < 2 for v in (mottled, *mended_views(mottled)))
+    matched = matched_matrix(mottled, DPI)
+    clean = page_matrix(np.ascontiguousarray(np.rot90(pages[1], turns)), DPI)
+    assert matched is not None and clean is not None and matched.markers == 4
+    corners = np.array([[[0, 0]], [[1600, 0]], [[1600, 2300]], [[0, 2300]]], np.float32)
+    gap = cv2.perspectiveTransform(corners, matched.matrix) - cv2.perspectiveTransform(corners, clean.matrix)
+    assert np.abs(gap).max() < layout.mm_to_px(0.5, DPI)
+    assert best_matrix(mottled, DPI, min_markers=2) is not None
+    result = extract_files([save_scan([pages[0], mottled], tmp_path / "mottled.tif", DPI)])
+    assert result.errors == []
+    [doc] = result.documents
+    assert doc.result is not None and not any(r.code == "pages_missing" for r in doc.result.reasons)
+
+
+def test_no_markers_are_matched_on_pages_that_have_none(tmp_path: Path) -> None:
+    """Another unit's typed table, blobs of noise, a blank page: no three corners agree on a marker and a turn."""
+    from fixtures.foreign import unit_self_assessment
+    from formsvc.extract.align import matched_markers
+
+    foreign = rasterise(get_converter().docx_to_pdf(unit_self_assessment(random_record(3))), DPI)
+    rng = np.random.default_rng(0)
+    blobs = cv2.GaussianBlur((rng.random(foreign[0].shape) * 255).astype(np.uint8), (0, 0), 6)
+    for page in (*foreign, np.where(blobs > 128, 255, 0).astype(np.uint8), np.full_like(foreign[0], 255)):
+        assert matched_markers(page, DPI) == []

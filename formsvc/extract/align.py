@@ -11,8 +11,10 @@ markers cut off by the glass from ~4 degrees) fit rotation, scale and shift only
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -54,6 +56,11 @@ WIDE_STREAK_PX = 9  # then these: a printer low on ink leaves bands of 4-6 px (a
 DITHER_SIGMA = 1.5  # px at the page raster: smooths a dithered scan's dots back into grey for the markers
 CORNER_W, CORNER_H = 0.25, 0.18  # share of the image searched at each corner first
 SPAN = 0.5  # share of the page's width and height anchors must spread over to pin a perspective
+# Markers found by their patterns (matched_markers): sizes tried around the nominal one (a scan's scale is within a
+# few percent), the least correlation taken, and how far off their relative places may be.
+MATCH_SCALES = (0.92, 1.0, 1.08)
+MATCH_MIN = 0.5
+MATCH_RESIDUAL_MM = 1.0
 
 
 def detect_markers(image: np.ndarray, whole: bool = False) -> list[tuple[int, np.ndarray]]:
@@ -62,11 +69,9 @@ def detect_markers(image: np.ndarray, whole: bool = False) -> list[tuple[int, np
     The markers sit in the page's corners, so the four corner windows (18 % of the page) are searched first;
     the whole image only when that does not find all four (a photo with the page small or far off centre).
     ArUco over a whole 200 dpi page is a fifth of a page's reading time."""
-    h, w = image.shape[:2]
-    cw, ch = int(w * CORNER_W), int(h * CORNER_H)
     found: list[tuple[int, np.ndarray]] = []
-    for x0, y0 in [] if whole else ((0, 0), (w - cw, 0), (w - cw, h - ch), (0, h - ch)):
-        corners, ids, _ = _DETECTOR.detectMarkers(np.ascontiguousarray(image[y0:y0 + ch, x0:x0 + cw]))
+    for x0, y0, window in [] if whole else _corner_windows(image):
+        corners, ids, _ = _DETECTOR.detectMarkers(np.ascontiguousarray(window))
         if ids is not None:
             shift = np.array([x0, y0], np.float32)
             found += [(int(i), q[0] + shift) for i, q in zip(ids.flatten(), corners, strict=True)]
@@ -76,11 +81,64 @@ def detect_markers(image: np.ndarray, whole: bool = False) -> list[tuple[int, np
     return found
 
 
-def _marker_points(image: np.ndarray, dpi: float) -> tuple[np.ndarray, np.ndarray]:
+def _corner_windows(image: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """(x0, y0, window) of the four corner windows, top-left, top-right, bottom-right, bottom-left."""
+    h, w = image.shape[:2]
+    cw, ch = int(w * CORNER_W), int(h * CORNER_H)
+    return [(x0, y0, image[y0:y0 + ch, x0:x0 + cw])
+            for x0, y0 in ((0, 0), (w - cw, 0), (w - cw, h - ch), (0, h - ch))]
+
+
+@lru_cache(maxsize=4)
+def _patterns(side: int) -> tuple[tuple[int, int, int, np.ndarray], ...]:
+    """(id, quarter turns, side px, template) of every marker in every orientation at ~`side` px, each with a
+    white margin a sixth of its side wide (its quiet zone)."""
+    dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, layout.MARKER_DICT))
+    out = []
+    for marker_id in range(4):
+        base = cv2.aruco.generateImageMarker(dictionary, marker_id, 60)
+        for turns in range(4):
+            turned = np.ascontiguousarray(np.rot90(base, turns))
+            for scale in MATCH_SCALES:
+                px = round(side * scale)
+                t = cv2.resize(turned, (px, px), interpolation=cv2.INTER_NEAREST)
+                q = px // 6
+                out.append((marker_id, turns, px, cv2.copyMakeBorder(t, q, q, q, q, cv2.BORDER_CONSTANT, value=255)))
+    return tuple(out)
+
+
+def matched_markers(image: np.ndarray, dpi: float) -> list[tuple[int, np.ndarray]]:
+    """(id, 4x2 corners) of the markers found by correlating their known patterns in the corner windows, at the
+    page's own scale: for a copy whose dithering or mottle leaves ArUco no clean square to find (the patterns
+    still show). Only corners whose best match says one and the same page orientation (id and turn both: marker id
+    i sits in corner (i - turns) mod 4), at least three, each at MATCH_MIN or better."""
+    side = round(layout.mm_to_px(layout.MARKER_SIZE_MM, dpi))
+    best: list[tuple[float, int, int, np.ndarray]] = []
+    for corner, (x0, y0, window) in enumerate(_corner_windows(image)):
+        top: tuple[float, int, int, np.ndarray] | None = None
+        for marker_id, turns, px, template in _patterns(side):
+            if window.shape[0] < template.shape[0] or window.shape[1] < template.shape[1]:
+                continue
+            _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED))
+            if top is None or score > top[0]:
+                left, upper = x0 + x + px // 6, y0 + y + px // 6
+                square = np.array([(left, upper), (left + px, upper), (left + px, upper + px), (left, upper + px)],
+                                  np.float32)
+                # The marker's own first corner is its top-left as printed: turned with it.
+                top = (score, marker_id, turns, np.roll(square, turns, axis=0))
+        if top is not None and top[0] >= MATCH_MIN and top[1] == (corner + top[2]) % 4:
+            best.append(top)
+    agreed = Counter(t for _, _, t, _ in best).most_common(1)
+    if not agreed or agreed[0][1] < 3:
+        return []
+    return [(marker_id, quad) for _, marker_id, t, quad in best if t == agreed[0][0]]
+
+
+def _marker_points(found: Sequence[tuple[int, np.ndarray]], dpi: float) -> tuple[np.ndarray, np.ndarray]:
     src, dst = [], []
     boxes = layout.marker_boxes()
     seen = set()
-    for marker_id, quad in detect_markers(image):
+    for marker_id, quad in found:
         if marker_id not in boxes or marker_id in seen:
             continue
         seen.add(marker_id)
@@ -134,7 +192,7 @@ def page_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray,
     """The page's homography onto the template, from the markers (at least `min_markers`) and, when fewer are
     found, the corners of the codes read (`codes`: each code's corners with the box it has on the page). Anchors
     that do not span the page (a skewed flatbed scan cuts the corner markers off) give a similarity instead."""
-    src, dst = _marker_points(image, dpi)
+    src, dst = _marker_points(detect_markers(image), dpi)
     markers = len(src) // 4
     method = "markers"
     if markers < min_markers:  # too few markers: add the codes' corners as anchors
@@ -197,7 +255,27 @@ def best_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray,
             best = (pm, view)
             if pm.markers == 4:
                 break
+    if best is None or best[0].markers < 2:
+        matched = matched_matrix(image, dpi)
+        if matched is not None:
+            best = (matched, image)
     return best
+
+
+def matched_matrix(image: np.ndarray, dpi: float) -> PageMatrix | None:
+    """The homography from the markers found by their patterns (matched_markers), when they sit where the
+    template puts them relative to each other (within MATCH_RESIDUAL_MM)."""
+    src, dst = _marker_points(matched_markers(image, dpi), dpi)
+    if len(src) < 12:
+        return None
+    matrix = _fit(src, dst, True)
+    if matrix is None:
+        return None
+    projected = cv2.perspectiveTransform(src.reshape(-1, 1, 2), matrix).reshape(-1, 2)
+    residual = float(np.linalg.norm(projected - dst, axis=1).mean())
+    if residual > layout.mm_to_px(MATCH_RESIDUAL_MM, dpi):
+        return None
+    return PageMatrix(matrix, dpi, "markers_matched", residual, len(src) // 4)
 
 
 def align(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray, layout.Box]] = (),
