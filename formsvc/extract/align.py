@@ -247,7 +247,8 @@ def mended_views(image: np.ndarray) -> Iterator[np.ndarray]:
 def best_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray, layout.Box]] = (),
                 min_markers: int = 3) -> tuple[PageMatrix, np.ndarray] | None:
     """The matrix resting on the most markers, found on the page as it is or on a mended copy (and the image it
-    was found on); the code's corners join in only when fewer than `min_markers` are found anywhere."""
+    was found on); the code's corners join in only when fewer than `min_markers` are found anywhere. Without codes
+    and with fewer than two markers anywhere, the markers found by their patterns (matched_matrix)."""
     best: tuple[PageMatrix, np.ndarray] | None = None
     for view in (image, *mended_views(image)):
         pm = page_matrix(view, dpi, codes, min_markers=min_markers)
@@ -255,7 +256,8 @@ def best_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray,
             best = (pm, view)
             if pm.markers == 4:
                 break
-    if best is None or best[0].markers < 2:
+    if not codes and (best is None or best[0].markers < 2):
+        # A page a code identified is framed by the codes; correlating patterns costs a third of a second.
         matched = matched_matrix(image, dpi)
         if matched is not None:
             best = (matched, image)
