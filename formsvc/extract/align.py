@@ -89,10 +89,18 @@ def _corner_windows(image: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
             for x0, y0 in ((0, 0), (w - cw, 0), (w - cw, h - ch), (0, h - ch))]
 
 
+@dataclass(frozen=True)
+class _Pattern:
+    marker_id: int
+    turns: int  # quarter turns anticlockwise, as np.rot90
+    px: int  # the marker's side
+    template: np.ndarray  # the marker with a white margin a sixth of its side wide (its quiet zone)
+    coarse: np.ndarray  # the same at half size, searched first
+
+
 @lru_cache(maxsize=4)
-def _patterns(side: int) -> tuple[tuple[int, int, int, np.ndarray], ...]:
-    """(id, quarter turns, side px, template) of every marker in every orientation at ~`side` px, each with a
-    white margin a sixth of its side wide (its quiet zone)."""
+def _patterns(side: int) -> tuple[_Pattern, ...]:
+    """Every marker in every orientation at the sizes MATCH_SCALES makes of `side` px."""
     dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, layout.MARKER_DICT))
     out = []
     for marker_id in range(4):
@@ -101,10 +109,35 @@ def _patterns(side: int) -> tuple[tuple[int, int, int, np.ndarray], ...]:
             turned = np.ascontiguousarray(np.rot90(base, turns))
             for scale in MATCH_SCALES:
                 px = round(side * scale)
-                t = cv2.resize(turned, (px, px), interpolation=cv2.INTER_NEAREST)
                 q = px // 6
-                out.append((marker_id, turns, px, cv2.copyMakeBorder(t, q, q, q, q, cv2.BORDER_CONSTANT, value=255)))
+                t = cv2.copyMakeBorder(cv2.resize(turned, (px, px), interpolation=cv2.INTER_NEAREST), q, q, q, q,
+                                       cv2.BORDER_CONSTANT, value=255)
+                out.append(_Pattern(marker_id, turns, px, t, cv2.resize(t, None, fx=0.5, fy=0.5,
+                                                                        interpolation=cv2.INTER_AREA)))
     return tuple(out)
+
+
+def _best_match(window: np.ndarray, side: int) -> tuple[float, _Pattern, int, int] | None:
+    """(correlation, pattern, x, y) of the best match in `window`: every pattern searched at half size (a quarter
+    of the work), the best one placed again at full size within a few pixels."""
+    small = cv2.resize(window, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    top: tuple[float, _Pattern, int, int] | None = None
+    for pattern in _patterns(side):
+        if small.shape[0] < pattern.coarse.shape[0] or small.shape[1] < pattern.coarse.shape[1]:
+            continue
+        _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(small, pattern.coarse, cv2.TM_CCOEFF_NORMED))
+        if top is None or score > top[0]:
+            top = (score, pattern, x, y)
+    if top is None:
+        return None
+    _, pattern, x, y = top
+    th, tw = pattern.template.shape
+    x0, y0 = max(0, 2 * x - 4), max(0, 2 * y - 4)
+    near = window[y0:y0 + th + 8, x0:x0 + tw + 8]
+    if near.shape[0] < th or near.shape[1] < tw:
+        return None
+    _, score, _, (dx, dy) = cv2.minMaxLoc(cv2.matchTemplate(near, pattern.template, cv2.TM_CCOEFF_NORMED))
+    return score, pattern, x0 + dx, y0 + dy
 
 
 def matched_markers(image: np.ndarray, dpi: float) -> list[tuple[int, np.ndarray]]:
@@ -113,25 +146,23 @@ def matched_markers(image: np.ndarray, dpi: float) -> list[tuple[int, np.ndarray
     still show). Only corners whose best match says one and the same page orientation (id and turn both: marker id
     i sits in corner (i - turns) mod 4), at least three, each at MATCH_MIN or better."""
     side = round(layout.mm_to_px(layout.MARKER_SIZE_MM, dpi))
-    best: list[tuple[float, int, int, np.ndarray]] = []
+    found: list[tuple[int, int, np.ndarray]] = []
     for corner, (x0, y0, window) in enumerate(_corner_windows(image)):
-        top: tuple[float, int, int, np.ndarray] | None = None
-        for marker_id, turns, px, template in _patterns(side):
-            if window.shape[0] < template.shape[0] or window.shape[1] < template.shape[1]:
-                continue
-            _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED))
-            if top is None or score > top[0]:
-                left, upper = x0 + x + px // 6, y0 + y + px // 6
-                square = np.array([(left, upper), (left + px, upper), (left + px, upper + px), (left, upper + px)],
-                                  np.float32)
-                # The marker's own first corner is its top-left as printed: turned with it.
-                top = (score, marker_id, turns, np.roll(square, turns, axis=0))
-        if top is not None and top[0] >= MATCH_MIN and top[1] == (corner + top[2]) % 4:
-            best.append(top)
-    agreed = Counter(t for _, _, t, _ in best).most_common(1)
+        match = _best_match(window, side)
+        if match is None:
+            continue
+        score, p, x, y = match
+        if score < MATCH_MIN or p.marker_id != (corner + p.turns) % 4:
+            continue
+        left, upper = x0 + x + p.px // 6, y0 + y + p.px // 6
+        square = np.array([(left, upper), (left + p.px, upper), (left + p.px, upper + p.px), (left, upper + p.px)],
+                          np.float32)
+        # The marker's own first corner is its top-left as printed: turned with it.
+        found.append((p.marker_id, p.turns, np.roll(square, p.turns, axis=0)))
+    agreed = Counter(turns for _, turns, _ in found).most_common(1)
     if not agreed or agreed[0][1] < 3:
         return []
-    return [(marker_id, quad) for _, marker_id, t, quad in best if t == agreed[0][0]]
+    return [(marker_id, quad) for marker_id, turns, quad in found if turns == agreed[0][0]]
 
 
 def _marker_points(found: Sequence[tuple[int, np.ndarray]], dpi: float) -> tuple[np.ndarray, np.ndarray]:
