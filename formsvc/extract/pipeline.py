@@ -386,7 +386,7 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
     wanted = Counter((r.payload.doc, r.payload.page) for r in placed if r.payload is not None)
     for res in placed:
         # Its copy got the page for certain meanwhile, or two pages want one place: the page stays unidentified.
-        if res.payload is None or res.payload.page in docs.get(res.payload.doc, {}) \
+        if res.payload is None or res.payload.doc not in docs or res.payload.page in docs[res.payload.doc] \
                 or wanted[res.payload.doc, res.payload.page] > 1:
             assert res.error is not None
             out.errors.append(res.error)
