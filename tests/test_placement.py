@@ -1,32 +1,23 @@
 """A formsvc page that kept its markers but lost both codes and its id line is placed by the pages around it in its
-file: read as the page its copy lacks, every value on it for a person, never when the evidence disagrees."""
+upload: read as the page its copy lacks, every value on it for a person, never when the evidence disagrees (on
+rendered pages: tests/test_identify_redundancy.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 
-from fixtures.scans import random_record, rasterise, save_scan
-from formsvc import layout
 from formsvc.criteria import default_registry
 from formsvc.extract.align import PageMatrix
 from formsvc.extract.pages import Page
 from formsvc.extract.parse import UNCHECKED, PageFields, build_record
-from formsvc.extract.pipeline import extract_files
 from formsvc.extract.placement import Neighbour, Orphan, contradicts, place
 from formsvc.extract.read import FieldRead
 from formsvc.payload import PagePayload
-from formsvc.render import render_document
-from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
-DPI = 200
 FORMS, SETS = ["cdht-self-assessment", "cdht-minutes"], ["cdht-324-pl4"]
 P1 = PagePayload("cdht-self-assessment", 1, "cdht-324-pl4", "nv-001", 2024, 1, 3, "90913a2cc9")
 P2 = replace(P1, pages=2)
@@ -96,66 +87,3 @@ def test_nothing_a_placed_page_holds_or_confirms_is_trusted() -> None:
     assert all(f.confidence <= UNCHECKED for f in record.fields if f.name.startswith(("scores.", "total")))
     [reason] = reasons
     assert reason.code == "pages_placed" and reason.severity == "review" and "Trang 2 / 2" in reason.message
-
-
-# --- on rendered pages -------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module", autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    get_converter().close()
-
-
-@pytest.fixture(scope="module")
-def form() -> tuple[dict[str, Any], list[np.ndarray]]:
-    data = random_record(517)
-    return data, rasterise(render_document("cdht-self-assessment", data), DPI)
-
-
-def _lose_identity(img: np.ndarray) -> np.ndarray:
-    """Both codes and the id line under stains; the four corner markers left."""
-    out = img.copy()
-    for box in (layout.qr_box(), layout.qr2_box(), layout.id_line_box()):
-        x0, y0, x1, y1 = (round(layout.mm_to_px(v, DPI)) for v in
-                          (box.left - 0.5, box.top - 0.5, box.left + box.width + 0.5, box.top + box.height + 0.5))
-        cv2.ellipse(out, ((x0 + x1) // 2, (y0 + y1) // 2), ((x1 - x0) // 2, (y1 - y0) // 2), 0, 0, 360, 40, -1)
-    return out
-
-
-@pytest.mark.slow
-def test_a_page_with_no_identity_after_its_first_page_is_read_for_a_person(
-        form: tuple[dict[str, Any], list[np.ndarray]], tmp_path: Path) -> None:
-    data, pages = form
-    lost = _lose_identity(pages[1])
-    result = extract_files([save_scan([pages[0], lost], tmp_path / "stack.pdf", DPI)])
-    assert result.errors == []
-    [doc] = result.documents
-    assert doc.scores == data["scores"] and doc.total_declared == data["total_declared"]
-    assert doc.status == "needs_review" and doc.result is not None
-    assert [r.code for r in doc.result.reasons if r.code.startswith("pages_")] == ["pages_placed"]
-    on_page_2 = [f for f in doc.fields if f.page == 2]
-    assert on_page_2 and all(f.confidence <= UNCHECKED for f in on_page_2)
-
-    # Photographed page by page, one file each: the same.
-    photos = []
-    for name, img in (("1.jpg", pages[0]), ("2.jpg", lost)):
-        cv2.imwrite(str(tmp_path / name), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        photos.append(tmp_path / name)
-    by_photo = extract_files(photos)
-    assert by_photo.errors == [] and [d.scores for d in by_photo.documents] == [data["scores"]]
-
-    # Alone, or once its copy's page 2 came for certain, it is reported as before and nothing of it is read.
-    alone = extract_files([save_scan([lost], tmp_path / "alone.pdf", DPI)])
-    assert [e.code for e in alone.errors] == ["own_page_unidentified"] and alone.documents == []
-    twice = extract_files([save_scan([pages[0], lost, pages[1]], tmp_path / "twice.pdf", DPI)])
-    assert [(e.code, e.page) for e in twice.errors] == [("own_page_unidentified", 2)]
-    [doc] = twice.documents
-    assert doc.result is not None and not any(r.code == "pages_placed" for r in doc.result.reasons)
-    assert doc.status == "valid", doc.result.reasons
-    # The same sheet scanned twice, page 2 lost both times: two pages want one place, neither takes it.
-    again = save_scan([pages[0], lost], tmp_path / "again.pdf", DPI)
-    both = extract_files([tmp_path / "stack.pdf", again])
-    assert sorted(e.code for e in both.errors) == ["own_page_unidentified", "own_page_unidentified", "page_duplicate"]
-    [doc] = both.documents
-    assert doc.result is not None and [r.code for r in doc.result.reasons if r.code.startswith("pages_")] == [
-        "pages_missing"]
