@@ -39,6 +39,7 @@ from formsvc.extract.read import (
 )
 from formsvc.layout import Box
 from formsvc.payload import PagePayload
+from formsvc.settings import get_settings
 from formsvc.zones import Zone
 
 DPI = 200
@@ -462,3 +463,33 @@ def test_a_comma_reading_keeps_its_half_over_a_candidate_without_the_comma() -> 
     record, _ = build_record([_page([*reads, total])], missing_pages=[], registry=default_registry())
     conf = {f.name: f.confidence for f in record.fields}
     assert all(c < 0.8 for n, c in conf.items() if n.startswith("scores.") or n == "total_declared"), conf
+
+
+def test_an_unsure_box_and_an_unsure_total_ending_in_the_same_digit_do_not_vouch_for_each_other() -> None:
+    """Held-out seed 23000, one writer's 5 written like an 8: ct10 "5,5" and the total "75,5" read "8,5" and
+    "78,5", each just below the threshold, and the sum agreed, since both misreads moved it by 3: both were trusted,
+    two silent errors. The readings as the recogniser gave them (the truth was a candidate of neither)."""
+    reads = [
+        _hand("scores.ct1", "5", 0.88, (5.0, 0.9975), (8.0, 0.0013), (9.0, 0.0011)),
+        _hand("scores.ct2", "8,5", 1.0, (8.5, 0.9999), (3.5, 0.0001)),
+        _hand("scores.ct3", "4", 1.0, (4.0, 1.0)),
+        _hand("scores.ct4", "9,5", 0.765, (9.5, 0.784), (9.9, 0.1964), (5.5, 0.0127)),
+        _hand("scores.ct5", "7", 1.0, (7.0, 0.9998), (9.0, 0.0002)),
+        _hand("scores.ct6", "10", 1.0, (10.0, 0.9999), (1.0, 0.15), (3.0, 0.001)),
+        _hand("scores.ct7", "10", 1.0, (10.0, 0.9972), (1.0, 0.1496), (1.9, 0.0003), (7.0, 0.0001)),
+        _hand("scores.ct8", "9,5", 0.796, (9.5, 0.8934), (1.5, 0.0516), (7.5, 0.0346)),
+        _hand("scores.ct9", "6,5", 1.0, (6.5, 0.999), (4.4, 0.001), (4.5, 0.0008), (0.5, 0.0001)),
+        _hand("scores.ct10", "8,5", 0.796, (8.5, 0.9064), (2.5, 0.081), (6.5, 0.0122)),
+    ]
+    threshold = get_settings().review_confidence
+
+    def confidences(total: FieldRead) -> dict[str, float]:
+        record, _ = build_record([_page([*reads, total])], missing_pages=[], registry=default_registry())
+        return {f.name: f.confidence for f in record.fields}
+
+    conf = confidences(_hand("total_declared", "78,5", 0.796, (78.5, 0.8881), (72.5, 0.0672), (76.5, 0.0261)))
+    assert conf["scores.ct10"] < threshold and conf["total_declared"] < threshold
+    assert conf["scores.ct8"] >= threshold  # 9,5 shares no digit with 78,5: the sum still vouches for it
+    # The same total read surely: its 8 is no echo of an unsure glyph, and the sum confirms the box as before.
+    conf = confidences(_hand("total_declared", "78,5", 0.95, (78.5, 0.95), (72.5, 0.02)))
+    assert conf["scores.ct10"] >= threshold and conf["total_declared"] >= threshold

@@ -206,7 +206,8 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
     trusted handwritten reading the sum puts in doubt is sent to review. Print (`printed`:
     Tesseract's reading at two scales matching the font's shape) that only the handwriting recogniser doubted is
     confirmed when the sum agrees, however many such boxes there are: two print misreads that cancel out in the sum
-    exactly are not a risk worth a person's time.
+    exactly are not a risk worth a person's time. An unsure box and an unsure total that share a digit are not
+    confirmed by each other (_echoes).
     """
     decoded = decode_with_total(boxes, total)
     if decoded is None:
@@ -221,6 +222,7 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
     unsure = [f for f in fields if f.confidence < threshold]
     all_print = all(f.name in printed and f.confidence >= PRINT_CONFIRMABLE for f in unsure)
     sure = _field_sure(fields, chosen, threshold) if unchanged else None
+    echoed = _echoes(boxes, total, threshold, printed)
     out = []
     for i, (f, v) in enumerate(zip(fields, chosen, strict=True)):
         given_sheet = sure[i] if sure is not None else None
@@ -229,13 +231,30 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
         elif not unchanged:
             out.append(f if f.name in printed else replace(f, confidence=min(f.confidence, UNCHECKED)))
         elif f.confidence < threshold:
-            trusted = all_print or (given_sheet is not None and given_sheet >= ACCEPT_RIGHT)
+            trusted = all_print or (given_sheet is not None and given_sheet >= ACCEPT_RIGHT and f.name not in echoed)
             out.append(replace(f, confidence=threshold) if trusted else f)
         elif given_sheet is not None and given_sheet < ACCEPT_RIGHT and f.name not in printed:
             out.append(replace(f, confidence=min(f.confidence, UNCHECKED)))
         else:
             out.append(f)
     return out[:-1], out[-1]
+
+
+def _echoes(boxes: list[ScoreBox], total: ScoreBox, threshold: float, printed: frozenset[str]) -> frozenset[str]:
+    """Handwritten fields the sum cannot vouch for: a box and the total, each unsure on its own, whose whole parts
+    end in the same digit. One writer writes a digit one way, so a glyph misread in a box is likely misread alike in
+    the total, and the two misreads move the boxes' sum and the total by the same amount: the sum agrees all the
+    same (held-out seed 23000: a 5 written like an 8, "5,5" and "75,5" read "8,5" and "78,5" just below the
+    threshold, both trusted once they added up). The joint decoding takes misreads to be independent; for these
+    two they are not, so each is judged on its own reading."""
+    def units(f: ScoreBox) -> int | None:
+        return int(f.value) % 10 if isinstance(f.value, float) and f.name not in printed else None
+
+    t = units(total)
+    if t is None or total.confidence >= threshold:
+        return frozenset()
+    hits = {b.name for b in boxes if b.confidence < threshold and units(b) == t}
+    return frozenset({*hits, total.name}) if hits else frozenset()
 
 
 def _field_sure(fields: list[ScoreBox], chosen: list[float], threshold: float) -> list[float] | None:
