@@ -376,6 +376,9 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         # degraded boxes, and on harsh captures 2-3 % of the boxes read surely are wrong (a pale half of "5,5" lost
         # to glare, read "5" at 1.0).
         boxes = handwriting_unchecked(boxes, values)
+        if any(values[b.name].source == "handwriting" for b in boxes):
+            # Glare or a pale pen empties a written total as surely as a writer who left it blank: a person looks.
+            total_conf = min(total_conf, UNCHECKED)
     if any(page_of.get(name, 0) in placed for name in [*(b.name for b in boxes), "total_declared"]):
         # A page that may be another copy's holds part of the sum: the sum confirms nothing.
         boxes = handwriting_unchecked(boxes, values)
