@@ -494,7 +494,35 @@ def test_an_unsure_box_and_an_unsure_total_ending_in_the_same_digit_do_not_vouch
 
     conf = confidences(_hand("total_declared", "78,5", 0.796, (78.5, 0.8881), (72.5, 0.0672), (76.5, 0.0261)))
     assert conf["scores.ct10"] < threshold and conf["total_declared"] < threshold
-    assert conf["scores.ct8"] >= threshold  # 9,5 shares no digit with 78,5: the sum still vouches for it
+    assert conf["scores.ct8"] < threshold  # the sum settles no doubt once one is left: it vouches for none
     # The same total read surely: its 8 is no echo of an unsure glyph, and the sum confirms the box as before.
     conf = confidences(_hand("total_declared", "78,5", 0.95, (78.5, 0.95), (72.5, 0.02)))
     assert conf["scores.ct10"] >= threshold and conf["total_declared"] >= threshold
+
+
+def test_a_sum_that_leaves_one_reading_in_doubt_vouches_for_no_other() -> None:
+    """Held-out seed 27000, a harsh copy: "4,5" and "5" read "7,5" (0.72) and "2" (0.40); the two misreads cancel,
+    so the sum agreed unchanged, and the joint decoding trusted the first (the second stayed in doubt). If the box
+    left in doubt is misread, the sum only agrees because another is misread too: nothing is vouched for."""
+    reads = [
+        _hand("scores.ct1", "5", 0.88, (5.0, 0.9901), (8.0, 0.0059), (2.0, 0.0037)),
+        _hand("scores.ct2", "9", 0.8, (9.0, 0.9876), (8.0, 0.0089), (7.0, 0.0027)),
+        _hand("scores.ct3", "5,5", 0.796, (5.5, 1.0), (5.9, 0.053), (5.3, 0.0048)),
+        _hand("scores.ct4", "7,5", 0.716, (7.5, 0.5793), (4.5, 0.2228), (9.5, 0.1511)),
+        _hand("scores.ct5", "2", 0.402, (2.0, 0.6987), (3.0, 0.0968), (7.0, 0.0836), (5.0, 0.001)),
+        _hand("scores.ct6", "9,5", 0.796, (9.5, 0.8538), (9.1, 0.0509), (9.8, 0.0502)),
+        _hand("scores.ct7", "6", 1.0, (6.0, 1.0)),
+        _hand("scores.ct8", "9", 1.0, (9.0, 0.999), (4.0, 0.0008), (8.0, 0.0002)),
+        _hand("scores.ct9", "7,5", 0.796, (7.5, 0.9502), (3.5, 0.0319), (7.3, 0.0073), (7.8, 0.0061)),
+        _hand("scores.ct10", "7,5", 1.0, (7.5, 0.986), (9.5, 0.0138), (7.3, 0.0002)),
+        _hand("total_declared", "68,5", 1.0, (68.5, 0.9981), (68.8, 0.0017)),
+    ]
+    threshold = get_settings().review_confidence
+    record, _ = build_record([_page(reads)], missing_pages=[], registry=default_registry())
+    conf = {f.name: f.confidence for f in record.fields}
+    assert record.scores["ct4"] == 7.5 and conf["scores.ct4"] < threshold and conf["scores.ct5"] < threshold
+    assert conf["scores.ct9"] < threshold  # nothing else is vouched for either
+    # Without the doubt left on ct5, the sum settles the others as before.
+    settled = [*reads[:4], _hand("scores.ct5", "2", 1.0, (2.0, 1.0)), *reads[5:]]
+    record, _ = build_record([_page(settled)], missing_pages=[], registry=default_registry())
+    assert {f.name: f.confidence for f in record.fields}["scores.ct9"] >= threshold
