@@ -257,7 +257,8 @@ def test_dvht_self_assessment_comes_back_typed_scanned_and_handwritten(tmp_path:
 def test_a_name_a_fold_lifted_off_its_line_is_read_from_a_taller_crop(
         forms: list[tuple[dict[str, Any], bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fold steps the right half of the printed name a third of a line down (print-and-scan pages: "Dương Kim
-    bi....aở" for Dương Kim Phương): the zone cuts it, so an unsure line is read again from taller crops."""
+    bi....aở" for Dương Kim Phương): the zone cuts it. The line is cut where its ink is (text_line), and an unsure
+    line is read again from taller crops."""
     from formsvc.extract import read
     from formsvc.extract.identify import identify
     from formsvc.forms import find_form
@@ -277,7 +278,85 @@ def test_a_name_a_fold_lifted_off_its_line_is_read_from_a_taller_crop(
     folded[y0:y1 + shift, cut:x1] = np.vstack([np.full((shift, x1 - cut), 255, np.uint8), pages[0][y0:y1, cut:x1]])
     scan = save_scan([folded, pages[1]], tmp_path / "folded.pdf", 200)
     [doc] = extract_files([scan]).documents
-    assert doc.subject.full_name == data["subject"]["full_name"]
+    assert doc.subject.full_name == data["subject"]["full_name"]  # the line is found where its ink is
+    monkeypatch.setattr(read, "line_crop", lambda image, box, dpi: image[box[1]:box[3], box[0]:box[2]])
+    [doc] = extract_files([scan]).documents
+    assert doc.subject.full_name == data["subject"]["full_name"]  # or, cut as the zone, read from a taller crop
     monkeypatch.setattr(read, "LINE_RETRY_BELOW", 0.0)  # the zone's own crop alone
     [doc] = extract_files([scan]).documents
     assert doc.subject.full_name != data["subject"]["full_name"]
+
+
+def _subject_boxes(pages: list[np.ndarray]) -> dict[str, tuple[int, int, int, int]]:
+    from formsvc.extract import read
+    from formsvc.extract.identify import identify
+    from formsvc.forms import find_form
+    from formsvc.zonedata import load_zones
+
+    ident = identify(pages[0])
+    form = find_form("cdht-self-assessment")
+    assert ident is not None and form is not None
+    return {z.name: read.zone_px(z, 200) for z in load_zones(form, ident.payload.template_version,
+                                                             ident.payload.criteria_set).on_page(1)
+            if z.name.startswith("subject.")}
+
+
+def _grey_speckled(img: np.ndarray, seed: int = 3) -> np.ndarray:
+    """A print-and-scan copy's paper: grey, mottled, with a scanner's salt-and-pepper speckle."""
+    rng = np.random.default_rng(seed)
+    out = img.astype(np.float32) * 0.62 + 10 + rng.normal(0, 3, img.shape)
+    specks = rng.random(img.shape) < 0.001
+    out[specks] = rng.integers(40, 120, int(specks.sum()))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_printed_lines_a_page_moved_half_a_line_are_read_where_their_ink_is(
+        forms: list[tuple[dict[str, Any], bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Print-and-scan pages: the person's lines sat 40 % of a line below their zones on grey speckled paper, the
+    zone's crop cut the letters in half, and name and birth year came back empty (the sheet went to a person,
+    "name differs from the roster"). Each line is now cut where its ink is, on evened-out paper."""
+    from formsvc.extract import read
+
+    data, pdf = forms[1]
+    pages = rasterise(pdf, 200)
+    boxes = _subject_boxes(pages)
+    top = min(b[1] for b in boxes.values())
+    bottom = max(b[3] for b in boxes.values())
+    x0, x1 = min(b[0] for b in boxes.values()), max(b[2] for b in boxes.values())
+    shift = int(0.4 * (boxes["subject.full_name"][3] - boxes["subject.full_name"][1]))
+    moved = pages[0].copy()
+    moved[top + shift: bottom + shift, x0:x1] = pages[0][top:bottom, x0:x1]
+    moved[top: top + shift, x0:x1] = 255
+    scan = save_scan([_grey_speckled(moved), _grey_speckled(pages[1])], tmp_path / "moved.pdf", 200)
+    [doc] = extract_files([scan]).documents
+    assert doc.subject.full_name == data["subject"]["full_name"]
+    assert doc.subject.birth_year == data["subject"]["birth_year"]
+    name = next(f for f in doc.fields if f.name == "subject.full_name")
+    assert name.confidence >= 0.8
+    # The zone's own crop, as read before: the name is lost or unsure.
+    monkeypatch.setattr(read, "line_crop", lambda image, box, dpi: image[box[1]:box[3], box[0]:box[2]])
+    [doc] = extract_files([scan]).documents
+    name = next(f for f in doc.fields if f.name == "subject.full_name")
+    assert doc.subject.full_name != data["subject"]["full_name"] or name.confidence < 0.8
+
+
+def test_a_blank_line_between_two_printed_lines_stays_blank(forms: list[tuple[dict[str, Any], bytes]]) -> None:
+    """A line left empty (a roster without birth years) is never filled with a neighbour's text, even when the
+    page sits a quarter of a line off and the neighbours' accents reach into the zone."""
+    import cv2
+
+    from formsvc.extract.ocr import read_lines
+    from formsvc.extract.text_line import line_crop
+
+    _, pdf = forms[2]
+    page = rasterise(pdf, 200)[0]
+    boxes = _subject_boxes([page])
+    x0, y0, x1, y1 = boxes["subject.birth_year"]
+    blanked = page.copy()
+    blanked[y0:y1, x0:x1] = 255
+    for dy in (-int(0.25 * (y1 - y0)), 0, int(0.25 * (y1 - y0))):
+        img = _grey_speckled(np.roll(blanked, dy, axis=0))
+        crop = line_crop(img, boxes["subject.birth_year"], 200)
+        assert read_lines([crop])[0].text.strip() == "", dy
+        name = line_crop(img, boxes["subject.full_name"], 200)
+        assert cv2.countNonZero((name < 128).astype(np.uint8)) > 50  # the name line itself is found

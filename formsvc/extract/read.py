@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from formsvc.extract.digits import ScoreReading, allowed, as_written, ink_mask, read_score
 from formsvc.extract.ocr import PSM_BLOCK, PSM_LINE, OcrText, read_line, read_lines, read_numbers_twice
+from formsvc.extract.text_line import line_crop
 from formsvc.extract.types import Word
 from formsvc.layout import mm_to_px
 from formsvc.zones import Zone
@@ -421,7 +422,7 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
             inked = _ink_ratio(crop) >= INK_RATIO_BLANK
             out[z.name] = FieldRead(z.name, z.kind, EVIDENCE_PRESENT if inked else "", not inked, 0.9, box, "ocr")
         elif z.kind == "text":
-            lines.append((z, box, crop))
+            lines.append((z, box, line_crop(image, box, dpi)))
     # Two readings at two scales: a typed number both agree on is trusted.
     first, second = read_numbers_twice([_tight(n.printed) for n in numbers])
     for n, a, b in zip(numbers, first, second, strict=True):
@@ -433,8 +434,9 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
         if n.only_coloured:
             read = capped(read, ONLY_COLOURED)
         out[n.zone.name] = read
-    for (z, box, _), res in zip(lines, read_lines([c for _, _, c in lines]), strict=True):
-        if res.text.strip() and res.confidence < LINE_RETRY_BELOW:  # a blank line stays blank
+    for (z, box, crop), res in zip(lines, read_lines([c for _, _, c in lines]), strict=True):
+        # A blank line stays blank; a line of ink Tesseract read as nothing (a fold's step) is read again.
+        if res.confidence < LINE_RETRY_BELOW and (res.text.strip() or _ink_ratio(crop) >= INK_RATIO_BLANK):
             res = max([res, *_taller_readings(image, box)], key=lambda r: r.confidence)
         out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr")
     return [out[z.name] for z in zones if z.name in out]
