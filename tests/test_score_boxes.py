@@ -500,6 +500,35 @@ def test_an_unsure_box_and_an_unsure_total_ending_in_the_same_digit_do_not_vouch
     assert conf["scores.ct10"] >= threshold and conf["total_declared"] >= threshold
 
 
+def test_a_box_and_a_total_ending_in_one_digit_written_differently_are_vouched_for_by_the_sum() -> None:
+    """Tuning print-and-scan page (seed 3000, sheet 16): ct4 "9" and the total "69,5", each just below the
+    threshold, both right. The recogniser took the box's 9 for a 3 or a 7 at most, and the total's 9 for nothing
+    else (its one other reading changes the tens): two glyphs that look different to it, no echo of one misread.
+    The sum, which agrees, vouches for both; had the total's 9 also been read as a 7, it would not."""
+    reads = [
+        _hand("scores.ct1", "7,5", 1.0, (7.5, 1.0)),
+        _hand("scores.ct2", "6,5", 1.0, (6.5, 1.0)),
+        _hand("scores.ct3", "4", 0.88, (4.0, 1.0)),
+        _hand("scores.ct4", "9", 0.797, (9.0, 0.9464), (3.0, 0.0355), (7.0, 0.009)),
+        _hand("scores.ct5", "4", 1.0, (4.0, 1.0)),
+        _hand("scores.ct6", "5", 1.0, (5.0, 1.0)),
+        _hand("scores.ct7", "9", 0.88, (9.0, 1.0)),
+        _hand("scores.ct8", "6,5", 1.0, (6.5, 1.0)),
+        _hand("scores.ct9", "8,5", 1.0, (8.5, 1.0)),
+        _hand("scores.ct10", "9,5", 1.0, (9.5, 1.0)),
+    ]
+    threshold = get_settings().review_confidence
+
+    def confidences(total: FieldRead) -> dict[str, float]:
+        record, _ = build_record([_page([*reads, total])], missing_pages=[], registry=default_registry())
+        return {f.name: f.confidence for f in record.fields}
+
+    conf = confidences(_hand("total_declared", "69,5", 0.796, (69.5, 0.9115), (89.5, 0.0052)))
+    assert conf["scores.ct4"] >= threshold and conf["total_declared"] >= threshold
+    conf = confidences(_hand("total_declared", "69,5", 0.796, (69.5, 0.9115), (67.5, 0.05), (89.5, 0.0052)))
+    assert conf["scores.ct4"] < threshold and conf["total_declared"] < threshold
+
+
 def test_a_sum_that_leaves_one_reading_in_doubt_vouches_for_no_other() -> None:
     """Held-out seed 27000, a harsh copy: "4,5" and "5" read "7,5" (0.72) and "2" (0.40); the two misreads cancel,
     so the sum agreed unchanged, and the joint decoding trusted the first (the second stayed in doubt). If the box
