@@ -439,7 +439,7 @@ def test_a_blank_printed_line_stays_blank_beside_a_line_of_text() -> None:
     [line] = read_scanned(zones, np.asarray(page), DPI)
     assert line.blank and line.text == ""
     # What keeps it blank is not reading it again: the taller crops take the neighbour's text.
-    taller = read._taller_readings(np.asarray(page), read.zone_px(zones[0], DPI))
+    [taller] = read._taller_readings(np.asarray(page), [read.zone_px(zones[0], DPI)])
     assert any(r.text.strip() for r in taller)
 
 

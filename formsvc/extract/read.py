@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from formsvc.extract.digits import ScoreReading, allowed, as_written, ink_mask, read_score
-from formsvc.extract.ocr import PSM_BLOCK, PSM_LINE, OcrText, read_line, read_lines, read_numbers_twice
+from formsvc.extract.ocr import OcrText, read_lines, read_numbers_twice
 from formsvc.extract.text_line import line_crop
 from formsvc.extract.types import Word
 from formsvc.layout import mm_to_px
@@ -333,16 +333,24 @@ def combine(z: Zone, box: tuple[int, int, int, int], a: OcrText, b: OcrText, han
     return FieldRead(z.name, z.kind, a.text, False, min(typed_conf, 0.3), box, "ocr")
 
 
-def _taller_readings(image: np.ndarray, box: tuple[int, int, int, int]) -> list[OcrText]:
-    """A printed line read again from crops LINE_GROWTH of its height taller above and below, as one line and as a
-    block: a fold or a curled page lifts part of a line off its place (measured on print-and-scan pages: "Dương Kim
-    bi....aở" at 0.25 from the zone, "Dương Kim Phượng" at 0.82 from a crop 0.4 taller)."""
+def _taller_crops(image: np.ndarray, box: tuple[int, int, int, int]) -> list[np.ndarray]:
+    """A printed line's crops LINE_GROWTH of its height taller above and below: a fold or a curled page lifts part
+    of a line off its place (measured on print-and-scan pages: "Dương Kim bi....aở" at 0.25 from the zone, "Dương
+    Kim Phượng" at 0.82 from a crop 0.4 taller)."""
     x0, y0, x1, y1 = box
-    out = []
-    for grow in LINE_GROWTH:
-        d = round((y1 - y0) * grow)
-        crop = image[max(0, y0 - d): y1 + d, max(0, x0): x1]
-        out += [read_line(crop, psm) for psm in (PSM_LINE, PSM_BLOCK)]
+    return [image[max(0, y0 - round((y1 - y0) * grow)): y1 + round((y1 - y0) * grow), max(0, x0): x1]
+            for grow in LINE_GROWTH]
+
+
+def _taller_readings(image: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> list[list[OcrText]]:
+    """Each line's taller crops, all read in one recognition (a dark dithered page has every line unsure: one call
+    a crop was a third of such a page's time)."""
+    crops = [_taller_crops(image, box) for box in boxes]
+    flat = read_lines([c for cs in crops for c in cs])
+    out, i = [], 0
+    for cs in crops:
+        out.append(flat[i:i + len(cs)])
+        i += len(cs)
     return out
 
 
@@ -434,9 +442,13 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
         if n.only_coloured:
             read = capped(read, ONLY_COLOURED)
         out[n.zone.name] = read
-    for (z, box, crop), res in zip(lines, read_lines([c for _, _, c in lines]), strict=True):
-        # A blank line stays blank; a line of ink Tesseract read as nothing (a fold's step) is read again.
-        if res.confidence < LINE_RETRY_BELOW and (res.text.strip() or _ink_ratio(crop) >= INK_RATIO_BLANK):
-            res = max([res, *_taller_readings(image, box)], key=lambda r: r.confidence)
+    first = read_lines([c for _, _, c in lines])
+    # A blank line stays blank; an unsure one, or a line of ink Tesseract read as nothing (a fold's step), is read
+    # again from taller crops.
+    again = [i for i, ((_, _, crop), res) in enumerate(zip(lines, first, strict=True))
+             if res.confidence < LINE_RETRY_BELOW and (res.text.strip() or _ink_ratio(crop) >= INK_RATIO_BLANK)]
+    for i, taller in zip(again, _taller_readings(image, [lines[i][1] for i in again]), strict=True):
+        first[i] = max([first[i], *taller], key=lambda r: r.confidence)
+    for (z, box, _), res in zip(lines, first, strict=True):
         out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr")
     return [out[z.name] for z in zones if z.name in out]
