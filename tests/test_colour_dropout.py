@@ -99,3 +99,32 @@ def test_box_with_only_red_ink_is_never_blank(tmp_path: Path) -> None:
     field = next(f for f in doc.fields if f.name == f"scores.{empty[0]}")
     assert field.confidence < get_settings().review_confidence
     assert doc.status == "needs_review"
+
+
+def test_a_box_a_red_seal_crossed_is_unsure_on_its_own_and_the_sum_may_confirm_it() -> None:
+    """The seal's ink goes by its colour and the pen's strokes stay whole, so the box is read as the recogniser
+    reads it, but never surer than just below the review threshold: a person or the sheet's total must confirm it.
+    A grey stamp, which paints over what it hides, keeps its lower cap."""
+    from fixtures.handwriting import render_handwritten
+    from formsvc.extract.read import SEAL_BELOW_REVIEW, STAMPED, read_scanned, zone_px
+    from formsvc.layout import Box
+    from formsvc.zones import Zone
+
+    threshold = get_settings().review_confidence
+    cell = render_handwritten("9", (105, 160), np.random.default_rng(4), style="test")
+    zone = Zone("scores.ct1", "score", 1, Box(left=10, top=10, width=160 * 25.4 / DPI, height=105 * 25.4 / DPI))
+    x0, y0, x1, y1 = zone_px(zone, DPI)
+    grey = np.full((500, 500), 255, np.uint8)
+    grey[y0:y1, x0:x1] = cv2.resize(cell, (x1 - x0, y1 - y0))
+    [plain] = read_scanned([zone], grey, DPI)
+    assert plain.text == "9" and plain.confidence >= threshold
+    page = seal(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), (10 + 160 * 25.4 / DPI, 10 + 105 * 25.4 / DPI / 2),
+                radius_mm=12)
+    dropped = drop_colour(page)
+    assert dropped.luma is not None
+    [sealed] = read_scanned([zone], dropped.image, DPI, dropped.luma)
+    assert sealed.text == "9"
+    assert sealed.confidence == pytest.approx(threshold - SEAL_BELOW_REVIEW)
+    stamped = cv2.cvtColor(page, cv2.COLOR_RGB2GRAY)  # the same seal in a grey scan: a stamp over the box
+    [over] = read_scanned([zone], stamped, DPI)
+    assert over.confidence <= STAMPED
