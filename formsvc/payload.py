@@ -42,6 +42,7 @@ MAX_TEMPLATE_VERSION = 999
 MIN_YEAR, MAX_YEAR = 2000, 2100  # the years print packs accept
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _DOC = re.compile(r"[0-9a-f]{10}")  # a printed copy's document key as the id line prints it
+_PAGES = re.compile(r"\d{1,2}/\d{1,2}")  # the id line's "page/pages" field
 CHECK_HEX = 8  # the id line's whole CRC-32
 # Readings tried per line (both ways of anchoring it together), times the check's own spellings: at most this many
 # chances in 2**32 that a misread line passes the check (about one in a million at worst; clean lines try a few).
@@ -54,7 +55,7 @@ SLIP_SPELLINGS = 2
 # What OCR confuses in a monospace line: each read character -> what it may stand for. The check digits decide.
 _DIGIT = {"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1", "Z": "2",
           "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "g": "9", "q": "9", "T": "7"}
-_HEX_LOWER = {**_DIGIT, "D": "0d", "B": "8b", "G": "69", "A": "a", "C": "c", "E": "e", "F": "f"}
+_HEX_LOWER = {**_DIGIT, "D": "0d", "B": "8b", "G": "69", "A": "a", "C": "c", "E": "e", "F": "f", "¢": "c"}
 # OCR slips in a document key that can only be one hex digit (B may be 8 or b, D 0 or d, G 6 or 9: left as read).
 _HEX_SLIPS = str.maketrans({k: v for k, v in _HEX_LOWER.items() if len(v) == 1})
 _HEX_UPPER = {**_DIGIT, "D": "D0", "B": "B8", "Q": "09", "a": "A", "b": "B8", "c": "C", "d": "D0", "e": "E", "f": "F"}
@@ -195,16 +196,22 @@ def parse_id_line(text: str, forms: Iterable[str] = (), criteria_sets: Iterable[
     """The payload of an OCR'd id line, or None. Known form and criteria-set ids and the usual OCR slips are tried,
     but only a reading whose check digits agree is returned: a misread line is refused, never guessed."""
     tokens = _line_tokens(text)
-    forms = list(forms)
+    forms, criteria_sets = list(forms), list(criteria_sets)
     start = next((i for i, t in enumerate(tokens) if t.upper().replace("5", "S").startswith("FSV")), None)
-    attempts: list[tuple[list[str], list[str]]] = []
+    attempts: list[tuple[list[str], list[str], list[str] | None]] = []
     if start is not None and len(tokens) - start >= 9:
-        attempts.append((_nearest(tokens[start + 1], forms), tokens[start + 2:start + 9]))
+        attempts.append((_nearest(tokens[start + 1], forms), tokens[start + 2:start + 9], None))
     if len(tokens) >= 7 and forms:
         # A fold or smudge over the line's start: the fields are read from its end, every known form is tried.
-        attempts.append((forms, tokens[-7:]))
-    for form_options, rest in attempts:
-        found = _decode_line(form_options, rest, criteria_sets, MAX_TRIALS // len(attempts))
+        attempts.append((forms, tokens[-7:], None))
+    at = next((i for i, t in enumerate(tokens) if _PAGES.fullmatch(t)), None)
+    if start is not None and at is not None and at - start >= 4 and at != start + 6 and at + 2 < len(tokens):
+        # A damaged set id read as several tokens ("cdht-324-pl4" as "cdht 3 aa") shifts the fields after it: they
+        # are read around the page count, the one field of its shape, and every known set is tried.
+        rest = [tokens[start + 2], "", *tokens[at - 2:at + 3]]
+        attempts.append((_nearest(tokens[start + 1], forms), rest, criteria_sets))
+    for form_options, rest, sets in attempts:
+        found = _decode_line(form_options, rest, criteria_sets, MAX_TRIALS // len(attempts), sets)
         if found is not None:
             return found
     return None
@@ -219,9 +226,16 @@ def unchecked_fields(text: str, forms: Iterable[str], criteria_sets: Iterable[st
     start = next((i for i, t in enumerate(tokens) if t.upper() == PREFIX), None)
     if start is None or len(tokens) - start < 8:
         return None
-    form, version, cset, subject, year, pages, doc = tokens[start + 1:start + 8]
-    return (_known_id(form, forms), version, cset if cset == "-" else _known_id(cset, criteria_sets), subject, year,
-            pages, doc.translate(_HEX_SLIPS))
+    rest = tokens[start + 1:]
+    # A damaged field read as several tokens ("cdht-324-pl4" as "cdht 3 aa") shifts every field after it: the page
+    # count "n/N", the one token of its shape, anchors the person, year and key around it.
+    at = next((i for i in range(4, len(rest) - 1) if _PAGES.fullmatch(rest[i])), 5)
+    form, version = rest[0], rest[1]
+    cset = rest[2] if at == 5 else None
+    subject, year, pages, doc = rest[at - 2], rest[at - 1], rest[at], rest[at + 1]
+    return (_known_id(form, forms), version,
+            None if cset is None else cset if cset == "-" else _known_id(cset, criteria_sets),
+            subject, year, pages, doc.translate(_HEX_SLIPS))
 
 
 def unchecked_payload(fields: Sequence[str | None]) -> PagePayload | None:
@@ -234,8 +248,10 @@ def unchecked_payload(fields: Sequence[str | None]) -> PagePayload | None:
     return payload if payload is not None and 1 <= payload.page <= payload.pages else None
 
 
-def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str], budget: int) -> PagePayload | None:
-    """The payload from a form id's options and the line's other seven fields, if one reading passes the check."""
+def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str], budget: int,
+                 sets: list[str] | None = None) -> PagePayload | None:
+    """The payload from a form id's options and the line's other seven fields, if one reading passes the check;
+    `sets`: the criteria sets to try instead of the set field as read (unreadable)."""
     version, cset, subject, year, pages, doc, check = rest
     checks = _spellings(check, _HEX_UPPER, CHECK_HEX)
     if not checks:
@@ -243,7 +259,7 @@ def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str]
     page_reads = [pages] if "/" in pages else [pages[:i] + "/" + pages[i + 1:] for i in range(1, len(pages) - 1)]
     fields = [
         forms, _spellings(version.lstrip("vV"), _DIGIT, limit=4),
-        [cset] if cset == "-" else _nearest(cset, criteria_sets),
+        sets if sets is not None else [cset] if cset == "-" else _nearest(cset, criteria_sets),
         [subject] if subject == "-" else _spellings(subject, _FREE),
         [year] if year == "-" else _spellings(year, _DIGIT, 4, limit=8),
         [v for p in page_reads for v in _spellings(p, _DIGIT, limit=8)],

@@ -4,6 +4,7 @@ printed id line; and a page with formsvc's markers is never read as another unit
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,18 @@ from fixtures.scans import random_record, rasterise, save_scan
 from formsvc import layout
 from formsvc.extract.identify import (
     ID_LINE_UNCHECKED,
+    agreed_fields,
     agreed_unchecked,
     identify,
     identify_own_page,
+    known_ids,
     read_codes,
     read_id_line,
     read_smoothed,
 )
 from formsvc.extract.parse import UNCHECKED
 from formsvc.extract.pipeline import extract_files
+from formsvc.extract.placement import contradicts
 from formsvc.payload import CHECK_HEX, PagePayload, parse_id_line, unchecked_fields, unchecked_payload
 from formsvc.render import render_document
 from formsvc.render.converter import get_converter
@@ -269,6 +273,30 @@ def test_unchecked_id_line_needs_agreeing_readings_and_known_fields() -> None:
     slips = [fields.replace("nv-001", "nv-OO1"), fields.replace("2024", "2O24"), fields.replace("a2cc9", "a2cc"),
              fields, fields]
     assert agreed_unchecked(slips, forms, sets) == p
+
+
+def test_an_id_line_whose_set_id_a_fold_split_is_read_around_its_page_count() -> None:
+    """Held-out print-and-scan page (seed 33000): both codes lost, and on the id line "cdht-324-pl4" read as two or
+    three tokens ("cdht 3 aa"). Read field by field from the line's start, every later field was shifted: the
+    person was taken for the year, the page was refused by its own neighbour (its "year" nv-40013 named another
+    copy) and lost. The page count n/N anchors the fields around it; the check digits still decide."""
+    forms, sets = list(known_ids()[0]), list(known_ids()[1])
+    copy = PagePayload("cdht-self-assessment", 1, "cdht-324-pl4", "nv-40013", 2024, 2, 2, "39c7935582")
+    read = [  # as Tesseract read that page's line
+        "FSV1 cdht-self-assessment 1 cdht 3 aa nv-40013 2024 2/2 39¢7935582 8DBO58A0",
+        "FSV1 cdht-self-assessment 1 cdht 3. oN nv-40013 2024 2/2 397935582 8DBOS8A0",
+        "FSV1 cdht-self-assessment 1 cdht 3 1A nv-40013 2024 2/2 39c¢7935582 8DBO58A0 f ir",
+        "FSV1i cdht-self-assessment 1 cdht..3 +4 nv-40013 2024 2/2 39c7935582 8DBO58A0",
+    ]
+    # The set tried from the known ones, the check digits deciding; a key read a digit short or long is refused.
+    assert [parse_id_line(t, forms, sets) for t in read] == [copy, None, None, copy]
+    agreed = agreed_fields(read * 2, forms, sets)
+    assert agreed[:6] == ["cdht-self-assessment", "1", None, "nv-40013", "2024", "2/2"]
+    assert not contradicts(read * 2, copy, forms, sets)
+    assert contradicts(read * 2, replace(copy, subject_id="nv-40014"), forms, sets)
+    # A line read whole keeps its set.
+    assert unchecked_fields(copy.id_line(), forms, sets) == (
+        "cdht-self-assessment", "1", "cdht-324-pl4", "nv-40013", "2024", "2/2", "39c7935582")
 
 
 def test_a_page_whose_check_digits_are_lost_joins_the_copy_its_other_page_names(
