@@ -44,12 +44,13 @@ _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _DOC = re.compile(r"[0-9a-f]{10}")  # a printed copy's document key as the id line prints it
 _PAGES = re.compile(r"\d{1,2}/\d{1,2}")  # the id line's "page/pages" field
 CHECK_HEX = 8  # the id line's whole CRC-32
-# Readings tried per line (both ways of anchoring it together), times the check's own spellings: at most this many
+# Readings tried per line (every way of anchoring it together), times the check's own spellings: at most this many
 # chances in 2**32 that a misread line passes the check (about one in a million at worst; clean lines try a few).
 MAX_TRIALS = 4096
 # A fold or a streak over ONE of the check's characters: the first readings of the line (its fields as read, a few
 # spellings) may pass with one check character off, against the check as read or its first other spelling:
-# 8 readings x 2 spellings x 121 near checks in 2**32, about one chance in 2 million that a misread line passes.
+# 8 readings x 2 spellings x 121 near checks in 2**32 per anchoring (at most three), about one chance in 700,000 that
+# a misread line passes.
 SLIP_TRIALS = 8
 SLIP_SPELLINGS = 2
 # What OCR confuses in a monospace line: each read character -> what it may stand for. The check digits decide.
