@@ -254,39 +254,6 @@ def test_dvht_self_assessment_comes_back_typed_scanned_and_handwritten(tmp_path:
     assert silent == [] and len(wrong) <= 2, wrong
 
 
-def test_a_name_a_fold_lifted_off_its_line_is_read_from_a_taller_crop(
-        forms: list[tuple[dict[str, Any], bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fold steps the right half of the printed name a third of a line down (print-and-scan pages: "Dương Kim
-    bi....aở" for Dương Kim Phương): the zone cuts it. The line is cut where its ink is (text_line), and an unsure
-    line is read again from taller crops."""
-    from formsvc.extract import read
-    from formsvc.extract.identify import identify
-    from formsvc.forms import find_form
-    from formsvc.zonedata import load_zones
-
-    data, pdf = forms[0]
-    pages = rasterise(pdf, 200)
-    ident = identify(pages[0])
-    form = find_form("cdht-self-assessment")
-    assert ident is not None and form is not None
-    zone = next(z for z in load_zones(form, ident.payload.template_version, ident.payload.criteria_set).on_page(1)
-                if z.name == "subject.full_name")
-    x0, y0, x1, y1 = read.zone_px(zone, 200)
-    ink = np.nonzero((pages[0][y0:y1, x0:x1] < 128).any(axis=0))[0]
-    cut, shift = x0 + int(ink.min() + 0.55 * (ink.max() - ink.min())), int(0.3 * (y1 - y0))
-    folded = pages[0].copy()
-    folded[y0:y1 + shift, cut:x1] = np.vstack([np.full((shift, x1 - cut), 255, np.uint8), pages[0][y0:y1, cut:x1]])
-    scan = save_scan([folded, pages[1]], tmp_path / "folded.pdf", 200)
-    [doc] = extract_files([scan]).documents
-    assert doc.subject.full_name == data["subject"]["full_name"]  # the line is found where its ink is
-    monkeypatch.setattr(read, "line_crop", lambda image, box, dpi: image[box[1]:box[3], box[0]:box[2]])
-    [doc] = extract_files([scan]).documents
-    assert doc.subject.full_name == data["subject"]["full_name"]  # or, cut as the zone, read from a taller crop
-    monkeypatch.setattr(read, "LINE_RETRY_BELOW", 0.0)  # the zone's own crop alone
-    [doc] = extract_files([scan]).documents
-    assert doc.subject.full_name != data["subject"]["full_name"]
-
-
 def _subject_boxes(pages: list[np.ndarray]) -> dict[str, tuple[int, int, int, int]]:
     from formsvc.extract import read
     from formsvc.extract.identify import identify
@@ -299,6 +266,36 @@ def _subject_boxes(pages: list[np.ndarray]) -> dict[str, tuple[int, int, int, in
     return {z.name: read.zone_px(z, 200) for z in load_zones(form, ident.payload.template_version,
                                                              ident.payload.criteria_set).on_page(1)
             if z.name.startswith("subject.")}
+
+
+def _zone_cut(image: np.ndarray, box: tuple[int, int, int, int], dpi: float) -> np.ndarray:
+    """text_line.line_crop's stand-in: the zone's own crop, as lines were cut before."""
+    return image[box[1]:box[3], box[0]:box[2]]
+
+
+def test_a_name_a_fold_lifted_off_its_line_is_read_from_a_taller_crop(
+        forms: list[tuple[dict[str, Any], bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold steps the right half of the printed name a third of a line down (print-and-scan pages: "Dương Kim
+    bi....aở" for Dương Kim Phương): the zone cuts it. The line is cut where its ink is (text_line), and an unsure
+    line is read again from taller crops."""
+    from formsvc.extract import read
+
+    data, pdf = forms[0]
+    pages = rasterise(pdf, 200)
+    x0, y0, x1, y1 = _subject_boxes(pages)["subject.full_name"]
+    ink = np.nonzero((pages[0][y0:y1, x0:x1] < 128).any(axis=0))[0]
+    cut, shift = x0 + int(ink.min() + 0.55 * (ink.max() - ink.min())), int(0.3 * (y1 - y0))
+    folded = pages[0].copy()
+    folded[y0:y1 + shift, cut:x1] = np.vstack([np.full((shift, x1 - cut), 255, np.uint8), pages[0][y0:y1, cut:x1]])
+    scan = save_scan([folded, pages[1]], tmp_path / "folded.pdf", 200)
+    [doc] = extract_files([scan]).documents
+    assert doc.subject.full_name == data["subject"]["full_name"]  # the line is found where its ink is
+    monkeypatch.setattr(read, "line_crop", _zone_cut)
+    [doc] = extract_files([scan]).documents
+    assert doc.subject.full_name == data["subject"]["full_name"]  # or, cut as the zone, read from a taller crop
+    monkeypatch.setattr(read, "LINE_RETRY_BELOW", 0.0)  # the zone's own crop alone
+    [doc] = extract_files([scan]).documents
+    assert doc.subject.full_name != data["subject"]["full_name"]
 
 
 def _grey_speckled(img: np.ndarray, seed: int = 3) -> np.ndarray:
@@ -334,7 +331,7 @@ def test_printed_lines_a_page_moved_half_a_line_are_read_where_their_ink_is(
     name = next(f for f in doc.fields if f.name == "subject.full_name")
     assert name.confidence >= 0.8
     # The zone's own crop, as read before (and not read again from taller crops): the name is lost or unsure.
-    monkeypatch.setattr(read, "line_crop", lambda image, box, dpi: image[box[1]:box[3], box[0]:box[2]])
+    monkeypatch.setattr(read, "line_crop", _zone_cut)
     monkeypatch.setattr(read, "LINE_RETRY_BELOW", 0.0)
     [doc] = extract_files([scan]).documents
     name = next(f for f in doc.fields if f.name == "subject.full_name")

@@ -351,13 +351,9 @@ def _taller_crops(image: np.ndarray, box: tuple[int, int, int, int]) -> list[np.
 def _taller_readings(image: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> list[list[OcrText]]:
     """Each line's taller crops, all read in one recognition (a dark dithered page has every line unsure: one call
     a crop was a third of such a page's time)."""
-    crops = [_taller_crops(image, box) for box in boxes]
-    flat = read_lines([c for cs in crops for c in cs])
-    out, i = [], 0
-    for cs in crops:
-        out.append(flat[i:i + len(cs)])
-        i += len(cs)
-    return out
+    n = len(LINE_GROWTH)
+    flat = read_lines([crop for box in boxes for crop in _taller_crops(image, box)])
+    return [flat[i:i + n] for i in range(0, len(flat), n)]
 
 
 def capped(read: FieldRead, most: float) -> FieldRead:

@@ -51,8 +51,9 @@ def line_crop(image: np.ndarray, box: tuple[int, int, int, int], dpi: float) -> 
     the zone's crop with the ink of the lines around it whitened: nothing of a neighbour's is read as this field's."""
     x0, y0, x1, y1 = box
     h = y1 - y0
+    zone = image[max(0, y0): y1, max(0, x0): x1]
     if h <= 0 or x1 <= x0 or h > MAX_LINE_MM / 25.4 * dpi:
-        return image[max(0, y0): y1, max(0, x0): x1]
+        return zone
     top = max(0, y0 - h)
     band = evened(image[top: y1 + h, max(0, x0): x1])
     zt, zb = y0 - top, y1 - top
@@ -63,13 +64,12 @@ def line_crop(image: np.ndarray, box: tuple[int, int, int, int], dpi: float) -> 
     def ours(r: tuple[int, int]) -> bool:
         return abs((r[0] + r[1]) / 2 - expected) <= h / 2
 
-    zone = image[max(0, y0): y1, max(0, x0): x1]
     near = [r for r in runs if ours(r)]
     inside = [r for r in near if r[1] - r[0] <= 1.5 * h]
     if near and not inside:  # lines run together (a stain, a fold's shadow): nothing to cut apart
         return zone
     if not inside:
-        if not runs or all(r[1] <= zt or r[0] >= zb for r in runs):
+        if all(r[1] <= zt or r[0] >= zb for r in runs):
             # No ink in the zone: blank paper, whose grain alone Tesseract reads as a line of marks.
             return np.full_like(zone, 255)
         zone = zone.copy()
