@@ -177,18 +177,38 @@ def test_the_declared_total_picks_the_misread_box_second_reading() -> None:
     assert decoded == ([8.0, 7.5, 6.0], 21.5)
     out, t = apply_total(boxes, total, 0.8)
     assert [b.value for b in out] == [8.0, 7.5, 6.0] and t.value == 21.5
+    # b was barely read, its second reading makes the sum agree and the others were read surely: the sheet makes
+    # 7,5 as sure as a reading trusted on its own, and nothing else changes.
+    assert out[1].confidence == 0.8
+    assert [out[0].confidence, out[2].confidence, t.confidence] == [0.95, 0.9, 0.9]
+
+
+def test_a_second_reading_the_sheet_leaves_in_doubt_sends_every_handwritten_box_to_a_person() -> None:
+    # Read 4,5 at 0.7, b may well be right, and then one of the boxes read surely is the misread one.
+    boxes = [_box("a", 8.0, 0.95), _box("b", 4.5, 0.7, (4.5, 0.5), (7.5, 0.3), (1.5, 0.1)), _box("c", 6.0, 0.9)]
+    total = _box("t", 21.5, 0.9)
+    out, t = apply_total(boxes, total, 0.8)
+    assert [b.value for b in out] == [8.0, 7.5, 6.0] and t.value == 21.5
     assert out[1].confidence <= CHOSEN_CONFIDENCE  # chosen, not read: stays flagged
     # The sheet held a misread and which box it was is the decoding's guess: the others go to a person too.
     assert out[0].confidence < 0.8 and out[2].confidence < 0.8
     assert apply_total(boxes, total, 0.8, printed=frozenset({"a"}))[0][0].confidence == 0.95  # print stays
 
 
+def test_two_second_readings_are_never_trusted() -> None:
+    boxes = [_box("a", 8.0, 0.95), _box("b", 4.5, 0.3, (4.5, 0.5), (7.5, 0.45)),
+             _box("c", 6.0, 0.3, (6.0, 0.5), (6.5, 0.45))]
+    out, t = apply_total(boxes, _box("t", 22.0, 0.95), 0.8)
+    assert [b.value for b in out] == [8.0, 7.5, 6.5]
+    assert all(b.confidence < 0.8 for b in out)
+
+
 def test_a_misread_total_is_corrected_by_the_boxes_rather_than_the_other_way_round() -> None:
     boxes = [_box("a", 8.0, 0.95), _box("b", 7.5, 0.9), _box("c", 6.0, 0.9)]
     total = _box("t", 27.5, 0.5, (27.5, 0.5), (21.5, 0.3))
     out, t = apply_total(boxes, total, 0.8)
-    assert [b.value for b in out] == [8.0, 7.5, 6.0]
-    assert t.value == 21.5 and t.confidence <= CHOSEN_CONFIDENCE
+    assert [b.value for b in out] == [8.0, 7.5, 6.0] and [b.confidence for b in out] == [0.95, 0.9, 0.9]
+    assert t.value == 21.5 and t.confidence == 0.8  # three boxes read surely settle the total's second reading
 
 
 def test_one_unsure_box_confirmed_by_the_total_and_every_other_field_is_trusted() -> None:
@@ -253,13 +273,21 @@ def _form(total: FieldRead) -> list[FieldRead]:
     return [*reads, total]
 
 
-def test_the_record_takes_the_value_the_written_total_implies_and_flags_it() -> None:
+def test_the_record_takes_the_value_the_written_total_implies() -> None:
     record, _ = build_record([_page(_form(_hand("total_declared", "73", 0.9, (73.0, 0.9))))], missing_pages=[],
                              registry=default_registry())
     assert record.scores["ct2"] == 7.5 and record.total_declared == 73
     conf = {f.name: f.confidence for f in record.fields}
-    assert conf["scores.ct2"] < 0.8 and conf["scores.ct3"] < 0.8  # a sheet that needed a change: all checked
+    # Read 1,5 at 0.5, 7,5 its second reading, every other box read surely: the sheet settles it.
+    assert conf["scores.ct2"] == 0.8 and conf["scores.ct3"] == 0.95
     assert list(record.scores) == [f"ct{i}" for i in range(1, 11)]
+    # Read 1,5 at 0.75 (nearly trusted), it may well be right and a box read surely the misread one: the sheet
+    # needed a change and which box is a guess, so every box is checked.
+    form = _form(_hand("total_declared", "73", 0.9, (73.0, 0.9)))
+    form[1] = _hand("scores.ct2", "1,5", 0.75, (1.5, 0.5), (7.5, 0.3), (4.5, 0.1))
+    record, _ = build_record([_page(form)], missing_pages=[], registry=default_registry())
+    conf = {f.name: f.confidence for f in record.fields}
+    assert record.scores["ct2"] == 7.5 and conf["scores.ct2"] < 0.8 and conf["scores.ct3"] < 0.8
 
 
 def test_a_blank_total_is_not_filled_in_from_the_boxes() -> None:
