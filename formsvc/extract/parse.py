@@ -45,6 +45,10 @@ CORRECTED = 1
 # make the sum agree when a box read surely is the misread one ("9,5" read 9 surely, "72,5" read "72,6": the
 # total's allowed candidate 72 at 0.002 agreed with the sum).
 SECOND_READING = 0.1
+# Least score (ScoreBox.candidates) of another reading that makes two glyphs "written alike" (_echoes). Kept pages
+# of ten seeds, sheets stopped by the echo rule alone: the one echo of a misread (seed 23000, four captures) shared
+# its other reading at 0.05-0.09; 21 of the 33 right sheets shared one only under 0.01, a trace of the products.
+ECHO_SHARE = 0.01
 
 
 # Forms the registry marks `team_scored` (the ĐVHT inspection minutes, Phụ lục 03) are scored by a team beside the
@@ -273,19 +277,20 @@ def _echoes(boxes: list[ScoreBox], total: ScoreBox, threshold: float, printed: f
     agrees all the same (held-out seed 23000: a 5 written like an 8, "5,5" and "75,5" read "8,5" and "78,5" just
     below the threshold, both trusted once they added up). The joint decoding takes misreads to be independent; for
     these two they are not, so each is judged on its own reading.
-    "Written alike" is what the recogniser saw: the two glyphs' other readings share a digit (seed 23000: 2 and 6 for
-    both). Two glyphs it confuses with different digits look different to it; the misreads are then as independent
-    as any two, which the joint decoding weighs (tuning pages: 8 of 17 sheets stopped by the plain rule were such,
-    every value right)."""
+    "Written alike" is what the recogniser saw: the two glyphs' other readings share a digit, each at ECHO_SHARE or
+    more (seed 23000: 2 at 0.08 and 0.07 for both). Two glyphs it confuses with different digits, or with one digit
+    only as a trace of its products, look different to it; the misreads are then as independent as any two, which
+    the joint decoding weighs."""
     def units(f: ScoreBox) -> int | None:
         return int(f.value) % 10 if isinstance(f.value, float) and f.name not in printed else None
 
     def alternatives(f: ScoreBox) -> set[int]:
-        """Digits the last whole digit was also read as (every other digit and the fraction as read)."""
+        """Digits the last whole digit was also read as, at ECHO_SHARE or more (every other digit and the fraction
+        as read)."""
         assert isinstance(f.value, float)
         head, frac = int(f.value) // 10, round(f.value - int(f.value), 6)
-        return {int(v) % 10 for v, _ in f.candidates
-                if v != f.value and int(v) // 10 == head and round(v - int(v), 6) == frac}
+        return {int(v) % 10 for v, score in f.candidates if v != f.value and score >= ECHO_SHARE
+                and int(v) // 10 == head and round(v - int(v), 6) == frac}
 
     t = units(total)
     if t is None or total.confidence >= threshold:
