@@ -73,8 +73,12 @@ def test_the_loader_never_returns_the_reserved_positions(tagged_mnist: None) -> 
 
 
 def test_training_calibration_and_held_out_split_the_allowed_positions_only() -> None:
-    parts = [set(digits_train.TRAIN), set(digits_train.CALIBRATION), set(digits_train.HELD_OUT)]
+    """The fold that is calibrated never sees the calibration digits; the shipped models train on both; nothing
+    trains or calibrates on the held-out digits."""
+    parts = [set(digits_train.FIT), set(digits_train.CALIBRATION), set(digits_train.HELD_OUT)]
     assert all(not (a & b) for i, a in enumerate(parts) for b in parts[i + 1:])
+    assert set(digits_train.TRAIN) == set(digits_train.FIT) | set(digits_train.CALIBRATION)
+    assert not set(digits_train.TRAIN) & set(digits_train.HELD_OUT)
     assert set().union(*parts) <= set(range(digits_train.MNIST_ALLOWED)) and digits_train.MNIST_ALLOWED == 250
 
 

