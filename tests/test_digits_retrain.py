@@ -13,7 +13,15 @@ import pytest
 
 from formsvc.extract import digits, digits_retrain
 from formsvc.extract.digit_synth import compose_box
-from formsvc.extract.digits_train import BOX, HELD_OUT, TRAIN, box_values, fit_calibration, mnist_glyphs
+from formsvc.extract.digits_train import (
+    BOX,
+    HELD_OUT,
+    TRAIN,
+    box_values,
+    fit_calibration,
+    mnist_glyphs,
+    no_surer_than,
+)
 from formsvc.settings import get_settings
 from tests.servers import RedisServer
 from tests.service_app import service_app
@@ -231,7 +239,7 @@ def test_a_candidates_calibration_is_never_surer_than_the_shipped_one() -> None:
     sx, sy = shipped["all"]
     kind = {"x_all": np.array([0.0, 0.05, 1.0], np.float32), "y_all": np.array([0.5, 0.99, 1.0], np.float32),
             "x_more-inside": np.array([0.0, 1.0], np.float32), "y_more-inside": np.array([0.0, 0.1], np.float32)}
-    capped = digits_retrain.no_surer_than_shipped(kind)
+    capped = no_surer_than(kind, shipped)
     steps = digits.calibration_from(capped)
     assert digits._valid_calibration(steps)
     probe = np.linspace(0.0, 1.0, 2001)
@@ -378,7 +386,7 @@ def test_a_tuned_model_in_use_is_right_at_its_calibrated_rate(data_dir: Path) ->
     x, y, _, _ = digits_retrain.glyph_set(train)
     params = digits_retrain.fine_tune(x, y, epochs=2)
     calibration = fit_calibration(list(digits_retrain.generic_calibration_boxes()), params, extra=own,
-                                  log=False)
+                                  log=False, ceiling=digits._calibration())
     report = digits_retrain.RetrainReport(len(answers), len(train), len(y), None, None, None, True, "test", 0, "now")
     digits_retrain.save_tuned(params, calibration, report)
     assert digits._model().tuned and digits._cnn() is not digits._shipped_cnn()

@@ -11,7 +11,8 @@ A candidate is kept only when it is not worse than the shipped model and the mod
 boxes (digits_train.HELD_OUT positions composed into score boxes, never trained on by the shipped models nor
 here; GENERIC_TOLERANCE allowed) and not worse than the model in use on the held-back answers. A kept candidate
 gets its own confidence calibration, fitted as the shipped one is (boxes of digits_train.CALIBRATION positions),
-capped by the held-back answers' curve and by the shipped calibration (no_surer_than_shipped), and the three files go to data_dir/digits/ (weights, calibration, a
+no surer than the shipped calibration and capped by the held-back answers' curve (digits_train.fit_calibration's
+`ceiling` and `extra`), and the three files go to data_dir/digits/ (weights, calibration, a
 .json naming both SHA-256, written last): the reader (digits._tuned) loads them together or not at all.
 
 The two MLPs stay as shipped: the CNN is half of every glyph's vote.
@@ -151,25 +152,6 @@ def generic_calibration_boxes(n: int = CALIBRATION_BOXES,
     return tuple(written_boxes(where, n, 7, augment=True))
 
 
-def no_surer_than_shipped(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A candidate's calibration capped by the shipped one, group by group. The candidate's is fitted on
-    CALIBRATION boxes, digits the shipped models (and so the candidate) were trained on, and can read them more
-    kindly than a stranger's handwriting; the shipped one was fitted on models that never saw them
-    (digits_train.cross_fitted_calibration). Both curves are evaluated at every step of either, so the cap holds
-    between steps too."""
-    shipped = digits._calibration()
-    if not shipped:
-        return arrays
-    out = dict(arrays)
-    for key in [k for k in arrays if k.startswith("x_")]:
-        group = key[2:]
-        sx, sy = shipped.get(group, shipped["all"])
-        x = np.union1d(arrays[key].astype(np.float64), sx)
-        y = np.minimum(np.interp(x, arrays[key], arrays[f"y_{group}"]), np.interp(x, sx, sy))
-        out[key], out[f"y_{group}"] = x.astype(np.float32), y.astype(np.float32)
-    return out
-
-
 @dataclass
 class Candidate:
     params: dict[str, np.ndarray]
@@ -281,7 +263,7 @@ def _retrain(samples: list[Answer], *, seed: int, epochs: int, boxes: int, write
     tuned = Candidate(params)
     if better:
         generic = list(generic_calibration_boxes(calibration_boxes, calibration_positions))
-        tuned.calibration = no_surer_than_shipped(fit_calibration(generic, params, extra=own, log=False))
+        tuned.calibration = fit_calibration(generic, params, extra=own, log=False, ceiling=digits._calibration())
         report.calibration_boxes = len(generic) + len(own)
         if write:
             save_tuned(params, tuned.calibration, report)

@@ -308,7 +308,8 @@ def to_confidence(p_right: np.ndarray) -> np.ndarray:
 
 def fit_calibration(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.ndarray] | None = None, *,
                     extra: list[tuple[float | None, np.ndarray]] | None = None, log: bool = True,
-                    min_group: int = CALIBRATION_MIN_GROUP) -> dict[str, np.ndarray]:
+                    min_group: int = CALIBRATION_MIN_GROUP,
+                    ceiling: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
     """Per calibration group, raw box confidence -> probability that the box's value is right (isotonic steps as
     arrays x_<group>, y_<group>), for reading with CNN `params` (None: the shipped CNN). Readings whose top value
     the criteria do not allow are left out: they are capped anyway.
@@ -316,7 +317,11 @@ def fit_calibration(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.
     `extra`: boxes of another kind (a deployment's own held-back answers) that must not be read over-confidently
     either. The curves are fitted on `boxes`; then, if more than 1 - ACCEPT_RIGHT of the extra boxes they would
     accept unreviewed are misread, every confidence is scaled down (monotonically) until the accepted ones are
-    not: the lowest accepted confidence rises above the misreadings it has to exclude (accept_level). Two other
+    not: the lowest accepted confidence rises above the misreadings it has to exclude (accept_level).
+
+    `ceiling`: a calibration the curves may not exceed (a deployment's tuned CNN: `boxes` are digits the shipped
+    models were trained on and read more kindly than a stranger's; the shipped calibration was fitted on a fold that
+    never saw them), applied before `extra` checks them (no_surer_than). Two other
     uses were measured worse in bench_retrain: pooling them into the isotonic fit with a weight (a few hundred
     boxes read right at a high raw confidence lift the top of the curve, however few misreadings sit there), and
     scaling every box's chance of being wrong by their error rate over the generic one (accepted boxes fell from
@@ -359,6 +364,8 @@ def fit_calibration(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.
         arrays[f"y_{g}"] = to_confidence(iso.y_thresholds_).astype(np.float32)
         if log:
             print(f"calibration {g}: {len(raw)} boxes, {np.mean(right):.3f} right, {len(iso.X_thresholds_)} steps")
+    if ceiling:
+        arrays = no_surer_than(arrays, ceiling)
     if own:
         level = accept_level(arrays, own)
         threshold = get_settings().review_confidence
@@ -371,6 +378,20 @@ def fit_calibration(boxes: list[tuple[float, np.ndarray]], params: dict[str, np.
         if log:
             print(f"calibration checked on {len(own)} own boxes: lowest accepted confidence {level:.4f}")
     return arrays
+
+
+def no_surer_than(arrays: dict[str, np.ndarray], ceiling: dict[str, tuple[np.ndarray, np.ndarray]]
+                  ) -> dict[str, np.ndarray]:
+    """Calibration curves (arrays x_<group>, y_<group>) capped group by group by `ceiling` (its "all" curve where
+    it has no such group). Both are evaluated at every step of either, so the cap holds between steps too."""
+    out = dict(arrays)
+    for key in [k for k in arrays if k.startswith("x_")]:
+        group = key[2:]
+        cx, cy = ceiling.get(group, ceiling["all"])
+        x = np.union1d(arrays[key].astype(np.float64), cx)
+        y = np.minimum(np.interp(x, arrays[key], arrays[f"y_{group}"]), np.interp(x, cx, cy))
+        out[key], out[f"y_{group}"] = x.astype(np.float32), y.astype(np.float32)
+    return out
 
 
 def accept_level(arrays: dict[str, np.ndarray], items: list[tuple[float, str, float]]) -> float:
