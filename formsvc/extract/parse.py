@@ -24,7 +24,8 @@ _FILLER = re.compile(r"^[\s.…·_:\-]*$")
 _YEAR = re.compile(r"(19|20)\d{2}")
 # Score of a value no reader saw, for a box nothing could be read from: the declared total may still imply it.
 UNSEEN = 1e-4
-# A value the joint decoding chose over a box's own top reading is a guess for review, never trusted as read.
+# A value the joint decoding chose over a box's own top reading, when the sheet does not make it sure (apply_total):
+# a guess for review.
 CHOSEN_CONFIDENCE = 0.6
 # A sum that only agrees after changing more boxes than this says the readings are poor, not which are wrong:
 # changing several right boxes to cover for one unreadable one does more harm than good.
