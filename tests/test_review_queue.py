@@ -48,8 +48,10 @@ def test_a_box_read_in_doubt_keeps_its_candidates_in_the_records_provenance() ->
     from formsvc.extract.parse import build_record
     from tests.test_score_boxes import _form, _hand, _page
 
-    record, _ = build_record([_page(_form(_hand("total_declared", "73", 0.9, (73.0, 0.9))))], missing_pages=[],
-                             registry=default_registry())
+    form = _form(_hand("total_declared", "73", 0.9, (73.0, 0.9)))
+    # Read 1,5 at 0.75: nearly trusted, so the sheet cannot say it was the misread box (at 0.5 it would).
+    form[1] = _hand("scores.ct2", "1,5", 0.75, (1.5, 0.5), (7.5, 0.3), (4.5, 0.1))
+    record, _ = build_record([_page(form)], missing_pages=[], registry=default_registry())
     prov = {f.name: f for f in record.fields}
     assert prov["scores.ct2"].confidence < get_settings().review_confidence
     assert prov["scores.ct2"].candidates is not None and prov["scores.ct2"].candidates[0] == record.scores["ct2"]
