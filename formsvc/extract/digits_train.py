@@ -425,27 +425,28 @@ def train_models(positions: range) -> Models:
                   train_cnn(x, y, seed=2))
 
 
-def write_models(models: Models, args: argparse.Namespace) -> None:
-    """Store the models where reading loads them from, and forget any loaded before."""
+def _forget_loaded() -> None:
+    """Reading loads the model files once: after they are written, it loads them again."""
     from formsvc.extract import digits
 
+    for cached in (digits._weights, digits._shipped_cnn, digits._calibration, digits._shipped):
+        cached.cache_clear()
+
+
+def write_models(models: Models, args: argparse.Namespace) -> None:
+    """Store the models where reading loads them from, and forget any loaded before."""
     save(models.pixels, args.out)
     save(models.hogs, args.out_hog)
     np.savez_compressed(args.out_cnn, **models.cnn)  # type: ignore[arg-type]
-    for cached in (digits._weights, digits._shipped_cnn, digits._calibration, digits._shipped):
-        cached.cache_clear()
+    _forget_loaded()
 
 
 def calibrate(boxes: list[tuple[float, np.ndarray]], out: Path) -> None:
     """Fit the calibration of the models in the model files (fit_calibration) and store it."""
-    from formsvc.extract import digits
-
-    for cached in (digits._weights, digits._shipped_cnn, digits._calibration, digits._shipped):
-        cached.cache_clear()
+    _forget_loaded()
     arrays = fit_calibration(boxes)  # the models in the files, never a deployment's tuned one
     np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
-    digits._calibration.cache_clear()
-    digits._shipped.cache_clear()
+    _forget_loaded()
 
 
 def cross_fitted_calibration(args: argparse.Namespace) -> None:

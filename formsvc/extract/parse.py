@@ -240,11 +240,11 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
     unchanged = changes == 0
     unsure = [f for f in fields if f.confidence < threshold]
     all_print = unchanged and all(f.name in printed and f.confidence >= PRINT_CONFIRMABLE for f in unsure)
-    sure = _field_sure(fields, chosen, threshold) if changes <= CORRECTED else None
+    nearly_read = all(dict(f.candidates).get(v, 0.0) >= SECOND_READING
+                      for f, v in zip(fields, chosen, strict=True) if f.value != v)
+    sure = _field_sure(fields, chosen, threshold) if unchanged or (changes <= CORRECTED and nearly_read) else None
     echoed = _echoes(boxes, total, threshold, printed)
-    if not unchanged and (sure is None or echoed or min(sure) < ACCEPT_RIGHT or not all(
-            dict(f.candidates).get(v, 0.0) >= SECOND_READING for f, v in zip(fields, chosen, strict=True)
-            if f.value != v)):
+    if not unchanged and (sure is None or echoed or min(sure) < ACCEPT_RIGHT):
         sure = None  # the misread's place is a guess: every handwritten field goes to a person
     trusted_sum = unchanged or sure is not None
     vouched = {f.name for i, f in enumerate(fields) if f.confidence < threshold and (all_print or (

@@ -344,8 +344,7 @@ def _taller_crops(image: np.ndarray, box: tuple[int, int, int, int]) -> list[np.
     of a line off its place (measured on print-and-scan pages: "Dương Kim bi....aở" at 0.25 from the zone, "Dương
     Kim Phượng" at 0.82 from a crop 0.4 taller)."""
     x0, y0, x1, y1 = box
-    return [image[max(0, y0 - round((y1 - y0) * grow)): y1 + round((y1 - y0) * grow), max(0, x0): x1]
-            for grow in LINE_GROWTH]
+    return [image[max(0, y0 - d): y1 + d, max(0, x0): x1] for d in (round((y1 - y0) * g) for g in LINE_GROWTH)]
 
 
 def _taller_readings(image: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> list[list[OcrText]]:
