@@ -32,6 +32,7 @@ from formsvc.extract.read import (
     combine,
     ink_crosses_edge,
     read_scanned,
+    stamp_mask,
     strip_long_strokes,
     suppress_stamp,
     typed_evidence,
@@ -141,6 +142,37 @@ def test_a_stroke_from_outside_the_box_makes_its_reading_unsure() -> None:
     page[y0:y1, x0:x1] = cv2.resize(cell, (x1 - x0, y1 - y0))
     [clean] = read_scanned([zone], page, DPI)
     assert clean.text == "9" and clean.confidence > STAMPED
+
+
+def _read_in_page(cell: np.ndarray) -> FieldRead:
+    zone = Zone("scores.ct1", "score", 1, Box(left=10, top=10, width=CELL[1] * 25.4 / DPI, height=CELL[0] * 25.4 / DPI))
+    x0, y0, x1, y1 = zone_px(zone, DPI)
+    page = np.full((400, 400), 255, np.uint8)
+    page[y0:y1, x0:x1] = cv2.resize(cell, (x1 - x0, y1 - y0))
+    [read] = read_scanned([zone], page, DPI)
+    return read
+
+
+@pytest.mark.parametrize("grey", [90, 170])  # a crease dark enough to be ink (over the edge), pale as a stamp's
+def test_a_crease_along_the_top_of_the_box_clear_of_the_number_hides_nothing(grey: int) -> None:
+    """A fold's crease runs in from the side of a row of boxes above the numbers: it crossed the box but none of
+    the number's strokes, so the reading keeps its own confidence. The same line through the number, or a stroke
+    that comes in over the top edge only, still makes the reading unsure."""
+    cell = render_handwritten("9", CELL, np.random.default_rng(4), style="test")  # ink rows 23..85
+    clean = _read_in_page(cell)
+    assert clean.text == "9" and clean.confidence > STAMPED
+    creased = cell.copy()
+    cv2.line(creased, (159, 14), (110, 9), grey, 2)
+    cv2.line(creased, (110, 9), (60, 13), grey, 2)
+    assert ink_crosses_edge(creased) or stamp_mask(creased).any()  # it does cross the box
+    read = _read_in_page(creased)
+    assert read.text == "9" and read.confidence == clean.confidence
+    through = cell.copy()
+    cv2.line(through, (159, 14), (60, 40), grey, 2)  # the crease runs down into the 9
+    assert _read_in_page(through).confidence <= STAMPED
+    over_top = cell.copy()
+    cv2.line(over_top, (70, 0), (90, 12), grey, 3)  # a stroke over the top edge only: a digit's piece, maybe
+    assert _read_in_page(over_top).confidence <= STAMPED
 
 
 def test_the_tables_own_rule_shifted_into_the_box_is_not_a_stroke_from_outside() -> None:

@@ -461,10 +461,15 @@ def _crossed(mask: np.ndarray) -> bool:
     return len(slopes) == 2
 
 
+def _inner(shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The part of a score box its number is read from: the box's own printed borders left out."""
+    h, w = shape[:2]
+    return slice(int(h * 0.06), int(h * 0.94)), slice(int(w * 0.04), int(w * 0.96))
+
+
 def box_mask(cell: np.ndarray) -> np.ndarray:
     """The ink of a score box, the box's own printed borders left out."""
-    h, w = cell.shape
-    return ink_mask(cell[int(h * 0.06): int(h * 0.94), int(w * 0.04): int(w * 0.96)])
+    return ink_mask(cell[_inner(cell.shape)])
 
 
 # (one mask per digit, their x spans, the separators' component stats, the stats of ink that is neither)
@@ -579,6 +584,27 @@ def box_glyphs(cell: np.ndarray) -> list[np.ndarray] | None:
         return None
     seg = segment(mask)
     return None if isinstance(seg, str) else seg[0]
+
+
+def read_ink(cell: np.ndarray) -> np.ndarray | None:
+    """Where in the box (the cell's own coordinates) the ink a reading takes as digits and separators lies; None
+    for a box that reads as no number (blank, crossed out, unreadable). Ink outside it (specks, a crease, the
+    frame) is none of the number's."""
+    mask = box_mask(cell)
+    if mask.mean() < 0.004 or _crossed(mask):
+        return None
+    seg = segment(mask)
+    if isinstance(seg, str):
+        return None
+    used = np.zeros(mask.shape, bool)
+    for glyph in seg[0]:
+        used |= glyph > 0
+    for s in seg[2]:
+        x, y, w, h = (int(v) for v in s[:4])
+        used[y: y + h, x: x + w] = True
+    out = np.zeros(cell.shape, bool)
+    out[_inner(cell.shape)] = used
+    return out
 
 
 def read_score(cell: np.ndarray, *, max_value: float = 10, step: float = 0.5) -> ScoreReading:

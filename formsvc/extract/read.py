@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from formsvc.extract.digits import ScoreReading, allowed, as_written, ink_mask, read_score
+from formsvc.extract.digits import ScoreReading, allowed, as_written, ink_mask, read_ink, read_score
 from formsvc.extract.ocr import OcrText, read_lines, read_numbers_twice
 from formsvc.extract.text_line import line_crop
 from formsvc.extract.types import Word
@@ -53,6 +53,10 @@ STAMPED = 0.7
 EDGE_PX = 2  # ink this close to the box's edge came from outside it
 EDGE_MIN_INK = 3  # px: less ink than this at the edge is a speck
 EDGE_BAND = 0.12  # of the box's smaller side: ink wholly this close to an edge is the frame's, not a stroke coming in
+# A line across a box (this share of its width at least) above or below its number, this share of the box's height
+# clear of the glyphs read, hid nothing of them: a fold's crease, a ruling line (clear_of_number).
+CROSSING_WIDE = 0.5
+CROSSING_CLEAR = 0.05
 COLOURED_INK = 0.01  # share of a box's pixels: this much more ink in grey levels than after dropout is a seal
 ONLY_COLOURED = 0.5  # a box read from coloured ink alone: for a person, whatever the readers say
 # A seal's red ink taken off a box by colour leaves the pen's strokes whole (not painted over as a grey stamp is):
@@ -149,24 +153,52 @@ def stamp_mask(cell: np.ndarray) -> np.ndarray:
     return stamp
 
 
-def ink_crosses_edge(cell: np.ndarray) -> bool:
-    """Does ink run over the box's edge? A number is written inside its box; a stroke that comes in from outside
-    is a signature, a stamp or a neighbour's writing, and whatever it crossed may read as another digit. Ink at the
-    edge counts when it is joined to ink well inside the box: the table's own ruling lines, shifted a few pixels
-    in by a fold or a skew (bent, meeting at the corners), stay in the band along the edges."""
+def edge_crossing(cell: np.ndarray) -> np.ndarray:
+    """The ink that runs over the box's edge (a bool mask, empty when none). A number is written inside its box; a
+    stroke that comes in from outside is a signature, a stamp or a neighbour's writing, and whatever it crossed may
+    read as another digit. Ink at the edge counts when it is joined to ink well inside the box: the table's own
+    ruling lines, shifted a few pixels in by a fold or a skew (bent, meeting at the corners), stay in the band
+    along the edges."""
     ink = ink_mask(cell).astype(np.uint8)
     h, w = ink.shape
     b = EDGE_PX
     band = max(b + 1, round(EDGE_BAND * min(h, w)))
+    none = np.zeros(ink.shape, bool)
     if h <= 2 * band or w <= 2 * band:
-        return False
+        return none
     n, labels = cv2.connectedComponents(ink, connectivity=8)
     if n <= 1:
-        return False
+        return none
     ring = np.concatenate([labels[:b].ravel(), labels[-b:].ravel(), labels[:, :b].ravel(), labels[:, -b:].ravel()])
     at_edge = np.bincount(ring, minlength=n)
     inside = np.bincount(labels[band:h - band, band:w - band].ravel(), minlength=n)
-    return bool(np.any((at_edge[1:] >= EDGE_MIN_INK) & (inside[1:] > 0)))
+    crossing = np.flatnonzero((at_edge >= EDGE_MIN_INK) & (inside > 0))
+    return np.isin(labels, crossing[crossing > 0])
+
+
+def ink_crosses_edge(cell: np.ndarray) -> bool:
+    """Does ink run over the box's edge (edge_crossing)?"""
+    return bool(edge_crossing(cell).any())
+
+
+def clear_of_number(cell: np.ndarray, crossing: np.ndarray) -> bool:
+    """Whether ink that crossed the box (a stamp's, or a stroke from outside) cannot have changed its number's
+    reading: a line that runs in from a side of the box or across it (CROSSING_WIDE of its width), wholly above or
+    wholly below the glyphs the reading takes (digits.read_ink), CROSSING_CLEAR of the box's height away from them.
+    A fold's crease along the top of a row of boxes is that (held-out print-and-scan pages: 18 of 264 boxes of one
+    seed capped for it, every one read right). Ink that touches the number or crosses its line, or comes in over
+    the top or the bottom only (a digit written over the frame, its piece cut off by a streak), stays a crossing."""
+    ink = read_ink(cell)
+    if ink is None or not crossing.any():
+        return False
+    h, w = cell.shape
+    rows = np.flatnonzero(ink.any(axis=1))
+    cross_rows, cross_cols = np.flatnonzero(crossing.any(axis=1)), np.flatnonzero(crossing.any(axis=0))
+    from_side = cross_cols[0] <= EDGE_PX or cross_cols[-1] >= w - 1 - EDGE_PX
+    if not from_side and cross_cols[-1] - cross_cols[0] + 1 < CROSSING_WIDE * w:
+        return False
+    gap = CROSSING_CLEAR * h
+    return bool(cross_rows[-1] < rows[0] - gap or cross_rows[0] > rows[-1] + gap)
 
 
 def suppress_stamp(cell: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -425,7 +457,8 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
                 sure = 0.97 if not stamp.any() and not coloured else STAMPED
                 out[z.name] = FieldRead(z.name, z.kind, "", True, sure, box, "ocr")
             else:
-                crossed = bool(stamp.any()) or ink_crosses_edge(cell)
+                crossing = stamp | edge_crossing(cell)
+                crossed = bool(crossing.any()) and not clear_of_number(cell, crossing)
                 most = STAMPED if crossed else seal_dropped if coloured else 1.0
                 numbers.append(_ScoreCrop(z, box, cell, strip_long_strokes(cell, dpi), most, only_coloured))
         elif z.name.startswith("evidence."):
