@@ -175,6 +175,18 @@ def test_a_crease_along_the_top_of_the_box_clear_of_the_number_hides_nothing(gre
     assert _read_in_page(over_top).confidence <= STAMPED
 
 
+def test_a_stroke_up_from_the_bottom_edge_beside_the_number_stays_a_crossing() -> None:
+    """The number written low, over the bottom edge, with a stroke coming up from below beside it: the box alone
+    cannot tell the writer's "1" from the row below's writing reaching up. The recogniser takes it for a digit and
+    is sure ("19"), so the crossing keeps the reading unsure."""
+    cell = render_handwritten("9", CELL, np.random.default_rng(4), style="test")
+    low = np.full_like(cell, 255)
+    low[25:] = cell[:-25]  # the 9's tail runs over the bottom edge
+    cv2.line(low, (22, 104), (26, 62), 40, 3)
+    read = _read_in_page(low)
+    assert read.text == "19" and read.confidence <= STAMPED
+
+
 def test_the_tables_own_rule_shifted_into_the_box_is_not_a_stroke_from_outside() -> None:
     """A fold or a skew puts the table's ruling line a few pixels inside the box, bent: still the frame. Writing
     that runs over the frame is not."""
