@@ -163,3 +163,24 @@ def test_the_roster_fills_what_it_printed_and_checks_the_name_it_printed() -> No
     assert sources["subject.full_name"] == sources["subject.group"] == "known_value" and found == []
     other, found = apply_roster(_scanned_sheet("Trần Thị Lan")[0], [], {"nv01": person})
     assert other.subject.full_name == "Trần Thị Lan" and [r.code for r in found] == ["name_differs_from_roster"]
+
+
+def test_a_name_read_with_slips_is_the_persons_when_no_one_else_in_the_roster_is_as_near() -> None:
+    """Grey paper turns the printed "Lê Thu Dũng" into "Lâ đấu Dũng", too far for a slip on its own; nearer to it
+    than to anyone else's name in the roster, it is hers. With "Lã Đức Dũng" in the roster (nearer still), or
+    with the name read far from everyone's, the sheet keeps its finding."""
+    from formsvc.roster import Person
+    from formsvc.service.known_values import apply_roster
+
+    def person(pid: str, name: str) -> Person:
+        return Person(row=2, full_name=name, birth_year=1980, unit=None, group="official", id=pid, criteria_set=None)
+
+    people = {"nv01": person("nv01", "Lê Thu Dũng"), "nv02": person("nv02", "Nguyễn Văn Bình"),
+              "nv04": person("nv04", "Lê Thu Dung")}  # the same name as hers once accents go: no other person's
+    known, found = apply_roster(_scanned_sheet("Lâ đấu Dũng")[0], [], people)
+    assert known.subject.full_name == "Lê Thu Dũng" and found == []
+    near = people | {"nv03": person("nv03", "Lã Đức Dũng")}
+    kept, found = apply_roster(_scanned_sheet("Lâ đấu Dũng")[0], [], near)
+    assert kept.subject.full_name == "Lâ đấu Dũng" and [r.code for r in found] == ["name_differs_from_roster"]
+    _, found = apply_roster(_scanned_sheet("Trần Thị Lan")[0], [], people)
+    assert [r.code for r in found] == ["name_differs_from_roster"]

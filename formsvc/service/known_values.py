@@ -21,6 +21,11 @@ from formsvc.storage import get_file_store
 from formsvc.text import fold
 
 SAME_NAME = 75  # fold()-ed ratio: OCR slips (a lost diacritic, one wrong letter) stay above it
+# A name read with more slips than that is still the person's when it is at least NAME_FLOOR like the roster's name
+# and NAME_MARGIN more like it than like anyone else's in the roster: grey paper turns "Lê Thu Dũng" into "Lâ đấu
+# Dũng" (72.7). A name as like another person's, or like no one's, stays a finding.
+NAME_FLOOR = 60
+NAME_MARGIN = 15
 
 
 def roster_people(session: Session, unit: str) -> dict[str, Person]:
@@ -46,12 +51,24 @@ def roster_people(session: Session, unit: str) -> dict[str, Person]:
 def apply_roster(doc: Record, findings: list[Reason], people: dict[str, Person]) -> tuple[Record, list[Reason]]:
     """A document and its findings with the roster's known values applied (before validation)."""
     person = people.get(doc.subject.id or "") if doc.subject.id else None
-    return _corrected(doc, findings, person) if person else (doc, findings)
+    return _corrected(doc, findings, person, people) if person else (doc, findings)
 
 
-def _corrected(doc: Record, findings: list[Reason], person: Person) -> tuple[Record, list[Reason]]:
-    similarity = fuzz.ratio(fold(doc.subject.full_name), fold(person.full_name))
-    if similarity < SAME_NAME:
+def read_as(name: str, person: Person, people: dict[str, Person]) -> bool:
+    """Whether a name read from a sheet is `person`'s, printed there from the roster `people`: close to it (SAME_NAME),
+    or near it and nearer than to any other name in the roster (NAME_FLOOR, NAME_MARGIN)."""
+    read = fold(name)
+    own = fuzz.ratio(read, fold(person.full_name))
+    if own >= SAME_NAME:
+        return True
+    others = [fuzz.ratio(read, fold(p.full_name)) for p in people.values()
+              if fold(p.full_name) != fold(person.full_name)]
+    return own >= NAME_FLOOR and own - max(others, default=0.0) >= NAME_MARGIN
+
+
+def _corrected(doc: Record, findings: list[Reason], person: Person, people: dict[str, Person]
+               ) -> tuple[Record, list[Reason]]:
+    if not read_as(doc.subject.full_name, person, people):
         # A finding on the name: it goes when a reviewer corrects or confirms the name.
         return doc, [*findings, Reason(
             code="name_differs_from_roster", field="subject.full_name", severity="review",
