@@ -30,7 +30,7 @@ from formsvc.extract.read import (
     FieldRead,
     capped,
     combine,
-    ink_crosses_edge,
+    edge_crossing,
     read_scanned,
     stamp_mask,
     strip_long_strokes,
@@ -129,10 +129,10 @@ def test_tesseract_agreeing_with_itself_does_not_overrule_the_recogniser_on_hand
 def test_a_stroke_from_outside_the_box_makes_its_reading_unsure() -> None:
     rng = np.random.default_rng(4)
     cell = render_handwritten("9", CELL, rng, style="test")
-    assert not ink_crosses_edge(cell)
+    assert not edge_crossing(cell).any()
     signed = cell.copy()
     cv2.line(signed, (0, 95), (70, 60), 40, 3)  # a signature's tail running into the box
-    assert ink_crosses_edge(signed)
+    assert edge_crossing(signed).any()
     zone = Zone("scores.ct1", "score", 1, Box(left=10, top=10, width=CELL[1] * 25.4 / DPI, height=CELL[0] * 25.4 / DPI))
     x0, y0, x1, y1 = zone_px(zone, DPI)
     page = np.full((400, 400), 255, np.uint8)
@@ -164,7 +164,7 @@ def test_a_crease_along_the_top_of_the_box_clear_of_the_number_hides_nothing(gre
     creased = cell.copy()
     cv2.line(creased, (159, 14), (110, 9), grey, 2)
     cv2.line(creased, (110, 9), (60, 13), grey, 2)
-    assert ink_crosses_edge(creased) or stamp_mask(creased).any()  # it does cross the box
+    assert edge_crossing(creased).any() or stamp_mask(creased).any()  # it does cross the box
     read = _read_in_page(creased)
     assert read.text == "9" and read.confidence == clean.confidence
     through = cell.copy()
@@ -196,10 +196,10 @@ def test_the_tables_own_rule_shifted_into_the_box_is_not_a_stroke_from_outside()
     cv2.line(ruled, (0, 3), (110, 10), 60, 2)  # the rule above, bent by a fold, ending at the right edge
     cv2.line(ruled, (110, 10), (159, 5), 60, 2)
     cv2.line(ruled, (1, 0), (3, CELL[0] - 1), 60, 2)  # the rule on the left, skewed
-    assert not ink_crosses_edge(ruled)
+    assert not edge_crossing(ruled).any()
     over = np.full_like(cell, 255)
     over[:-30] = cell[30:]  # the same 9 written 30 px higher: its top is cut off by the frame
-    assert ink_crosses_edge(over)
+    assert edge_crossing(over).any()
 
 
 def test_a_dropped_comma_is_offered_as_the_allowed_value_for_review() -> None:

@@ -576,27 +576,30 @@ def _stray(mask: np.ndarray, glyphs: list[np.ndarray], unused: list[np.ndarray])
     return stray >= STRAY_SHARE * sum(int(g.sum()) for g in glyphs)
 
 
-def box_glyphs(cell: np.ndarray) -> list[np.ndarray] | None:
-    """The digit masks the recogniser classifies in a score box, left to right; None for a blank, crossed-out or
-    unreadable box. What retraining learns from: the same cut as reading."""
+def box_segments(cell: np.ndarray) -> Segments | None:
+    """A score box's ink cut as reading cuts it (segment); None for a blank, crossed-out or unreadable box."""
     mask = box_mask(cell)
     if mask.mean() < 0.004 or _crossed(mask):
         return None
     seg = segment(mask)
-    return None if isinstance(seg, str) else seg[0]
+    return None if isinstance(seg, str) else seg
+
+
+def box_glyphs(cell: np.ndarray) -> list[np.ndarray] | None:
+    """The digit masks the recogniser classifies in a score box, left to right; None for a blank, crossed-out or
+    unreadable box. What retraining learns from: the same cut as reading."""
+    seg = box_segments(cell)
+    return None if seg is None else seg[0]
 
 
 def read_ink(cell: np.ndarray) -> np.ndarray | None:
     """Where in the box (the cell's own coordinates) the ink a reading takes as digits and separators lies; None
     for a box that reads as no number (blank, crossed out, unreadable). Ink outside it (specks, a crease, the
     frame) is none of the number's."""
-    mask = box_mask(cell)
-    if mask.mean() < 0.004 or _crossed(mask):
+    seg = box_segments(cell)
+    if seg is None:
         return None
-    seg = segment(mask)
-    if isinstance(seg, str):
-        return None
-    used = np.zeros(mask.shape, bool)
+    used = np.zeros(seg[0][0].shape, bool)  # a number has a digit at least (segment)
     for glyph in seg[0]:
         used |= glyph > 0
     for s in seg[2]:

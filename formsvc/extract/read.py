@@ -176,11 +176,6 @@ def edge_crossing(cell: np.ndarray) -> np.ndarray:
     return np.isin(labels, crossing[crossing > 0])
 
 
-def ink_crosses_edge(cell: np.ndarray) -> bool:
-    """Does ink run over the box's edge (edge_crossing)?"""
-    return bool(edge_crossing(cell).any())
-
-
 def clear_of_number(cell: np.ndarray, crossing: np.ndarray) -> bool:
     """Whether ink that crossed the box (a stamp's, or a stroke from outside) cannot have changed its number's
     reading: a line that runs in from a side of the box or across it (CROSSING_WIDE of its width), wholly above or
