@@ -3,6 +3,8 @@
 Usage: .venv/bin/python bench/bench_capture.py [--people 12] [--jobs 2] [--seed 0] [--only hw_clean,seal]
                                                [--no-roster] [--keep DIR]
 
+Needs the `bench` extra once: .venv/bin/pip install -e '.[bench]' (augraphy; the tests and the service do not).
+
 Each condition prints N people's self-assessments (formsvc's own form, pre-filled with the person as a clerk prints
 them from a roster), fills the score boxes and the total by hand with REAL handwriting (MNIST digits from the
 recogniser's own held-out positions, never trained on) or leaves them typed, degrades the pages, and reads them
