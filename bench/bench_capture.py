@@ -3,7 +3,8 @@
 Usage: .venv/bin/python bench/bench_capture.py [--people 12] [--jobs 2] [--seed 0] [--only hw_clean,seal]
                                                [--no-roster] [--keep DIR]
 
-Needs the `bench` extra once: .venv/bin/pip install -e '.[bench]' (augraphy; the tests and the service do not).
+Run it as `bash scripts/dev.sh bench bench/bench_capture.py ...`: that installs augraphy once, without the second
+OpenCV build it asks for (which would change every reading).
 
 Each condition prints N people's self-assessments (formsvc's own form, pre-filled with the person as a clerk prints
 them from a roster), fills the score boxes and the total by hand with REAL handwriting (MNIST digits from the
@@ -179,7 +180,21 @@ def score(stats: Stats, truths: list[dict[str, Any]], docs: list[Record], thresh
                 stats.notes.append(f"silent: {t['subject']['id']} {name} {want} -> {got}")
 
 
+def _one_opencv() -> None:
+    """Refuse to measure with opencv-python written over the locked headless build (`pip install augraphy` brings
+    it): the figures would be another cv2's, not the service's."""
+    from importlib import metadata
+
+    try:
+        metadata.version("opencv-python")
+    except metadata.PackageNotFoundError:
+        return
+    sys.exit("opencv-python is installed beside opencv-python-headless: uninstall it, reinstall the locked headless "
+             "build, and run this bench with `bash scripts/dev.sh bench bench/bench_capture.py`")
+
+
 def main() -> None:
+    _one_opencv()
     ap = argparse.ArgumentParser()
     ap.add_argument("--people", type=int, default=12)
     ap.add_argument("--jobs", type=int, default=2)

@@ -78,5 +78,16 @@ case "$cmd" in
     exec "$VENV/bin/python" -m pytest "$@" ;;
   lint) lint ;;
   setup) ;;
-  *) echo "usage: scripts/dev.sh run|test [--fast]|lint|setup" >&2; exit 2 ;;
+  # A benchmark (`dev.sh bench bench/bench_capture.py --seed 43000`). bench_capture's degradations come from
+  # augraphy, which requires opencv-python: a second cv2 build written over the locked headless one changes what
+  # every reading sees. Its other requirements go in (held to the lock), augraphy itself without them.
+  bench)
+    if ! "$VENV/bin/python" -c "import augraphy" 2>/dev/null; then
+      echo "[setup] installing augraphy (benchmarks only)"
+      "$VENV/bin/pip" install -q --disable-pip-version-check -c requirements.lock \
+        numba scikit-image scipy scikit-learn matplotlib requests
+      "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "augraphy==8.2.6"
+    fi
+    exec "$VENV/bin/python" "$@" ;;
+  *) echo "usage: scripts/dev.sh run|test [--fast]|lint|setup|bench FILE [ARGS]" >&2; exit 2 ;;
 esac

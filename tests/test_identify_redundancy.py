@@ -433,13 +433,17 @@ def test_a_page_with_no_identity_after_its_first_page_is_read_for_a_person(
     on_page_2 = [f for f in doc.fields if f.page == 2]
     assert on_page_2 and all(f.confidence <= UNCHECKED for f in on_page_2)
 
-    # Photographed page by page, one file each: the same.
+    # Photographed page by page, one file each, read by two processes (the placed page is read again in the
+    # pool): the same.
     photos = []
     for name, img in (("1.jpg", pages[0]), ("2.jpg", lost)):
         cv2.imwrite(str(tmp_path / name), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
         photos.append(tmp_path / name)
-    by_photo = extract_files(photos)
+    by_photo = extract_files(photos, jobs=2)
     assert by_photo.errors == [] and [d.scores for d in by_photo.documents] == [data["scores"]]
+    [doc] = by_photo.documents
+    assert doc.result is not None and [r.code for r in doc.result.reasons if r.code.startswith("pages_")] == [
+        "pages_placed"]
 
     # Alone, or once its copy's page 2 came for certain, it is reported as before and nothing of it is read.
     alone = extract_files([save_scan([lost], tmp_path / "alone.pdf", DPI)])
@@ -451,7 +455,7 @@ def test_a_page_with_no_identity_after_its_first_page_is_read_for_a_person(
     assert doc.status == "valid", doc.result.reasons
     # The same sheet scanned twice, page 2 lost both times: two pages want one place, neither takes it.
     again = save_scan([pages[0], lost], tmp_path / "again.pdf", DPI)
-    both = extract_files([tmp_path / "stack.pdf", again])
+    both = extract_files([tmp_path / "stack.pdf", again], jobs=2)
     assert sorted(e.code for e in both.errors) == ["own_page_unidentified", "own_page_unidentified", "page_duplicate"]
     [doc] = both.documents
     assert doc.result is not None and [r.code for r in doc.result.reasons if r.code.startswith("pages_")] == [

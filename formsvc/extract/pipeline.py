@@ -10,6 +10,7 @@ validates once (formsvc.validation.batch); `extract_files` is that pair for the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import Counter
@@ -282,23 +283,49 @@ def _pages(paths: Sequence[Path], errors: list[PageError]) -> Iterator[Page]:
                 yield item
 
 
+# Pages a process may have waiting or in hand (see _results).
+IN_FLIGHT = 4
+
+
 def _init_worker() -> None:
     os.environ["OMP_THREAD_LIMIT"] = "1"
 
 
-def _results(pages: Iterator[Page], jobs: int, keep_image: bool) -> Iterator[PageResult]:
+@contextlib.contextmanager
+def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
     if jobs <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+        yield pool
+
+
+def _results(pages: Iterator[Page], pool: ProcessPoolExecutor | None, jobs: int, keep_image: bool
+             ) -> Iterator[PageResult]:
+    """Each page's result, in the order of the pages (placement needs each page's neighbours)."""
+    if pool is None:
         for page in pages:
             yield process_page(page, keep_image)
         return
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
-        pending: list[Future[PageResult]] = []
-        for page in pages:
-            pending.append(pool.submit(process_page, page, keep_image))
-            while len(pending) >= 2 * jobs:  # bounded in flight: memory stays flat on long files
-                yield pending.pop(0).result()
-        for fut in pending:
-            yield fut.result()
+    pending: list[Future[PageResult]] = []
+    for page in pages:
+        pending.append(pool.submit(process_page, page, keep_image))
+        # Bounded in flight, so memory stays flat on long files; wide enough that one slow page (a damaged one
+        # tries every way to be identified) does not leave the other processes idle while it is waited for.
+        while len(pending) >= IN_FLIGHT * jobs:
+            yield pending.pop(0).result()
+    for fut in pending:
+        yield fut.result()
+
+
+def _place_later(pool: ProcessPoolExecutor | None, orphan: tuple[PageResult, Neighbour | None],
+                 after: Neighbour | None, keep_image: bool) -> Future[PageResult]:
+    """_placed in the pool (a placed page is read again: a second or so), so the pages after it are not held up."""
+    if pool is not None:
+        return pool.submit(_placed, *orphan, after, keep_image)
+    done: Future[PageResult] = Future()
+    done.set_result(_placed(*orphan, after, keep_image))
+    return done
 
 
 def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = None,
@@ -327,7 +354,6 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
     # file they came from and their kind.
     foreign: dict[str, tuple[str, str, list[PageText]]] = {}
     held: list[PageResult] = []  # pages identified by an unchecked id line, for the batch to confirm
-    placed: list[PageResult] = []  # pages placed by their neighbours, kept if their copy still lacks them at the end
     orphan: tuple[PageResult, Neighbour | None] | None = None  # waiting for the page after it
     before: Neighbour | None = None  # the last page, when it was identified for certain
     images: dict[str, dict[int, str]] = {}
@@ -339,43 +365,46 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
         if page_sink is not None and res.image:
             images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
 
-    for res in _results(_pages(paths, out.errors), jobs, page_sink is not None):
-        done += 1
-        if progress:
-            progress(done, max(total, done))
-        certain = None if res.error or res.unconfirmed or res.payload is None \
-            else Neighbour(res.file, res.number, res.payload)
+    placing: list[Future[PageResult]] = []  # pages placed by their neighbours, read again
+    with _pool(jobs) as pool:
+        for res in _results(_pages(paths, out.errors), pool, jobs, page_sink is not None):
+            done += 1
+            if progress:
+                progress(done, max(total, done))
+            certain = None if res.error or res.unconfirmed or res.payload is None \
+                else Neighbour(res.file, res.number, res.payload)
+            if orphan is not None:
+                placing.append(_place_later(pool, orphan, certain, page_sink is not None))
+            orphan = None if res.orphan is None else (res, before)
+            before = certain
+            if res.text is not None:
+                # formsvc's own minutes group by their printed copy (QR), like every own form; others by file.
+                own = res.text.payload if isinstance(res.text, PageReading) else None
+                key = own.doc if own else f"{res.file}#{res.kind}"
+                foreign.setdefault(key, (res.file, res.kind, []))[2].append(res.text)
+                if page_sink is not None and res.image:
+                    bucket = images.setdefault(key, {})
+                    bucket[own.page if own else len(bucket) + 1] = page_sink(res.image)
+                continue
+            if res.error is not None or res.payload is None:
+                if res.error and res.orphan is None:
+                    out.errors.append(res.error)
+                continue
+            if res.unconfirmed is not None:
+                held.append(res)
+                continue
+            doc = docs.setdefault(res.payload.doc, {})
+            if res.payload.doc not in order:
+                order.append(res.payload.doc)
+            if res.payload.page in doc:
+                out.errors.append(PageError(res.file, res.number, "page_duplicate",
+                                            f"{res.file}, trang {res.number}: trang {res.payload.page} của phiếu này "
+                                            "đã có (quét trùng); bỏ qua bản sau."))
+                continue
+            keep(doc, res)
         if orphan is not None:
-            placed.append(_placed(*orphan, certain, page_sink is not None))
-        orphan = None if res.orphan is None else (res, before)
-        before = certain
-        if res.text is not None:
-            # formsvc's own minutes group by their printed copy (QR), like every own form; others by file.
-            own = res.text.payload if isinstance(res.text, PageReading) else None
-            key = own.doc if own else f"{res.file}#{res.kind}"
-            foreign.setdefault(key, (res.file, res.kind, []))[2].append(res.text)
-            if page_sink is not None and res.image:
-                bucket = images.setdefault(key, {})
-                bucket[own.page if own else len(bucket) + 1] = page_sink(res.image)
-            continue
-        if res.error is not None or res.payload is None:
-            if res.error and res.orphan is None:
-                out.errors.append(res.error)
-            continue
-        if res.unconfirmed is not None:
-            held.append(res)
-            continue
-        doc = docs.setdefault(res.payload.doc, {})
-        if res.payload.doc not in order:
-            order.append(res.payload.doc)
-        if res.payload.page in doc:
-            out.errors.append(PageError(res.file, res.number, "page_duplicate",
-                                        f"{res.file}, trang {res.number}: trang {res.payload.page} của phiếu này "
-                                        "đã có (quét trùng); bỏ qua bản sau."))
-            continue
-        keep(doc, res)
-    if orphan is not None:
-        placed.append(_placed(*orphan, None, page_sink is not None))
+            placing.append(_place_later(pool, orphan, None, page_sink is not None))
+        placed = [f.result() for f in placing]
     for res in held:
         assert res.payload is not None and res.unconfirmed is not None
         doc = docs.get(res.payload.doc, {})
