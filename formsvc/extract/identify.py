@@ -104,13 +104,23 @@ def read_smoothed(crop: np.ndarray) -> list[Code]:
     """The codes in a crop cut at CODE_PX_PER_MM, smoothed more and more until one decodes: blur, then a
     dithering scanner's dots merged back into modules; a median for a bad photocopy's speckle, which blurring only
     spreads; last the same after evening out the light (glare and dark patches across the code)."""
-    even = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(crop)
-    for candidate in (crop, *(cv2.GaussianBlur(crop, (0, 0), s) for s in (1.2, 2.0, 3.0)),
-                      *(cv2.medianBlur(img, k) for img in (crop, even) for k in (5, 7))):
+    for candidate in _smoothings(crop):
         codes = read_codes(candidate) or read_codes(candidate, binarize=True)
         if codes:
             return codes
     return []
+
+
+def _smoothings(crop: np.ndarray) -> Iterator[np.ndarray]:
+    # Made one at a time: most codes decode from the first, and the light evened out costs most.
+    yield crop
+    for sigma in (1.2, 2.0, 3.0):
+        yield cv2.GaussianBlur(crop, (0, 0), sigma)
+    for k in (5, 7):
+        yield cv2.medianBlur(crop, k)
+    even = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(crop)
+    for k in (5, 7):
+        yield cv2.medianBlur(even, k)
 
 
 def _fine_codes(image: np.ndarray, pm: PageMatrix) -> Identified | None:
@@ -138,19 +148,33 @@ def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable
     """The payload printed in the id line of `crop`, when its check digits agree. Every reading is added to
     `seen`."""
     forms, criteria_sets = list(forms), list(criteria_sets)
+    variants = list(_line_variants(crop))
+    # A crop already spanning black to white is its own contrast stretch: the same pixels read the same, so such a
+    # twin is not read again, but its reading still counts (agreed_fields votes over every variant).
+    twin = [next((j for j in range(i) if _same(variants[j], v)), i) for i, v in enumerate(variants)]
     # As one line first; then word by word, for a line a fold has bent off its baseline.
     for psm in (PSM_LINE, PSM_SPARSE):
-        for img in _line_variants(crop):
-            # No character whitelist: with one, Tesseract drops the spaces that separate the fields.
-            words = read_words(img, "eng", psm, dpi=int(LINE_PX_PER_MM * layout.MM_PER_INCH))
-            words.sort(key=lambda w: w.box[0])
-            text = " ".join(w.text for w in words)
+        texts: list[str] = []
+        for i, img in enumerate(variants):
+            text = texts[twin[i]] if twin[i] < i else _line_text(img, psm)
+            texts.append(text)
             if seen is not None:
                 seen.append(text)
             payload = parse_id_line(text, forms, criteria_sets)
             if payload is not None:
                 return payload
     return None
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def _line_text(img: np.ndarray, psm: int) -> str:
+    # No character whitelist: with one, Tesseract drops the spaces that separate the fields.
+    words = read_words(img, "eng", psm, dpi=int(LINE_PX_PER_MM * layout.MM_PER_INCH))
+    words.sort(key=lambda w: w.box[0])
+    return " ".join(w.text for w in words)
 
 
 def agreed_unchecked(readings: Iterable[str], forms: Iterable[str], criteria_sets: Iterable[str]
