@@ -460,3 +460,35 @@ def test_a_page_with_no_identity_after_its_first_page_is_read_for_a_person(
     [doc] = both.documents
     assert doc.result is not None and [r.code for r in doc.result.reasons if r.code.startswith("pages_")] == [
         "pages_missing"]
+
+
+def test_a_variant_with_the_pixels_of_one_read_already_is_counted_but_not_read_again(
+        form: tuple[dict[str, Any], list[np.ndarray]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An id line whose check digits a stain hides passes no reading, so every variant is tried: the crop already
+    spans black to white, so its contrast stretch is the same pixels and is not given to Tesseract again, yet its
+    reading still counts among the votes for the unchecked fields."""
+    import formsvc.extract.identify as identify_module
+    from formsvc.extract.align import page_matrix, warp_box
+
+    _, pages = form
+    ident = identify(pages[0])
+    assert ident is not None
+    blotted = _check_blotted(pages[0], ident.payload)
+    pm = page_matrix(blotted, DPI)
+    assert pm is not None
+    crop, _ = warp_box(blotted, pm, layout.id_line_box(), 12.0, pad_mm=0.0)
+    crop[0, 0], crop[-1, -1] = 0, 255  # spans black to white whatever the scan's levels
+    calls: list[int] = []
+    real = identify_module.read_words
+
+    def counted(img: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        calls.append(img.shape[1])
+        return real(img, *args, **kwargs)
+
+    monkeypatch.setattr(identify_module, "read_words", counted)
+    seen: list[str] = []
+    assert read_id_line(crop, ["cdht-self-assessment"], ["cdht-324-pl4"], seen) is None
+    assert len(seen) == 8 and len(calls) == 6  # 4 variants, 2 ways of reading; the stretch never read
+    assert seen[0] == seen[1] and seen[4] == seen[5]
+    fields = unchecked_fields(seen[0], ["cdht-self-assessment"], ["cdht-324-pl4"])
+    assert fields is not None and fields[3] == ident.payload.subject_id
