@@ -632,3 +632,36 @@ def test_a_sum_that_leaves_one_reading_in_doubt_vouches_for_no_other() -> None:
     settled = [*reads[:4], _hand("scores.ct5", "2", 1.0, (2.0, 1.0)), *reads[5:]]
     record, _ = build_record([_page(settled)], missing_pages=[], registry=default_registry())
     assert {f.name: f.confidence for f in record.fields}["scores.ct9"] >= threshold
+
+
+def test_a_doubt_another_boxs_other_reading_would_settle_the_other_way_sends_both_to_a_person() -> None:
+    """Fresh held-out seed 45000, clean scan (and three other captures of the same sheet): ct3 "6" read 8 (0.56, 6
+    at 0.39) and ct5 "9" read 7 at 1.0 (9 at 0.006). The two misreads cancel, so the sum agreed as read and vouched
+    for ct3, and ct5 was never in doubt: two silent errors. 6 and 9 add up as well as 8 and 7, and the recogniser
+    offered both: the sum cannot tell the two apart, so both boxes go to a person. The readings as given."""
+    reads = [
+        _hand("scores.ct1", "6", 1.0, (6.0, 1.0), (8.0, 0.0), (5.0, 0.0)),
+        _hand("scores.ct2", "6,5", 1.0, (6.5, 0.9988), (65.0, 0.1498), (6.8, 0.0011), (68.0, 0.0002)),
+        _hand("scores.ct3", "8", 0.4159, (8.0, 0.5614), (6.0, 0.3926), (5.0, 0.0311)),
+        _hand("scores.ct4", "9,5", 1.0, (9.5, 0.9999), (95.0, 0.15), (9.3, 0.0001), (4.5, 0.0001)),
+        _hand("scores.ct5", "7", 1.0, (7.0, 0.9937), (9.0, 0.0063), (1.0, 0.0)),
+        _hand("scores.ct6", "9,5", 1.0, (9.5, 0.9927), (95.0, 0.1489), (9.3, 0.0064), (93.0, 0.001)),
+        _hand("scores.ct7", "6", 1.0, (6.0, 0.9999), (4.0, 0.0001), (0.0, 0.0)),
+        _hand("scores.ct8", "10", 1.0, (10.0, 0.9998), (1.0, 0.15), (60.0, 0.0001), (19.0, 0.0)),
+        _hand("scores.ct9", "5", 1.0, (5.0, 0.9997), (2.0, 0.001), (3.0, 0.0002), (9.0, 0.0)),
+        _hand("scores.ct10", "5,5", 1.0, (5.5, 1.0), (55.0, 0.15), (4.0, 0.001), (3.5, 0.0)),
+        _hand("total_declared", "73", 1.0, (73.0, 0.9999), (7.3, 0.15), (3.0, 0.001), (72.0, 0.0001)),
+    ]
+    threshold = get_settings().review_confidence
+
+    def confidences(sheet: list[FieldRead]) -> dict[str, float]:
+        record, _ = build_record([_page(sheet)], missing_pages=[], registry=default_registry())
+        return {f.name: f.confidence for f in record.fields}
+
+    conf = confidences(reads)
+    assert conf["scores.ct3"] < threshold and conf["scores.ct5"] < threshold
+    assert all(c >= threshold for n, c in conf.items() if n not in ("scores.ct3", "scores.ct5")
+               and (n.startswith("scores.") or n == "total_declared"))
+    # Had the recogniser offered no 9 for ct5, nothing would say ct3's 6 could add up: the sum vouches for it.
+    unoffered = [*reads[:4], _hand("scores.ct5", "7", 1.0, (7.0, 1.0), (1.0, 0.0)), *reads[5:]]
+    assert confidences(unoffered)["scores.ct3"] >= threshold
