@@ -314,10 +314,9 @@ def _compensated(before: list[ScoreBox], after: list[ScoreBox], reads: dict[str,
     apart sent to a person (UNCHECKED at most): a handwritten field unsure on its own whose other reading (DOUBT_OTHER
     or more) would add up just as well if another handwritten field were one of its own other readings
     (COMPENSATING or more), moving the sum the other way by as much. The joint decoding weighs that second world by
-    the recogniser's scores, and there it fails where it fails worst: a sure misread (a 9 read 7 at 0.994, the
-    commonest confusion) is exactly a truth it scores low. The sum agrees in both worlds, so it vouches for neither:
-    the doubt stays, and the sure field that may have made up for it is doubted too (else its misread is silent
-    even when the sheet goes to review)."""
+    the recogniser's scores, and a sure misread (a 9 read 7 at 0.994, the commonest confusion) is exactly a truth
+    they score low. The sum agrees in both worlds, so it vouches for neither: the doubt stays, and the sure field
+    that may have made up for it is doubted too (else its misread is silent even when the sheet goes to review)."""
     def shifts(f: ScoreBox, sign: float, least: float) -> set[float]:
         """How much sum(boxes) - total moves if `f` were one of its other readings scored `least` or more."""
         r = reads.get(f.name)
