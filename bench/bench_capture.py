@@ -142,7 +142,11 @@ def read_as_service(files: list[Path], jobs: int, roster: list[dict[str, Any]] |
     """What the service stores (formsvc.service.ingest): the pages read, the known values of the roster the forms
     were printed from applied (a printed form's QR carries the person's roster id), each document validated once.
     Also the documents as read, before the roster (names as OCR read them). No roster: the CLI's path."""
-    out = read_files(files, jobs=jobs)
+    return as_service(read_files(files, jobs=jobs), roster)
+
+
+def as_service(out: ExtractionResult, roster: list[dict[str, Any]] | None) -> tuple[ExtractionResult, list[Record]]:
+    """read_as_service once the pages are read (bench/replay_decisions.py re-decides kept reads through it)."""
     read = list(out.documents)
     people = {t["subject"]["id"]: Person(row=n + 2, full_name=t["subject"]["full_name"],
                                          birth_year=t["subject"].get("birth_year"), unit=t["subject"].get("unit"),

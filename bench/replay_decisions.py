@@ -18,6 +18,7 @@ from __future__ import annotations
 import pickle
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +30,37 @@ import bench_capture as capture
 from formsvc.criteria import default_registry
 from formsvc.extract import pipeline
 from formsvc.extract.parse import build_record
+from formsvc.extract.pipeline import ExtractionResult
 
 
 def keep(out: Path, args: list[str]) -> None:
     kept: list[dict[str, Any]] = []
     built: list[tuple[Any, list[int]]] = []
-    real_build, real_read, real_score = pipeline.build_record, capture.read_files, capture.score
+    real_build, real_read, real_service, real_score = (pipeline.build_record, capture.read_files,
+                                                       capture.as_service, capture.score)
 
     def build(pages: Any, *, missing_pages: list[int], registry: Any = None) -> Any:
         built.append((pages, missing_pages))
         return real_build(pages, missing_pages=missing_pages, registry=registry)
 
-    def read(files: list[Path], jobs: int) -> Any:
+    def read(files: list[Path], jobs: int) -> ExtractionResult:
         built.clear()
         result = real_read(files, jobs=jobs)
-        kept.append({"condition": files[0].parent.name if files else "", "built": list(built), "out": result})
+        # As read: as_service replaces the documents with the roster's known values applied and validated.
+        kept.append({"condition": files[0].parent.name if files else "", "built": list(built),
+                     "out": replace(result, documents=list(result.documents), findings=list(result.findings))})
         return result
+
+    def service(result: ExtractionResult, roster: list[dict[str, Any]] | None) -> Any:
+        kept[-1]["roster"] = roster is not None
+        return real_service(result, roster)
 
     def score(stats: Any, truths: list[dict[str, Any]], docs: list[Any], threshold: float, read_docs: Any) -> None:
         kept[-1].update(truths=truths, threshold=threshold)
         real_score(stats, truths, docs, threshold, read_docs)
 
-    pipeline.build_record, capture.read_files, capture.score = build, read, score  # type: ignore[assignment]
+    pipeline.build_record = build
+    capture.read_files, capture.as_service, capture.score = read, service, score  # type: ignore[assignment]
     sys.argv = ["bench_capture.py", *args]
     try:
         capture.main()
@@ -67,8 +77,7 @@ def decide(paths: list[Path]) -> None:
             made = [build_record(pages, missing_pages=missing, registry=registry) for pages, missing in built]
             result.documents = [r for r, _ in made] + result.documents[len(built):]
             result.findings = [f for _, f in made] + result.findings[len(built):]
-            capture.read_files = lambda files, jobs, result=result: result  # type: ignore[assignment,misc]
-            stored, read = capture.read_as_service([], 1, entry["truths"])
+            stored, read = capture.as_service(result, entry["truths"] if entry["roster"] else None)
             for truth in entry["truths"]:
                 stats = capture.Stats()
                 capture.score(stats, [truth], stored.documents, entry["threshold"], read)

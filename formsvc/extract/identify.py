@@ -151,7 +151,7 @@ def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable
     variants = list(_line_variants(crop))
     # A crop already spanning black to white is its own contrast stretch: the same pixels read the same, so such a
     # twin is not read again, but its reading still counts (agreed_fields votes over every variant).
-    twin = [next((j for j in range(i) if _same(variants[j], v)), i) for i, v in enumerate(variants)]
+    twin = [next((j for j in range(i) if np.array_equal(variants[j], v)), i) for i, v in enumerate(variants)]
     # As one line first; then word by word, for a line a fold has bent off its baseline.
     for psm in (PSM_LINE, PSM_SPARSE):
         texts: list[str] = []
@@ -164,10 +164,6 @@ def read_id_line(crop: np.ndarray, forms: Iterable[str], criteria_sets: Iterable
             if payload is not None:
                 return payload
     return None
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 def _line_text(img: np.ndarray, psm: int) -> str:
