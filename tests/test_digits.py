@@ -82,6 +82,22 @@ def test_training_calibration_and_held_out_split_the_allowed_positions_only() ->
     assert set().union(*parts) <= set(range(digits_train.MNIST_ALLOWED)) and digits_train.MNIST_ALLOWED == 250
 
 
+def test_every_fold_is_calibrated_on_digits_it_never_trained_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The four folds' blocks split TRAIN; each fold trains on the other three and reads boxes of its own."""
+    blocks = [set(b) for b in digits_train.FOLD_BLOCKS]
+    assert sum(len(b) for b in blocks) == len(digits_train.TRAIN) and set().union(*blocks) == set(digits_train.TRAIN)
+    trained: list[set[int]] = []
+    monkeypatch.setattr(digits_train, "train_model", lambda positions: trained.append(set(positions)) or {})
+    drawn: list[set[int]] = []
+    monkeypatch.setattr(digits_train, "written_boxes",
+                        lambda positions, n, seed, augment: drawn.append(set(positions)) or [])
+    for i, block in enumerate(blocks):
+        digits_train.fold_model(i)
+        digits_train.fold_boxes(i)
+        assert trained[-1] == set(digits_train.TRAIN) - block and drawn[-1] == block
+    assert digits_train.FOLD_BLOCKS[0] == digits_train.CALIBRATION  # the fold FIT trains
+
+
 def test_training_and_calibration_draw_only_their_own_positions(tagged_mnist: None,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[range] = []
@@ -239,5 +255,5 @@ def test_pale_pen_is_read_not_blank(fade: float) -> None:
 def test_the_recogniser_stays_small() -> None:
     models = Path(__file__).resolve().parents[1] / "formsvc" / "extract" / "models"
     sizes = {p.name: p.stat().st_size for p in models.glob("digits*.npz")}
-    assert set(sizes) == {"digits.npz", "digits_hog.npz", "digits_cnn.npz", "digits_calibration.npz"}
+    assert set(sizes) == {"digits_cnn.npz", "digits_calibration.npz"}
     assert sum(sizes.values()) < 3_000_000

@@ -160,7 +160,7 @@ def test_a_tuned_model_is_used_only_when_whole_and_fitting(data_dir: Path) -> No
 def _stricter_calibration() -> dict[str, np.ndarray]:
     """The shipped calibration's "all" curve, a tenth less sure everywhere: recognisably not the shipped one."""
     x, y = digits._calibration()["all"]
-    return {"x_all": x.astype(np.float32), "y_all": (y * 0.9).astype(np.float32)}
+    return {"x_all": x.copy(), "y_all": y * 0.9}
 
 
 def _model_key(path: Path) -> str:
@@ -249,6 +249,17 @@ def test_a_candidates_calibration_is_never_surer_than_the_shipped_one() -> None:
         assert np.all(np.interp(probe, x, y) <= np.interp(probe, gx, gy) + 1e-6)
     assert np.interp(0.5, *steps["more-inside"]) == pytest.approx(0.05, abs=1e-6)  # more careful: kept
     assert np.interp(0.05, *steps["all"]) < 0.99 and np.interp(sx[0], *steps["all"]) <= sy[0] + 1e-6
+
+
+def test_calibration_steps_that_collapse_into_one_x_are_refused() -> None:
+    """Two steps at one raw confidence are a jump np.interp reads either side of: a box exactly there would be
+    0.91 or 1.0 sure by chance. The wide CNN's top raw confidences differ only beyond float32's places, where
+    steps stored in float32 collapsed; they are stored in float64, and a curve that collapsed is not used."""
+    shipped = digits._calibration()
+    assert digits._valid_calibration(shipped)
+    assert all(x.dtype == np.float64 and np.all(np.diff(x) > 0) for x, _ in shipped.values())
+    jump = {"all": (np.array([0.0, 0.5, 0.5, 1.0]), np.array([0.0, 0.6, 0.9, 1.0]))}
+    assert not digits._valid_calibration(jump)
 
 
 def test_the_own_answers_check_the_calibration() -> None:

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fixtures.handwriting import render_handwritten
 from formsvc.criteria import default_registry
-from formsvc.extract.digits import as_written, read_score
+from formsvc.extract.digits import STRAY_RAW, as_written, read_score, read_score_raw
 from formsvc.extract.ocr import OcrText
 from formsvc.extract.parse import (
     CHOSEN_CONFIDENCE,
@@ -156,17 +156,19 @@ def _read_in_page(cell: np.ndarray) -> FieldRead:
 @pytest.mark.parametrize("grey", [90, 170])  # a crease dark enough to be ink (over the edge), pale as a stamp's
 def test_a_crease_along_the_top_of_the_box_clear_of_the_number_hides_nothing(grey: int) -> None:
     """A fold's crease runs in from the side of a row of boxes above the numbers: it crossed the box but none of
-    the number's strokes, so the reading keeps its own confidence. The same line through the number, or a stroke
-    that comes in over the top edge only, still makes the reading unsure."""
+    the number's strokes, so the reading is not capped and is accepted as the clean box is (the crease shifts the
+    ink threshold a little: the raw lead moves in its sixth place, which the calibration's steep top can tell). The
+    same line through the number, or a stroke that comes in over the top edge only, still makes the reading unsure."""
+    threshold = get_settings().review_confidence
     cell = render_handwritten("9", CELL, np.random.default_rng(4), style="test")  # ink rows 23..85
     clean = _read_in_page(cell)
-    assert clean.text == "9" and clean.confidence > STAMPED
+    assert clean.text == "9" and clean.confidence >= threshold
     creased = cell.copy()
     cv2.line(creased, (159, 14), (110, 9), grey, 2)
     cv2.line(creased, (110, 9), (60, 13), grey, 2)
     assert edge_crossing(creased).any() or stamp_mask(creased).any()  # it does cross the box
     read = _read_in_page(creased)
-    assert read.text == "9" and read.confidence == clean.confidence
+    assert read.text == "9" and read.confidence >= threshold
     through = cell.copy()
     cv2.line(through, (159, 14), (60, 40), grey, 2)  # the crease runs down into the 9
     assert _read_in_page(through).confidence <= STAMPED
@@ -332,6 +334,33 @@ def test_the_record_takes_the_value_the_written_total_implies() -> None:
     record, _ = build_record([_page(form)], missing_pages=[], registry=default_registry())
     conf = {f.name: f.confidence for f in record.fields}
     assert record.scores["ct2"] == 7.5 and conf["scores.ct2"] < 0.8 and conf["scores.ct3"] < 0.8
+
+
+def test_a_typed_total_confirms_a_handwritten_box_but_never_replaces_its_reading() -> None:
+    """A pre-filled sheet: typed scores and a typed total, and one box the form printed empty with a number written
+    in afterwards, which the total never counted. Read 8, 0 close behind: the sum agrees with 0, and took it, sure
+    (a wider recogniser's scores, tests/test_colour_dropout's red-pen "8"). Written in after the total, the box is
+    not in the sum: it goes to a person as read. A box read as handwriting that the typed sum agrees with as read
+    was print the print check missed, and stays confirmed."""
+    def typed(name: str, text: str) -> FieldRead:
+        return replace(_hand(name, text, 0.97, (float(text), 1.0)), source="ocr", typed=True)
+
+    reads = [typed(f"scores.ct{i}", "6") for i in range(2, 11)]
+    written = _hand("scores.ct1", "8", 0.5, (8.0, 0.77), (0.0, 0.21), (9.0, 0.014))
+    record, _ = build_record([_page([written, *reads, typed("total_declared", "54")])], missing_pages=[],
+                             registry=default_registry())
+    field = next(f for f in record.fields if f.name == "scores.ct1")
+    assert field.confidence < get_settings().review_confidence and record.scores["ct1"] in (8.0, 0.0)
+    # The same box on a sheet whose total is written by hand: the sum is the writer's, and settles it.
+    record, _ = build_record([_page([written, *reads, _hand("total_declared", "54", 0.97, (54.0, 0.97))])],
+                             missing_pages=[], registry=default_registry())
+    assert record.scores["ct1"] == 0.0
+    assert next(f for f in record.fields if f.name == "scores.ct1").confidence >= get_settings().review_confidence
+    # As read, the typed sum agrees: confirmed.
+    record, _ = build_record([_page([written, *reads, typed("total_declared", "62")])], missing_pages=[],
+                             registry=default_registry())
+    assert record.scores["ct1"] == 8.0
+    assert next(f for f in record.fields if f.name == "scores.ct1").confidence >= get_settings().review_confidence
 
 
 def test_a_blank_total_is_not_filled_in_from_the_boxes() -> None:
@@ -525,10 +554,14 @@ def test_a_box_whose_ink_the_reading_leaves_out_is_never_sure() -> None:
     assert cell is not None
     r = read_score(cell, max_value=1000, step=0.01)
     assert r.value == 9.0 and r.confidence < 0.8
-    # The same box with the stray ink wiped (a clean "9") is sure: the doubt is the leftover ink, not the 9.
+    # The same box with the stray ink wiped (a clean "9"): the 9 is read with a wide lead, the box surer than with
+    # the leftover ink: the doubt is that ink, not the 9.
     nine = cell.copy()
     nine[:, 60:] = np.median(cell)
-    assert read_score(nine, max_value=1000, step=0.01).confidence >= 0.8
+    raw, _, _ = read_score_raw(cell, max_value=1000, step=0.01)
+    alone, _, _ = read_score_raw(nine, max_value=1000, step=0.01)
+    assert raw.confidence <= STRAY_RAW and alone.value == 9.0 and alone.confidence >= 0.9
+    assert read_score(nine, max_value=1000, step=0.01).confidence > r.confidence
 
 
 def test_a_comma_reading_keeps_its_half_over_a_candidate_without_the_comma() -> None:

@@ -1,10 +1,10 @@
 """Handwritten score reader: numbers 0..max (and a decimal where the step allows) in a score box.
 
-Segment the box into ink components, classify each digit with three small models run in numpy (a LeNet-sized
-CNN, an MLP on pixels and an MLP on stroke directions; weights in models/, trained at build time by
-digits_train.py on real MNIST handwriting, synthetic pen strokes in Vietnamese writers' shapes and font digits),
-find a decimal comma or dot between digits, and assemble a value. The raw confidence (product of each digit's
-lead over its runner-up in the models' mean) is calibrated on real handwriting none of the models saw
+Segment the box into ink components, classify each digit with a small CNN run in numpy (weights in models/,
+trained at build time by digits_train.py on real MNIST handwriting, synthetic pen strokes in Vietnamese writers'
+shapes and font digits), find a decimal comma or dot between digits, and assemble a value. The raw confidence
+(product of each digit's lead over its runner-up, averaged over slightly turned and thickened copies of the glyph)
+is calibrated on real handwriting the model never saw
 (models/digits_calibration.npz): where the calibration was measured, boxes at settings.review_confidence or above
 were read right at least ACCEPT_RIGHT of the time, below it less. A deployment's fine-tuned CNN
 (digits_retrain) comes with a calibration fitted for it; the two are loaded together or not at all (_tuned), and
@@ -31,12 +31,9 @@ from threadpoolctl import ThreadpoolController
 
 from formsvc.settings import get_settings
 
-MODEL = Path(__file__).with_name("models") / "digits.npz"
-MODEL_HOG = Path(__file__).with_name("models") / "digits_hog.npz"
 MODEL_CALIBRATION = Path(__file__).with_name("models") / "digits_calibration.npz"
 MODEL_CNN = Path(__file__).with_name("models") / "digits_cnn.npz"
 ACCEPT_RIGHT = 0.995  # share of boxes read right where the review threshold sits (digits_train.to_confidence)
-HOG_CELL, HOG_BINS = 7, 9
 SIDE = 28
 INNER = 20
 
@@ -121,12 +118,6 @@ def _candidates(glyphs: _Glyphs, cut: int | None, max_value: float, step: float)
     return tuple((v, round(s, 6)) for v, s in ranked)
 
 
-@lru_cache(maxsize=2)
-def _weights(path: Path = MODEL) -> list[np.ndarray]:
-    with np.load(path) as data:
-        return [data[f"arr_{i}"] for i in range(len(data.files))]
-
-
 def calibration_group(n_glyphs: int, at_edge: bool) -> str:
     """Boxes whose raw confidence means different things are calibrated apart: one digit or several (a comma
     to find, more to misread), and writing that reaches the box's edge (part of it may be cut off)."""
@@ -171,28 +162,6 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def hog(vectors: np.ndarray) -> np.ndarray:
-    """Histograms of stroke direction per 7x7 cell (HOG, unsigned, 9 bins) of 28x28 glyph vectors.
-
-    The second model sees directions rather than pixels, so its mistakes differ from the first one's.
-    """
-    img = vectors.reshape(-1, SIDE, SIDE).astype(np.float32)
-    grads = np.gradient(img, axis=(1, 2))
-    gy, gx = grads[0], grads[1]
-    mag = np.hypot(gx, gy)
-    ang = (np.arctan2(gy, gx) % np.pi) / np.pi * HOG_BINS
-    bins = np.minimum(ang.astype(np.int64), HOG_BINS - 1)
-    n, cells = img.shape[0], SIDE // HOG_CELL
-    cell_index = (np.arange(SIDE) // HOG_CELL)
-    flat = ((cell_index[:, None] * cells + cell_index[None, :]) * HOG_BINS)[None] + bins
-    flat_hist = np.zeros((n, cells * cells * HOG_BINS), np.float32)
-    rows = np.repeat(np.arange(n), SIDE * SIDE)
-    np.add.at(flat_hist, (rows, flat.reshape(n, -1).ravel()), mag.reshape(n, -1).ravel())
-    per_cell = flat_hist.reshape(n, cells * cells, HOG_BINS)
-    per_cell /= np.linalg.norm(per_cell, axis=2, keepdims=True) + 1e-6
-    return per_cell.reshape(n, -1)
-
-
 def normalise(glyph: np.ndarray) -> np.ndarray:
     """Ink mask of one glyph -> 28x28 float vector, glyph scaled into a 20x20 box and centred (MNIST-like)."""
     ys, xs = np.nonzero(glyph)
@@ -210,18 +179,6 @@ def normalise(glyph: np.ndarray) -> np.ndarray:
     return (out / peak if peak > 0 else out).reshape(-1)
 
 
-def classify(vectors: np.ndarray, model: Path = MODEL) -> np.ndarray:
-    """Class probabilities (n x 10) from one of the MLPs (pixels, or HOG features for MODEL_HOG)."""
-    w = _weights(model)
-    x = hog(vectors) if model == MODEL_HOG else vectors
-    for i in range(0, len(w) - 2, 2):
-        x = np.maximum(x @ w[i] + w[i + 1], 0)
-    logits = x @ w[-2] + w[-1]
-    logits -= logits.max(axis=1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def im2col(x: np.ndarray, k: int) -> np.ndarray:
     """(n, h, w, c) -> (n, h-k+1, w-k+1, k*k*c): every k x k patch as a row, for a convolution as one product."""
     v = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
@@ -237,7 +194,8 @@ def pool2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def cnn_forward(p: dict[str, np.ndarray], x: np.ndarray,
                 keep: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """LeNet-sized CNN on 28x28 glyph vectors: conv 5x5 (16) + pool, conv 5x5 (32) + pool, dense 128, dense 10.
+    """LeNet-shaped CNN on 28x28 glyph vectors: conv 5x5 + pool, conv 5x5 + pool, dense, dense 10 (the widths are
+    the weights': digits_train.CNN_WIDTHS).
 
     Returns the logits and, with `keep`, what digits_train's backward pass needs.
     """
@@ -296,13 +254,14 @@ def sha256_file(raw: bytes) -> str:
 
 
 def _valid_calibration(steps: Calibration) -> bool:
-    """Usable steps: an "all" curve, and every curve finite, increasing in x, probabilities within 0..1."""
+    """Usable steps: an "all" curve, and every curve finite, strictly increasing in x (two steps at one x are a
+    jump np.interp reads either side of), probabilities within 0..1."""
     if "all" not in steps:
         return False
     for x, y in steps.values():
         if x.ndim != 1 or x.shape != y.shape or len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
             return False
-        if np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
+        if np.any(np.diff(x) <= 0) or np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
             return False
     return True
 
@@ -405,25 +364,21 @@ def _variants(glyph: np.ndarray) -> list[np.ndarray]:
 
 
 def _classify_glyphs(glyphs: list[np.ndarray], cnn_params: dict[str, np.ndarray] | None) -> _Glyphs:
-    """Mean class probabilities per glyph over its variants and the models (the CNN, the best, counts twice)."""
-    means = []
+    """Mean class probabilities per glyph over its variants, by the CNN. Two MLPs (pixels, stroke directions) used
+    to vote beside it: on boxes none of them saw they let more misreads through at every confidence than the CNN
+    alone (bench/RESULTS.md, 2026-12-03, eleventh session)."""
+    if cnn_params is None:
+        raise RuntimeError(f"no digit model at {MODEL_CNN}: train it (python -m formsvc.extract.digits_train)")
     vectors = [np.stack([normalise(v) for v in _variants(glyph)]) for glyph in glyphs]
     # Products this small finish before BLAS's threads wake up: one thread is ~10x faster on a busy 2-core box.
     with _blas().limit(limits=1, user_api="blas"):
-        both = []
-        for v in vectors:
-            cnn = None if cnn_params is None else classify_cnn(v, cnn_params)
-            both.append(np.vstack([classify(v), classify(v, MODEL_HOG), *([] if cnn is None else [cnn, cnn])]))
-    for probs in both:
-        mean = probs.mean(axis=0)
-        means.append(mean)
+        means = [softmax(cnn_forward(cnn_params, v)[0]).mean(axis=0) for v in vectors]
     return _Glyphs(np.array(means))
 
 
 def _confidence(glyphs: _Glyphs) -> float:
-    """Product over the digits of the best class's lead over the runner-up in the models' mean (a blob 82 % "8"
-    and 13 % "5" is not 82 % sure). Disagreeing models already shrink the lead; halving it again when any vote
-    differed ranked boxes worse on the calibration slice (84 % of boxes above a 0.5 % error rate, against 92 %)."""
+    """Product over the digits of the best class's lead over the runner-up in the mean over the glyph's variants
+    (a blob 82 % "8" and 13 % "5" is not 82 % sure). Variants that disagree already shrink the lead."""
     c = 1.0
     for mean in glyphs.probs:
         first, second = np.sort(mean)[::-1][:2]

@@ -14,8 +14,6 @@ gets its own confidence calibration, fitted as the shipped one is (boxes of digi
 no surer than the shipped calibration and capped by the held-back answers' curve (digits_train.fit_calibration's
 `ceiling` and `extra`), and the three files go to data_dir/digits/ (weights, calibration, a
 .json naming both SHA-256, written last): the reader (digits._tuned) loads them together or not at all.
-
-The two MLPs stay as shipped: the CNN is half of every glyph's vote.
 """
 
 from __future__ import annotations

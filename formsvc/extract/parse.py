@@ -214,7 +214,8 @@ def decode_with_total(boxes: list[ScoreBox], total: ScoreBox) -> tuple[list[floa
 
 
 def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
-                printed: frozenset[str] = frozenset()) -> tuple[list[ScoreBox], ScoreBox]:
+                printed: frozenset[str] = frozenset(),
+                as_read: frozenset[str] = frozenset()) -> tuple[list[ScoreBox], ScoreBox]:
     """Boxes and total after the joint decoding.
 
     Every field is judged by how sure the whole sheet makes it (joint.field_sure: its value weighed against every
@@ -232,7 +233,8 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
     confirmed when the sum agrees, however many such boxes there are: two print misreads that cancel out in the sum
     exactly are not a risk worth a person's time. An unsure box and an unsure total that end in one digit written
     alike are not confirmed by each other (_echoes), and once any reading is left in doubt the sum vouches for no
-    other.
+    other. A decoding that changes an `as_read` field trusts nothing: the sum may confirm its reading, never
+    replace it (build_record: a box written by hand on a sheet whose total is typed).
     """
     decoded = decode_with_total(boxes, total)
     if decoded is None:
@@ -250,7 +252,9 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
                       for f, v in zip(fields, chosen, strict=True) if f.value != v)
     sure = _field_sure(fields, chosen, threshold) if unchanged or (changes <= CORRECTED and nearly_read) else None
     echoed = _echoes(boxes, total, threshold, printed)
-    if not unchanged and (sure is None or echoed or min(sure) < ACCEPT_RIGHT):
+    if not unchanged and (sure is None or echoed or min(sure) < ACCEPT_RIGHT
+                          or any(f.name in as_read and f.value != v
+                                 for f, v in zip(fields, chosen, strict=True))):
         sure = None  # the misread's place is a guess: every handwritten field goes to a person
     trusted_sum = unchanged or sure is not None
     vouched = {f.name for i, f in enumerate(fields) if f.confidence < threshold and (all_print or (
@@ -449,7 +453,13 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                              cset.total_max, step)
         printed = frozenset(name for name, r in values.items() if r.typed)
         read_as = [*boxes, total_box]
-        boxes, total_box = apply_total(boxes, total_box, threshold, printed)
+        # A typed total was printed before anything was written by hand. A box read as handwriting the sum agrees
+        # with was typed too (the print not recognised as such); one it disagrees with may have been written in
+        # afterwards, which the total never counted: a red "8" in a box printed empty was read 8 with 0 close behind,
+        # and the sum took 0 and made it sure. The sum may confirm such a box, not replace its reading.
+        after_total = frozenset(b.name for b in boxes if values[b.name].source == "handwriting") \
+            if total_read.typed else frozenset()
+        boxes, total_box = apply_total(boxes, total_box, threshold, printed, after_total)
         *boxes, total_box = _compensated(read_as, [*boxes, total_box], values, threshold, printed)
         total, total_conf, total_cands = total_box.value, total_box.confidence, total_box.candidates
         boxes = doubt_unchecked(boxes, total, values)

@@ -71,11 +71,7 @@ def _job_modules() -> None:
 def _digit_models() -> None:
     from formsvc.extract import digits
 
-    loader = getattr(digits, "_weights", None)
-    if callable(loader):
-        for model in (getattr(digits, "MODEL", None), getattr(digits, "MODEL_HOG", None)):
-            if model is not None:
-                loader(model)
+    digits._shipped()  # the CNN and its calibration, loaded once per process
 
 
 def engines_loaded() -> int:
