@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +87,18 @@ def test_every_fold_is_calibrated_on_digits_it_never_trained_on(monkeypatch: pyt
     blocks = [set(b) for b in digits_train.FOLD_BLOCKS]
     assert sum(len(b) for b in blocks) == len(digits_train.TRAIN) and set().union(*blocks) == set(digits_train.TRAIN)
     trained: list[set[int]] = []
-    monkeypatch.setattr(digits_train, "train_model", lambda positions: trained.append(set(positions)) or {})
     drawn: list[set[int]] = []
-    monkeypatch.setattr(digits_train, "written_boxes",
-                        lambda positions, n, seed, augment: drawn.append(set(positions)) or [])
+
+    def train(positions: Sequence[int]) -> dict[str, np.ndarray]:
+        trained.append(set(positions))
+        return {}
+
+    def write(positions: Sequence[int], n: int, seed: int, *, augment: bool) -> list[tuple[float, np.ndarray]]:
+        drawn.append(set(positions))
+        return []
+
+    monkeypatch.setattr(digits_train, "train_model", train)
+    monkeypatch.setattr(digits_train, "written_boxes", write)
     for i, block in enumerate(blocks):
         digits_train.fold_model(i)
         digits_train.fold_boxes(i)
