@@ -467,13 +467,12 @@ def main() -> None:
                     help="after a change to read_score: the folds again and a new calibration, the model as it is")
     args = ap.parse_args()
     if args.out_cnn != MODEL_CNN:
-        ap.error("the calibration reads with the model where reading loads it: train into the default path")
+        ap.error("the model goes where reading loads it, beside the calibration fitted for it: the default path")
     # One BLAS thread: small products are faster so on a shared machine, and the sums come out the same every run.
     threadpool_limits(1, user_api="blas")
-    if args.calibration_only:
-        cross_fitted_calibration(args)
-        return
     cross_fitted_calibration(args)
+    if args.calibration_only:
+        return
     cnn = train_model(TRAIN)
     write_model(cnn, args)
     hx, hy = real(HELD_OUT, 1, 99)
