@@ -22,12 +22,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["OMP_THREAD_LIMIT"] = "1"
+# augraphy draws some of its noise (a fold's edges) with random.random() inside numba's parallel loops: numba's own
+# generator, one per thread, which Python's seed never reaches. One thread, seeded before every page
+# (_seed_numba), makes a seed's pages the same in every run; before, two runs of one seed differed by a sheet or two.
+os.environ["NUMBA_NUM_THREADS"] = "1"
 
 from fixtures.captures import booklet, colour_with_seals, phone_photo, skewed
 from fixtures.scans import handwritten_record, random_record, rasterise, write_by_hand
@@ -70,12 +76,36 @@ class Stats:
 
 # ---- degradations ---------------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=1)
+def _numba_seeder() -> Callable[[int], None]:
+    """Seeds the generator numba-compiled code draws from (Python's and numpy's seeds do not reach it); compiled
+    once."""
+    import random
+
+    from numba import njit
+
+    @njit  # type: ignore[misc]
+    def seed_inside(s: int) -> None:
+        random.seed(s)
+        np.random.seed(s)
+
+    return seed_inside  # type: ignore[no-any-return]
+
+
+def _seed_numba(seed: int) -> None:
+    _numba_seeder()(seed)
+
+
 def _augraphy(phases: dict[str, list[Any]], seed: int) -> Callable[[np.ndarray], np.ndarray]:
     from augraphy import AugraphyPipeline
 
     pipe = AugraphyPipeline(**phases, random_seed=seed)
 
     def run(img: np.ndarray) -> np.ndarray:
+        _seed_numba(seed)
+        # BleedThrough shows a random image of augraphy's cache (the last 30 pages it saw, listed in the file system's
+        # order, which differs from one fresh folder to the next): emptied, the cache holds this page only.
+        shutil.rmtree(Path.cwd() / "augraphy_cache", ignore_errors=True)
         out = pipe(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img)
         out = out if isinstance(out, np.ndarray) else np.asarray(out)
         return cv2.cvtColor(out, cv2.COLOR_BGR2GRAY) if out.ndim == 3 and img.ndim == 2 else out
