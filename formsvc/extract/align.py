@@ -301,8 +301,8 @@ def best_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray,
         pm = as_is if n == 0 and as_is is not None else page_matrix(view, dpi, codes, min_markers=min_markers)
         if pm is not None and (best is None or pm.markers > best[0].markers):
             best = (pm, view)
-        if best is not None and best[0].markers >= markers_on_image(best[0], image.shape[:2]):
-            break
+            if pm.markers >= markers_on_image(pm, image.shape[:2]):
+                break
     if not codes and (best is None or best[0].markers < 2):
         # A page a code identified is framed by the codes; correlating patterns costs 0.07-0.1 s a page.
         matched = matched_matrix(image, dpi)
