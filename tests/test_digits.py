@@ -117,7 +117,7 @@ def test_training_and_calibration_draw_only_their_own_positions(tagged_mnist: No
 
     monkeypatch.setattr(digits_train, "mnist_digits", spy)
     digits_train.real(digits_train.TRAIN, 1, seed=0)
-    digits_train.calibration_boxes(3, seed=0)
+    digits_train.written_boxes(digits_train.FOLD_BLOCKS[0], 3, seed=0, augment=True)  # fold 0's boxes
     assert asked == [digits_train.TRAIN, digits_train.CALIBRATION]
 
 

@@ -143,7 +143,7 @@ def box_accuracy(params: dict[str, np.ndarray] | None, boxes: Iterable[Answer]) 
 def generic_calibration_boxes(n: int = CALIBRATION_BOXES,
                               positions: tuple[int, int] | None = None) -> tuple[tuple[float, np.ndarray], ...]:
     """Boxes the kept candidate's calibration is fitted on: written as the shipped calibration's are
-    (digits_train.calibration_boxes), from CALIBRATION positions unless `positions` (start, stop) narrows them."""
+    (digits_train.fold_boxes), from CALIBRATION positions unless `positions` (start, stop) narrows them."""
     from formsvc.extract.digits_train import CALIBRATION, written_boxes
 
     where = CALIBRATION if positions is None else range(*positions)

@@ -282,11 +282,6 @@ def written_boxes(positions: Sequence[int], n: int, seed: int, *, augment: bool)
     return out
 
 
-def calibration_boxes(n: int, seed: int) -> list[tuple[float, np.ndarray]]:
-    """Boxes written with CALIBRATION digits (never trained on), clean and mildly degraded, as a scan shows them."""
-    return written_boxes(CALIBRATION, n, seed, augment=True)
-
-
 def to_confidence(p_right: np.ndarray) -> np.ndarray:
     """Probability right -> confidence: the review threshold sits where a box is right ACCEPT_RIGHT of the time.
 
@@ -441,7 +436,8 @@ def write_model(cnn: dict[str, np.ndarray], args: argparse.Namespace) -> None:
 
 
 def fold_boxes(i: int) -> list[tuple[float, np.ndarray]]:
-    """The calibration boxes of fold `i`: written with FOLD_BLOCKS[i]'s digits (CALIBRATION's: calibration_boxes)."""
+    """The calibration boxes of fold `i`: written with FOLD_BLOCKS[i]'s digits (never trained on by fold `i`),
+    clean and mildly degraded, as a scan shows them."""
     return written_boxes(FOLD_BLOCKS[i], CALIBRATION_BOXES, 7 + i, augment=True)
 
 
