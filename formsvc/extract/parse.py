@@ -87,6 +87,7 @@ class PageFields:
     payload: PagePayload
     reads: list[FieldRead]
     placed: bool = False  # identified by its place in the upload only (placement): nothing on it is trusted
+    bent: bool = False  # aligned on markers that do not lie on one plane (a fold): nothing on it is trusted
 
 
 def clean(text: str) -> str:
@@ -387,6 +388,8 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             values[r.name] = r
             page_of[r.name] = pf.payload.page
     placed = sorted(pf.payload.page for pf in pages if pf.placed)
+    bent = sorted(pf.payload.page for pf in pages if pf.bent)
+    distrusted = {*placed, *bent}
     unit_scores: dict[str, float | str | None] = {}
     team_scored = _team_scored(first.form)
     if team_scored:
@@ -398,7 +401,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         r = values.get(name)
         # Alternatives only for a box in doubt, the value taken first (the total may have chosen another than the
         # reader's best), and only as many as a reviewer picks with one key.
-        if page_of.get(name, 0) in placed:
+        if page_of.get(name, 0) in distrusted:
             confidence = min(confidence, UNCHECKED)
         choices = None
         if candidates and confidence < threshold:
@@ -471,8 +474,9 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         if any(values[b.name].source == "handwriting" for b in boxes):
             # Glare or a pale pen empties a written total as surely as a writer who left it blank: a person looks.
             total_conf = min(total_conf, UNCHECKED)
-    if any(page_of.get(name, 0) in placed for name in [*(b.name for b in boxes), "total_declared"]):
-        # A page that may be another copy's holds part of the sum: the sum confirms nothing.
+    if any(page_of.get(name, 0) in distrusted for name in [*(b.name for b in boxes), "total_declared"]):
+        # A page that may be another copy's, or whose boxes may be read a row off, holds part of the sum: the sum
+        # confirms nothing.
         boxes = handwriting_unchecked(boxes, values)
     for box in boxes:
         scores[box.name.split(".", 1)[1]] = box.value
@@ -514,6 +518,12 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             message=f"Trang {', '.join(map(str, placed))} / {first.pages} không đọc được mã phiếu; đã xếp vào phiếu "
                     "này theo thứ tự các trang tải lên. Hãy xem trang đó đúng là của người này, rồi kiểm tra mọi ô "
                     "trên trang.",
+        ))
+    if bent:
+        extra_reasons.append(Reason(
+            code="page_bent", field="fields", severity="review",
+            message=f"Trang {', '.join(map(str, bent))} / {first.pages} bị gấp hoặc cong khi quét/chụp (các dấu góc "
+                    "không cùng một mặt phẳng): ô trên trang có thể bị đọc lệch dòng. Hãy kiểm tra mọi ô trên trang.",
         ))
     record = Record(
         form=first.form, criteria_set=first.criteria_set or "", year=year,
