@@ -409,6 +409,34 @@ def test_markers_the_glass_cut_off_are_not_looked_for_on_mended_copies(
     assert len(searched) == 6  # the page as it is and its five mended copies
 
 
+def test_a_page_searched_for_markers_to_identify_it_is_not_searched_again_to_align_it(
+        form: tuple[dict[str, Any], list[np.ndarray]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both codes stained: the markers of the page as it is prove it is formsvc's (identify_own_page), and that
+    matrix is the one aligning it would find again; a matrix from a mended copy is not (the page as it is may hold
+    the codes' corners to add)."""
+    from formsvc.extract import align as align_module
+
+    _, pages = form
+    stained = pages[0]
+    for box in (layout.qr_box(), layout.qr2_box()):
+        stained = _blot(stained, box)
+    assert identify(stained) is None
+    ident, fallback = identify_own_page(stained, DPI)
+    assert ident is not None and fallback is not None and fallback.markers == 4 and not fallback.mended
+    searched: list[int] = []
+    real_page_matrix = align_module.page_matrix
+
+    def counted(image: np.ndarray, *args: Any, **kwargs: Any) -> align_module.PageMatrix | None:
+        searched.append(1)
+        return real_page_matrix(image, *args, **kwargs)
+
+    monkeypatch.setattr(align_module, "page_matrix", counted)
+    aligned = align_module.align(stained, DPI, ident.codes, fallback)
+    assert aligned is not None and searched == [] and np.array_equal(aligned.matrix, fallback.matrix)
+    assert align_module.align(stained, DPI, ident.codes, replace(fallback, mended=True)) is not None
+    assert searched == [1]
+
+
 def _mottled(img: np.ndarray, seed: int = 1) -> np.ndarray:
     """Half the page under dark blobs a few millimetres across, as a harsh copy's bleed-through and mottle leave
     it: every marker's square is broken into the blobs around it (ArUco finds none, mended or not)."""

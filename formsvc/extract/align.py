@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import cv2
@@ -228,6 +228,7 @@ class PageMatrix:
     residual_px: float
     markers: int = 0  # how many of the four markers it rests on
     outlying: int = 0  # of those, how many it puts more than OUTLYING_MM from their places
+    mended: bool = False  # found on a mended copy of the page (best_matrix), not on the page as it is
 
     @property
     def bent(self) -> bool:
@@ -316,7 +317,7 @@ def best_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray,
     for n, view in enumerate((image, *mended_views(image))):
         pm = as_is if n == 0 and as_is is not None else page_matrix(view, dpi, codes, min_markers=min_markers)
         if pm is not None and (best is None or pm.markers > best[0].markers):
-            best = (pm, view)
+            best = (pm if n == 0 else replace(pm, mended=True), view)
             if pm.markers >= markers_on_image(pm, image.shape[:2]):
                 break
     if not codes and (best is None or best[0].markers < 2):
@@ -368,8 +369,11 @@ def align(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray, layou
     """The upright page; `fallback` (a matrix found from markers on a mended copy, or from just two) when only
     the codes' corners or nothing is found on the page as it is. Fewer than three markers on the page as
     it is: the mended copies are searched before the code's corners are trusted (a fallback resting on three or
-    more markers is that search's answer already: identify_own_page made it over the same copies)."""
-    pm = page_matrix(image, dpi, codes)
+    more markers is that search's answer already: identify_own_page made it over the same copies). A fallback
+    resting on three or more markers of the page as it is is what searching it again would give (the codes' corners
+    join only when fewer are found)."""
+    as_is = fallback is not None and fallback.method == "markers" and not fallback.mended and fallback.markers >= 3
+    pm = fallback if as_is else page_matrix(image, dpi, codes)
     if pm is None or pm.markers < 3:
         if fallback is not None and fallback.markers >= 3:
             found: PageMatrix | None = fallback
