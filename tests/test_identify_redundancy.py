@@ -432,7 +432,8 @@ def test_a_page_searched_for_markers_to_identify_it_is_not_searched_again_to_ali
 
     monkeypatch.setattr(align_module, "page_matrix", counted)
     aligned = align_module.align(stained, DPI, ident.codes, fallback)
-    assert aligned is not None and searched == [] and np.array_equal(aligned.matrix, fallback.matrix)
+    assert aligned is not None and aligned.matrix is not None and searched == []
+    assert np.array_equal(aligned.matrix, fallback.matrix)
     assert align_module.align(stained, DPI, ident.codes, replace(fallback, mended=True)) is not None
     assert searched == [1]
 
