@@ -370,22 +370,30 @@ def test_skewed_scan_with_every_marker_cut_off_reads_every_score(form: tuple[dic
     assert doc.total_declared == data["total_declared"]
 
 
+@pytest.fixture
+def searched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per search of a page (or a copy of it) for its markers: align.page_matrix counted."""
+    from formsvc.extract import align as align_module
+
+    calls: list[int] = []
+    real_page_matrix = align_module.page_matrix
+
+    def counted(image: np.ndarray, *args: Any, **kwargs: Any) -> align_module.PageMatrix | None:
+        calls.append(1)
+        return real_page_matrix(image, *args, **kwargs)
+
+    monkeypatch.setattr(align_module, "page_matrix", counted)
+    return calls
+
+
 def test_markers_the_glass_cut_off_are_not_looked_for_on_mended_copies(
-        form: tuple[dict[str, Any], list[np.ndarray]], monkeypatch: pytest.MonkeyPatch) -> None:
+        form: tuple[dict[str, Any], list[np.ndarray]], searched: list[int]) -> None:
     """A 5-degree skew puts every marker's corner past the image's edge (the glass cut them off): no copy of the page
     can show them, and searching six mended copies of the whole page for them was three fifths of the page's reading
     time. A marker on the image that a stain broke is still looked for on every copy: it might be mended."""
     from formsvc.extract import align as align_module
 
     _, pages = form
-    searched: list[int] = []
-    real_page_matrix = align_module.page_matrix
-
-    def counted(image: np.ndarray, *args: Any, **kwargs: Any) -> align_module.PageMatrix | None:
-        searched.append(1)
-        return real_page_matrix(image, *args, **kwargs)
-
-    monkeypatch.setattr(align_module, "page_matrix", counted)
     upright = align_module.best_matrix(pages[0], DPI)
     assert upright is not None and upright[0].markers == 4 and len(searched) == 1
     assert align_module.markers_on_image(upright[0], pages[0].shape) == 4
@@ -410,7 +418,7 @@ def test_markers_the_glass_cut_off_are_not_looked_for_on_mended_copies(
 
 
 def test_a_page_searched_for_markers_to_identify_it_is_not_searched_again_to_align_it(
-        form: tuple[dict[str, Any], list[np.ndarray]], monkeypatch: pytest.MonkeyPatch) -> None:
+        form: tuple[dict[str, Any], list[np.ndarray]], searched: list[int]) -> None:
     """Both codes stained: the markers of the page as it is prove it is formsvc's (identify_own_page), and that
     matrix is the one aligning it would find again; a matrix from a mended copy is not (the page as it is may hold
     the codes' corners to add)."""
@@ -423,14 +431,7 @@ def test_a_page_searched_for_markers_to_identify_it_is_not_searched_again_to_ali
     assert identify(stained) is None
     ident, fallback = identify_own_page(stained, DPI)
     assert ident is not None and fallback is not None and fallback.markers == 4 and not fallback.mended
-    searched: list[int] = []
-    real_page_matrix = align_module.page_matrix
-
-    def counted(image: np.ndarray, *args: Any, **kwargs: Any) -> align_module.PageMatrix | None:
-        searched.append(1)
-        return real_page_matrix(image, *args, **kwargs)
-
-    monkeypatch.setattr(align_module, "page_matrix", counted)
+    searched.clear()
     aligned = align_module.align(stained, DPI, ident.codes, fallback)
     assert aligned is not None and aligned.matrix is not None and searched == []
     assert np.array_equal(aligned.matrix, fallback.matrix)
