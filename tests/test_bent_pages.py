@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fixtures.captures import blot
 from fixtures.scans import handwritten_record, rasterise, save_scan, write_by_hand
 from formsvc import layout
 from formsvc.criteria import default_registry
@@ -68,16 +69,6 @@ def written(_converter: None) -> tuple[dict[str, Any], list[np.ndarray]]:
     return truth, write_by_hand(rasterise(render_document("cdht-self-assessment", printed), DPI), truth, 5)
 
 
-def _stained_marker(img: np.ndarray, marker: int) -> np.ndarray:
-    """A blot over one corner marker: the page rests on the other three."""
-    b = layout.marker_boxes()[marker]
-    x0, y0, x1, y1 = (round(layout.mm_to_px(v, DPI)) for v in
-                      (b.left - 1, b.top - 1, b.left + b.width + 1, b.top + b.height + 1))
-    out = img.copy()
-    cv2.ellipse(out, ((x0 + x1) // 2, (y0 + y1) // 2), ((x1 - x0) // 2, (y1 - y0) // 2), 0, 0, 360, 0, -1)
-    return out
-
-
 def _bent_strip(img: np.ndarray, fold_mm: float = 190.0, slope: float = 0.4) -> np.ndarray:
     """The strip right of a fold at `fold_mm` bent away from the glass: it slides down the further from the fold."""
     h, w = img.shape
@@ -98,7 +89,7 @@ def test_a_page_whose_markers_lie_on_two_planes_is_read_for_a_person(
         written: tuple[dict[str, Any], list[np.ndarray]], tmp_path: Path) -> None:
     truth, pages = written
     threshold = get_settings().review_confidence
-    stained = _stained_marker(pages[0], 0)
+    stained = blot(pages[0], layout.marker_boxes()[0], shade=0)  # the page rests on three markers
 
     # Three markers on one plane: a page like any other.
     flat = page_matrix(stained, DPI)

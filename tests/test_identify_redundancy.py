@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fixtures.captures import skewed
+from fixtures.captures import blot, skewed
 from fixtures.scans import random_record, rasterise, save_scan
 from formsvc import layout
 from formsvc.extract.identify import (
@@ -49,16 +49,6 @@ def _close() -> Iterator[None]:
 def form() -> tuple[dict[str, Any], list[np.ndarray]]:
     data = random_record(311)
     return data, rasterise(render_document("cdht-self-assessment", data), DPI)
-
-
-def _blot(img: np.ndarray, box: layout.Box, shade: int = 40, grow_mm: float = 1.0) -> np.ndarray:
-    """A stain over `box`: a dark blob like a coffee ring or an ink stamp over the code."""
-    out = img.copy()
-    x0, y0, x1, y1 = (round(layout.mm_to_px(v, DPI)) for v in
-                      (box.left - grow_mm, box.top - grow_mm, box.left + box.width + grow_mm,
-                       box.top + box.height + grow_mm))
-    cv2.ellipse(out, ((x0 + x1) // 2, (y0 + y1) // 2), ((x1 - x0) // 2, (y1 - y0) // 2), 0, 0, 360, shade, -1)
-    return out
 
 
 def _fold(img: np.ndarray, box: layout.Box) -> np.ndarray:
@@ -113,11 +103,11 @@ def test_damaged_code_still_identified(form: tuple[dict[str, Any], list[np.ndarr
     assert truth is not None
     img = pages[0]
     if damage == "primary_stained":
-        img = _blot(img, layout.qr_box())
+        img = blot(img, layout.qr_box())
     elif damage == "primary_folded":
         img = _fold(img, layout.qr_box())
     else:
-        img = _blot(_blot(img, layout.qr_box()), layout.qr2_box())
+        img = blot(blot(img, layout.qr_box()), layout.qr2_box())
     first = identify(img)
     if first is None:
         first, pm = identify_own_page(img, DPI)
@@ -184,8 +174,8 @@ def test_damaged_code_decodes_once_smoothed(fixture: str, subject: str, page: in
 def test_own_page_with_every_identity_lost_is_never_a_foreign_layout(
         form: tuple[dict[str, Any], list[np.ndarray]], tmp_path: Path) -> None:
     data, pages = form
-    img = _blot(_blot(pages[0], layout.qr_box()), layout.qr2_box())
-    img = _blot(img, layout.id_line_box(), grow_mm=0.5)
+    img = blot(blot(pages[0], layout.qr_box()), layout.qr2_box())
+    img = blot(img, layout.id_line_box(), grow_mm=0.5)
     result = extract_files([save_scan([img], tmp_path / "lost.pdf", DPI)])
     codes = [e.code for e in result.errors]
     assert codes == ["own_page_unidentified"], codes
@@ -201,7 +191,7 @@ def test_own_page_with_every_identity_lost_is_never_a_foreign_layout(
 def test_stained_codes_scan_becomes_the_same_record(form: tuple[dict[str, Any], list[np.ndarray]],
                                                     tmp_path: Path) -> None:
     data, pages = form
-    stained = [_blot(_blot(p, layout.qr_box()), layout.qr2_box()) for p in pages]
+    stained = [blot(blot(p, layout.qr_box()), layout.qr2_box()) for p in pages]
     result = extract_files([save_scan(stained, tmp_path / "stained.pdf", DPI)])
     assert result.errors == []
     [doc] = result.documents
@@ -239,7 +229,7 @@ def test_open_booklet_photo_yields_both_pages(form: tuple[dict[str, Any], list[n
 
 def _check_blotted(img: np.ndarray, payload: PagePayload) -> np.ndarray:
     """Both codes stained and a stain over the id line's check digits only (its last token), the fields left."""
-    out = _blot(_blot(img, layout.qr_box()), layout.qr2_box())
+    out = blot(blot(img, layout.qr_box()), layout.qr2_box())
     box = layout.id_line_box()
     x0, y0, x1, y1 = (round(layout.mm_to_px(v, DPI)) for v in
                       (box.left, box.top, box.left + box.width, box.top + box.height))
@@ -407,7 +397,7 @@ def test_markers_the_glass_cut_off_are_not_looked_for_on_mended_copies(
     assert align_module.markers_on_image(best[0], turned.shape) == 0
     assert len(searched) == 1  # the page as it is: no mended copy
 
-    stained = _blot(pages[0], layout.marker_boxes()[0], shade=0, grow_mm=0.0)
+    stained = blot(pages[0], layout.marker_boxes()[0], shade=0, grow_mm=0.0)
     stained_ident = identify(stained)
     assert stained_ident is not None
     searched.clear()
@@ -427,7 +417,7 @@ def test_a_page_searched_for_markers_to_identify_it_is_not_searched_again_to_ali
     _, pages = form
     stained = pages[0]
     for box in (layout.qr_box(), layout.qr2_box()):
-        stained = _blot(stained, box)
+        stained = blot(stained, box)
     assert identify(stained) is None
     ident, fallback = identify_own_page(stained, DPI)
     assert ident is not None and fallback is not None and fallback.markers == 4 and not fallback.mended
@@ -485,7 +475,7 @@ def test_no_markers_are_matched_on_pages_that_have_none(tmp_path: Path) -> None:
 def _lose_identity(img: np.ndarray) -> np.ndarray:
     """Both codes and the id line under stains; the four corner markers left."""
     for box in (layout.qr_box(), layout.qr2_box(), layout.id_line_box()):
-        img = _blot(img, box, grow_mm=0.5)
+        img = blot(img, box, grow_mm=0.5)
     return img
 
 

@@ -176,6 +176,15 @@ def matched_markers(image: np.ndarray, dpi: float) -> list[tuple[int, np.ndarray
     return [(marker_id, quad) for marker_id, turns, quad in found if turns == agreed[0][0]]
 
 
+def _corners_px(box: layout.Box, dpi: float) -> np.ndarray:
+    """The template box's corners in pixels at `dpi` (4 x 2), in the order ArUco and zxing give a square's:
+    top-left, top-right, bottom-right, bottom-left."""
+    return np.array([(layout.mm_to_px(x, dpi), layout.mm_to_px(y, dpi))
+                     for x, y in ((box.left, box.top), (box.left + box.width, box.top),
+                                  (box.left + box.width, box.top + box.height), (box.left, box.top + box.height))],
+                    np.float64)
+
+
 def _marker_points(found: Sequence[tuple[int, np.ndarray]], dpi: float) -> tuple[np.ndarray, np.ndarray]:
     src, dst = [], []
     boxes = layout.marker_boxes()
@@ -184,22 +193,15 @@ def _marker_points(found: Sequence[tuple[int, np.ndarray]], dpi: float) -> tuple
         if marker_id not in boxes or marker_id in seen:
             continue
         seen.add(marker_id)
-        b = boxes[marker_id]
-        expected = [(b.left, b.top), (b.left + b.width, b.top), (b.left + b.width, b.top + b.height),
-                    (b.left, b.top + b.height)]
-        for (x, y), (ex, ey) in zip(quad, expected, strict=True):
-            src.append((x, y))
-            dst.append((layout.mm_to_px(ex, dpi), layout.mm_to_px(ey, dpi)))
+        src.append(quad)
+        dst.append(_corners_px(boxes[marker_id], dpi))
     if not src:
         return np.empty((0, 2), np.float32), np.empty((0, 2), np.float32)
-    return np.array(src, np.float32), np.array(dst, np.float32)
+    return np.vstack(src).astype(np.float32), np.vstack(dst).astype(np.float32)
 
 
 def _code_points(corners: np.ndarray, dpi: float, box: layout.Box) -> tuple[np.ndarray, np.ndarray]:
-    expected = [(box.left, box.top), (box.left + box.width, box.top), (box.left + box.width, box.top + box.height),
-                (box.left, box.top + box.height)]
-    dst = np.array([(layout.mm_to_px(x, dpi), layout.mm_to_px(y, dpi)) for x, y in expected], np.float32)
-    return corners.astype(np.float32), dst
+    return corners.astype(np.float32), _corners_px(box, dpi).astype(np.float32)
 
 
 def _spans_page(dst: np.ndarray, groups: int, dpi: float) -> bool:
@@ -264,7 +266,7 @@ def _fitted(src: np.ndarray, dst: np.ndarray, dpi: float, method: str, markers: 
     projected = cv2.perspectiveTransform(src.reshape(-1, 1, 2), matrix).reshape(-1, 2)
     off = np.linalg.norm(projected - dst, axis=1)
     # The markers are the first anchors (page_matrix appends the codes' corners after them).
-    worst = off[: markers * 4].reshape(-1, 4).max(axis=1) if markers else off[:0]
+    worst = off[: markers * 4].reshape(-1, 4).max(axis=1)
     outlying = int((worst > layout.mm_to_px(OUTLYING_MM, dpi)).sum())
     return PageMatrix(matrix, dpi, method, float(off.mean()), markers, outlying)
 
@@ -337,11 +339,7 @@ def markers_on_image(pm: PageMatrix, shape: tuple[int, ...]) -> int:
     slack = layout.mm_to_px(OFF_IMAGE_MM, pm.dpi) * _image_px_per_page_px(to_image, pm.dpi)
     on = 0
     for box in layout.marker_boxes().values():
-        corners = np.array([[(layout.mm_to_px(x, pm.dpi), layout.mm_to_px(y, pm.dpi))
-                             for x, y in ((box.left, box.top), (box.left + box.width, box.top),
-                                          (box.left + box.width, box.top + box.height),
-                                          (box.left, box.top + box.height))]], np.float64)
-        xy = cv2.perspectiveTransform(corners, to_image)[0]
+        xy = cv2.perspectiveTransform(_corners_px(box, pm.dpi)[None], to_image)[0]
         on += bool(np.all((xy >= -slack) & (xy <= np.array([w - 1, h - 1]) + slack)))
     return on
 
