@@ -1,4 +1,5 @@
-"""Real captures: people's handwriting, print-and-scan and phone degradations, colour seals, open booklets.
+"""Real captures: people's handwriting, print-and-scan and phone degradations, colour seals, open booklets, a
+copier's black-and-white scan.
 
 Usage: .venv/bin/python bench/bench_capture.py [--people 12] [--jobs 2] [--seed 0] [--only hw_clean,seal]
                                                [--no-roster] [--keep DIR]
@@ -44,7 +45,7 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 # (_seed_numba), makes a seed's pages the same in every run; before, two runs of one seed differed by a sheet or two.
 os.environ["NUMBA_NUM_THREADS"] = "1"
 
-from fixtures.captures import booklet, colour_with_seals, phone_photo, skewed
+from fixtures.captures import black_and_white_scan, booklet, colour_with_seals, phone_photo, skewed
 from fixtures.scans import handwritten_record, random_record, rasterise, write_by_hand
 from formsvc.extract.pipeline import ExtractionResult, read_files
 from formsvc.records import Record
@@ -151,10 +152,13 @@ def harsh(seed: int) -> Callable[[np.ndarray], np.ndarray]:
 
 # ---- one condition --------------------------------------------------------------------------------------------
 
-def _save(images: list[np.ndarray], path: Path) -> Path:
+def _save(images: list[np.ndarray], path: Path, bilevel: bool = False) -> Path:
     ims = [Image.fromarray(i) for i in images]
     if path.suffix == ".jpg":
         ims[0].save(path, quality=85)
+    elif bilevel:
+        ones = [i.convert("1") for i in ims]
+        ones[0].save(path, save_all=True, append_images=ones[1:], compression="group4", dpi=(DPI, DPI))
     else:
         ims[0].save(path, save_all=True, append_images=ims[1:], compression="tiff_deflate")
     return path
@@ -264,8 +268,8 @@ def main() -> None:
     conditions: dict[str, tuple[list[dict[str, Any]], Callable[[Path], list[Path]]]] = {}
 
     def files_of(pages_of: list[list[np.ndarray]], fn: Callable[[int, list[np.ndarray]], list[np.ndarray]],
-                 suffix: str = ".tif") -> Callable[[Path], list[Path]]:
-        return lambda work: [_save(fn(n, p), work / f"{n}{suffix}") for n, p in enumerate(pages_of)]
+                 suffix: str = ".tif", bilevel: bool = False) -> Callable[[Path], list[Path]]:
+        return lambda work: [_save(fn(n, p), work / f"{n}{suffix}", bilevel) for n, p in enumerate(pages_of)]
 
     conditions["hw_clean"] = (hand_truth, files_of(hand_pages, lambda n, p: p))
     conditions["hw_clean_no_total"] = (no_total, files_of(no_total_pages, lambda n, p: p))
@@ -283,6 +287,11 @@ def main() -> None:
     hw_rng = np.random.default_rng(o + 1)
     conditions["hw_phone_lowres"] = (hand_truth, files_of(hand_pages, lambda n, p: [phone_photo(x, hw_rng) for x in p]))
     conditions["hw_colour_seals"] = (hand_truth, files_of(hand_pages, lambda n, p: colour_with_seals(p, o + n)))
+    # An office copier's "black & white" scan: one threshold, 1 bit a pixel, CCITT G4 (its own generator, so the
+    # conditions above keep their pages).
+    bw_rng = np.random.default_rng(o + 3)
+    conditions["hw_bw_scan"] = (hand_truth, files_of(hand_pages, lambda n, p: [black_and_white_scan(x, bw_rng)
+                                                                                for x in p], bilevel=True))
     only = [c for c in args.only.split(",") if c]
     results: dict[str, Stats] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -41,6 +41,9 @@ class Page:
     digital: bool
     words: list[Word] = field(default_factory=list)  # text-layer words, pixel coordinates at `dpi`
     luma: np.ndarray | None = None  # a colour page's plain grey levels, when seal ink was dropped from `image`
+    # Scanned in black and white (one threshold, 1 bit a pixel): a tone mark's thin stroke fell on either side of
+    # the threshold, so printed Vietnamese text on it may have lost or changed its marks ("Dũng" read "Dùng").
+    bilevel: bool = False
 
 
 def _grey(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -52,7 +55,7 @@ def _grey(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _pages_of(name: str, number: int, image: np.ndarray, luma: np.ndarray | None, src_dpi: float | None,
-              dpi: float) -> Iterator[Page]:
+              dpi: float, bilevel: bool = False) -> Iterator[Page]:
     """The page(s) of one scanned image: an open booklet photographed as one image holds two, each scaled on its
     own (`src_dpi` None: already at `dpi`)."""
     for x0, x1 in split_spread(image):
@@ -61,7 +64,12 @@ def _pages_of(name: str, number: int, image: np.ndarray, luma: np.ndarray | None
             part = _at_dpi(part, src_dpi, dpi)
             part_luma = None if part_luma is None else _at_dpi(part_luma, src_dpi, dpi)
         yield Page(name, number, np.ascontiguousarray(part), dpi, digital=False,
-                   luma=None if part_luma is None else np.ascontiguousarray(part_luma))
+                   luma=None if part_luma is None else np.ascontiguousarray(part_luma), bilevel=bilevel)
+
+
+def _two_levels(grey: np.ndarray) -> bool:
+    """Only black and white: a black-and-white scan saved in an 8-bit format (PNG, an uncompressed TIFF)."""
+    return not bool(np.any((grey > 0) & (grey < 255)))
 
 
 def sniff(head: bytes) -> str | None:
@@ -99,8 +107,8 @@ def _read_pdf_page(pdf: _OpenPdf, index: int, name: str, dpi: float, max_pixels:
             return _err(name, index + 1, "page_too_large", f"{name}, trang {index + 1}: trang quá lớn.")
         # The images a page draws are decoded whole, whatever size they are drawn at: a few KB of doubly
         # deflated zeros can declare 900 MB of pixels. Their declared sizes are read without decoding them.
-        image_pixels = sum(w * h for w, h in (obj.get_px_size() for obj in page.get_objects(
-            filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=MAX_FORM_DEPTH)))
+        images = list(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=MAX_FORM_DEPTH))
+        image_pixels = sum(w * h for w, h in (obj.get_px_size() for obj in images))
         if image_pixels > max_pixels:
             return _err(name, index + 1, "page_too_large",
                         f"{name}, trang {index + 1}: trang chứa ảnh quá lớn (vượt {max_pixels} điểm ảnh).")
@@ -118,9 +126,11 @@ def _read_pdf_page(pdf: _OpenPdf, index: int, name: str, dpi: float, max_pixels:
             return Page(name, index + 1, image, dpi, digital=True, words=words)
         # A scan: rendered in colour, to drop seal ink (colour.py).
         rgb = np.asarray(page.render(scale=dpi / 72).to_pil().convert("RGB"))
+        # A copier's black-and-white PDF holds its page as a 1-bit image (CCITT G4); rendered, its edges turn grey.
+        bilevel = bool(images) and all(obj.get_metadata().bits_per_pixel == 1 for obj in images)
         page.close()
         grey, luma = _grey(rgb)
-        return Page(name, index + 1, grey, dpi, digital=False, luma=luma)
+        return Page(name, index + 1, grey, dpi, digital=False, luma=luma, bilevel=bilevel)
     except (pdfium.PdfiumError, ValueError, KeyError) as exc:
         log.info("%s, page %d unreadable: %s: %s", name, index + 1, type(exc).__name__, exc)
         return _err(name, index + 1, "page_unreadable", f"{name}, trang {index + 1}: không đọc được trang này.")
@@ -173,7 +183,7 @@ def _pdf_pages(path: Path, dpi: float, max_pages: int, max_pixels: int,
                 yield _overrun(name, index + 1, item, budget)
             elif isinstance(item, Page) and not item.digital:
                 # A scanned spread (two pages on one sheet) is cut like a photographed one.
-                yield from _pages_of(name, item.number, item.image, item.luma, None, dpi)
+                yield from _pages_of(name, item.number, item.image, item.luma, None, dpi, item.bilevel)
             else:
                 yield item
 
@@ -243,11 +253,13 @@ def _image_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Ite
                 if img.mode in ("L", "1", "I;16", "I", "F", "LA"):
                     frame = ImageOps.exif_transpose(img.convert("L")) or img.convert("L")
                     grey, luma = np.asarray(frame), None
+                    bilevel = img.mode == "1" or (img.mode == "L" and _two_levels(grey))
                 else:
                     rgb = ImageOps.exif_transpose(img.convert("RGB")) or img.convert("RGB")
                     grey, luma = _grey(np.asarray(rgb))
+                    bilevel = False
                     del rgb
-                yield from _pages_of(name, index + 1, grey, luma, src_dpi, dpi)
+                yield from _pages_of(name, index + 1, grey, luma, src_dpi, dpi, bilevel)
             except (OSError, ValueError, EOFError) as exc:
                 log.info("%s, page %d unreadable: %s: %s", name, index + 1, type(exc).__name__, exc)
                 yield _err(name, index + 1, "image_unreadable", f"{name}, trang {index + 1}: không đọc được.")

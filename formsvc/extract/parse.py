@@ -37,6 +37,11 @@ IMPLAUSIBLE_TOTAL = 0.3
 # A handwritten box on a sheet whose total no reading agrees with, or that the sum puts in doubt: below the
 # review threshold.
 UNCHECKED = 0.7
+# Least Tesseract confidence at which a printed name is trusted when no roster knows it. Its word confidence is
+# no probability: on the tuning seeds' grey captures (1000, 3000, 6000; clean, print-and-scan, harsh, phone, skewed)
+# names read at 0.80-0.90 were wrong 7 times in 16, a tone mark misread ("Dũng" read "Dùng"). Above it still 4 in
+# 215 (up to 0.96, on damaged pages): a mitigation, not the 99.5 % the threshold means elsewhere; a roster settles it.
+NAME_SURE = 0.9
 # Most fields the decoding may change and still have the sheet trusted: the sum is one equation, it settles one
 # misread. Held-out and tuning pages (10 seeds, 7 kinds of capture; 305 sheets the decoding changed): 35 sheets
 # with one field changed made every field at least ACCEPT_RIGHT sure, all right; no two-field change came close.
@@ -88,6 +93,7 @@ class PageFields:
     reads: list[FieldRead]
     placed: bool = False  # identified by its place in the upload only (placement): nothing on it is trusted
     bent: bool = False  # aligned on markers that do not lie on one plane (a fold): nothing on it is trusted
+    bilevel: bool = False  # scanned in black and white: the name printed on it may have lost its tone marks
 
 
 def clean(text: str) -> str:
@@ -487,8 +493,14 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
 
     name_read = values.get("subject.full_name")
     full_name, dropped = name_letters(clean(name_read.text)) if name_read else ("", 0)
+    name_page = page_of.get("subject.full_name")
+    toneless = bool(full_name) and any(pf.bilevel and pf.payload.page == name_page for pf in pages)
     if name_read:
         confidence = name_read.confidence * (0.9 ** dropped)  # a stray mark removed: less sure, never surer
+        if toneless or confidence < NAME_SURE:
+            # A black-and-white copier's threshold keeps a tone mark whole, breaks it or drops it, and Tesseract is
+            # as sure of what is left as of any word (held-out: "Đỗ" read "Đỏ" at 0.96): none of its names is.
+            confidence = min(confidence, UNCHECKED)
         prov("subject.full_name", full_name, confidence if full_name else 0.0)
     birth_year = None
     if "subject.birth_year" in values:
@@ -524,6 +536,13 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             code="page_bent", field="fields", severity="review",
             message=f"Trang {', '.join(map(str, bent))} / {first.pages} bị gấp hoặc cong khi quét/chụp (các dấu góc "
                     "không cùng một mặt phẳng): ô trên trang có thể bị đọc lệch dòng. Hãy kiểm tra mọi ô trên trang.",
+        ))
+    if toneless:
+        extra_reasons.append(Reason(
+            code="name_bilevel", field="subject.full_name", severity="review",
+            message=f"Trang {name_page} được quét đen trắng: dấu thanh trong họ tên có thể đã mất hoặc bị đọc thành "
+                    "dấu khác (ví dụ «ũ» thành «ù»). Hãy đối chiếu họ tên với danh sách hoặc quét lại bằng chế độ "
+                    "xám/màu.",
         ))
     record = Record(
         form=first.form, criteria_set=first.criteria_set or "", year=year,

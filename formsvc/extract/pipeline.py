@@ -82,6 +82,7 @@ class PageResult:
     orphan: Orphan | None = None
     placed: bool = False  # identified by its place in the upload (placement.place), not by anything printed on it
     bent: bool = False  # its markers do not lie on one plane (align.PageMatrix.bent): any box may be off its row
+    bilevel: bool = False  # scanned in black and white (pages.Page.bilevel): its printed text may have lost marks
 
 
 def page_text(page: Page, image: np.ndarray | None = None) -> PageText:
@@ -200,7 +201,7 @@ def _read_identified(page: Page, payload: PagePayload, result: PageResult,
         return result, page.image
     image = page.image if aligned is None else aligned.image
     if aligned is not None:
-        result.method, result.bent = aligned.method, aligned.bent
+        result.method, result.bent, result.bilevel = aligned.method, aligned.bent, page.bilevel
     if table_kind is not None:
         # Its table grows with the content: read like its typed counterpart, from the rules of the table.
         reads = [] if aligned is None else read_tables(find_tables(image, page.dpi, deskew=False),  # already level
@@ -362,7 +363,8 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
 
     def keep(doc: dict[int, PageFields], res: PageResult) -> None:
         assert res.payload is not None
-        doc[res.payload.page] = PageFields(res.payload, res.reads, placed=res.placed, bent=res.bent)
+        doc[res.payload.page] = PageFields(res.payload, res.reads, placed=res.placed, bent=res.bent,
+                                           bilevel=res.bilevel)
         if page_sink is not None and res.image:
             images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
 
