@@ -46,7 +46,7 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 os.environ["NUMBA_NUM_THREADS"] = "1"
 
 from fixtures.captures import black_and_white_scan, booklet, colour_with_seals, phone_photo, skewed
-from fixtures.scans import handwritten_record, random_record, rasterise, write_by_hand
+from fixtures.scans import handwritten_record, random_record, rasterise, save_scan, write_by_hand
 from formsvc.extract.pipeline import ExtractionResult, read_files
 from formsvc.records import Record
 from formsvc.render import api as render_api
@@ -153,12 +153,11 @@ def harsh(seed: int) -> Callable[[np.ndarray], np.ndarray]:
 # ---- one condition --------------------------------------------------------------------------------------------
 
 def _save(images: list[np.ndarray], path: Path, bilevel: bool = False) -> Path:
+    if bilevel:
+        return save_scan(images, path, DPI, bilevel=True)
     ims = [Image.fromarray(i) for i in images]
     if path.suffix == ".jpg":
         ims[0].save(path, quality=85)
-    elif bilevel:
-        ones = [i.convert("1") for i in ims]
-        ones[0].save(path, save_all=True, append_images=ones[1:], compression="group4", dpi=(DPI, DPI))
     else:
         ims[0].save(path, save_all=True, append_images=ims[1:], compression="tiff_deflate")
     return path

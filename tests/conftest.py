@@ -29,6 +29,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="module")
+def _converter() -> Iterator[None]:
+    """LibreOffice, started by the module's first render, stopped after its last test."""
+    yield
+    from formsvc.render.converter import get_converter
+
+    get_converter().close()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:

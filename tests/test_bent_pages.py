@@ -5,7 +5,6 @@ the markers and a box may then be read from the wrong row (a held-out print-and-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from formsvc.extract.pipeline import extract_files
 from formsvc.extract.read import FieldRead
 from formsvc.payload import PagePayload
 from formsvc.render import render_document
-from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
 DPI = 200
@@ -55,12 +53,6 @@ def test_nothing_a_bent_page_holds_or_confirms_is_trusted() -> None:
         assert (conf["subject.full_name"] <= UNCHECKED) == (bent_page == 1)
         [reason] = reasons
         assert reason.code == "page_bent" and reason.severity == "review" and f"Trang {bent_page} / 2" in reason.message
-
-
-@pytest.fixture(scope="module")
-def _converter() -> Iterator[None]:
-    yield
-    get_converter().close()
 
 
 @pytest.fixture(scope="module")

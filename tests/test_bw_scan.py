@@ -4,7 +4,6 @@ whatever may be wrong is flagged on its own field."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from PIL import Image
 
 from fixtures.captures import black_and_white_scan
-from fixtures.scans import handwritten_record, rasterise, write_by_hand
+from fixtures.scans import handwritten_record, rasterise, save_scan, write_by_hand
 from formsvc.criteria import default_registry
 from formsvc.extract.pages import Page, iter_pages
 from formsvc.extract.parse import NAME_SURE, UNCHECKED, PageFields, build_record
@@ -22,7 +21,6 @@ from formsvc.extract.pipeline import extract_files
 from formsvc.extract.read import FieldRead
 from formsvc.payload import PagePayload
 from formsvc.render import render_document
-from formsvc.render.converter import get_converter
 from formsvc.roster import Person
 from formsvc.service.known_values import apply_roster
 from formsvc.settings import get_settings
@@ -100,26 +98,11 @@ def test_a_name_tesseract_is_only_fairly_sure_of_goes_to_a_person() -> None:
 
 
 @pytest.fixture(scope="module")
-def _converter() -> Iterator[None]:
-    yield
-    get_converter().close()
-
-
-@pytest.fixture(scope="module")
 def scanned(_converter: None) -> tuple[dict[str, Any], list[np.ndarray]]:
     printed, truth = handwritten_record(523)
     pages = write_by_hand(rasterise(render_document("cdht-self-assessment", printed), DPI), truth, 11, style="mnist")
     rng = np.random.default_rng(523)
     return truth, [black_and_white_scan(p, rng) for p in pages]
-
-
-def _bilevel(pages: list[np.ndarray], path: Path) -> Path:
-    ones = [Image.fromarray(p).convert("1") for p in pages]
-    if path.suffix == ".pdf":
-        ones[0].save(path, save_all=True, append_images=ones[1:], resolution=DPI)
-    else:
-        ones[0].save(path, save_all=True, append_images=ones[1:], compression="group4", dpi=(DPI, DPI))
-    return path
 
 
 @pytest.mark.slow  # a form rendered, written in, scanned in black and white and read back, twice
@@ -128,7 +111,7 @@ def test_a_black_and_white_scan_is_read_and_nothing_unsure_passes(
         scanned: tuple[dict[str, Any], list[np.ndarray]], suffix: str, tmp_path: Path) -> None:
     truth, pages = scanned
     assert all(set(np.unique(p)) <= {0, 255} for p in pages)
-    path = _bilevel(pages, tmp_path / f"bw{suffix}")
+    path = save_scan(pages, tmp_path / f"bw{suffix}", DPI, bilevel=True)
     if suffix == ".tif":
         with Image.open(path) as im:
             assert im.mode == "1" and getattr(im, "n_frames", 1) == 2 and im.info["compression"] == "group4"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ from formsvc.criteria import load_registry
 from formsvc.payload import PagePayload
 from formsvc.render import list_forms, render_document
 from formsvc.render.context import build_context
-from formsvc.render.converter import get_converter
 from formsvc.render.docx import declared_variables
 from formsvc.render.zones import form_zones, zones_from_pdf
 from tests.render_helpers import (
@@ -27,7 +25,8 @@ from tests.render_helpers import (
     raster_pages,
 )
 
-pytestmark = pytest.mark.slow  # every form through LibreOffice, blank and filled
+# Every form through LibreOffice, blank and filled.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("_converter")]
 
 FORMS = [f.id for f in list_forms()]
 RETURN_TRIP = [f.id for f in list_forms() if f.return_trip]
@@ -77,12 +76,6 @@ EXPECT = {
     "dvht-registration": ["2025", "Phường Thống Nhất, thị xã Buôn Hồ", "45"],
     "dvht-inspection-minutes": ["Bùi Tuấn Long", "Kim Ngân"],
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _converter() -> Iterator[None]:
-    yield
-    get_converter().close()
 
 
 @pytest.fixture(scope="module")
