@@ -207,7 +207,13 @@ def score(stats: Stats, truths: list[dict[str, Any]], docs: list[Record], thresh
             stats.notes.append(f"review {t['subject']['id']}: {', '.join(why)[:300]}")
         got_name = doc.subject.full_name
         stats.names_ok += read_names.get(t["subject"]["id"]) == t["subject"]["full_name"]
-        stats.silent += got_name != t["subject"]["full_name"] and not _flagged(doc, "subject.full_name", threshold)
+        subject = [("subject.full_name", t["subject"]["full_name"], got_name)]
+        if t["subject"].get("birth_year") is not None:  # printed, so read back (and checked) too
+            subject.append(("subject.birth_year", t["subject"]["birth_year"], doc.subject.birth_year))
+        for name, want, got in subject:
+            if got != want and not _flagged(doc, name, threshold):
+                stats.silent += 1
+                stats.notes.append(f"silent: {t['subject']['id']} {name} {want} -> {got}")
         pairs = [(f"scores.{k}", v, doc.scores.get(k)) for k, v in t["scores"].items()]
         pairs.append(("total_declared", t["total_declared"], doc.total_declared))
         for name, want, got in pairs:

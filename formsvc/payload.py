@@ -2,7 +2,7 @@
 
 Format (ASCII, '|' separated, fixed field order, version-tagged so it can evolve):
 
-    FSV1|<form>|<template_version>|<criteria_set or ->|<subject_id or ->|<year or ->|<page>/<pages>|<doc>
+    FSV1|<form>|<template_version>|<criteria_set or ->|<subject_id or ->|<year or ->|<page>/<pages>|<doc>[|<checks>]
 
 - form: form id from the form registry (e.g. cdht-self-assessment).
 - template_version: integer version of that form's template.
@@ -17,23 +17,36 @@ Format (ASCII, '|' separated, fixed field order, version-tagged so it can evolve
   stack of many people's forms is regrouped into documents even when pages are shuffled.
 Fields never contain '|' (ids are [A-Za-z0-9._-], a criteria-set reference may add @VERSION).
 
+A form printed with a person's or unit's name or birth year carries, in its first code only, a ninth field: the
+checks of what was printed, for reading them back without a roster. The name's check is the CRC-32 of its letters
+(text.name_key) in six base64url characters ('.' when no name was printed); the birth year's, when one was printed,
+follows in one base64url character: the year modulo 64, which tells any one digit of a year 19xx or 20xx misread
+(a digit off by d changes the year by d, 10d, 100d or 1000, never a multiple of 64). Read back, a name's tone marks
+are what OCR gets wrong (a black-and-white copier's threshold, a blur) while Tesseract stays sure: the check confirms
+the name read, or the one reading of it with other marks that agrees, or sends it to a person (extract.name_check).
+The field is left out when it would make the first code a denser one (render.stamp.within_first_code); the second,
+smaller code and the id line carry the identity only. Codes printed before it (eight fields) still decode.
+
 Every page carries its identity three times, far apart, so one stain, stamp, staple or fold never loses it: the
 code above (bottom right), a second code with the same text plus a trailing `|2` (top right; the suffix says
 which box it sits in, for aligning on it), and a printed id line (bottom margin, a monospace font made for OCR):
-the same fields separated by spaces and a CRC-32 check of the payload text, so a misread line is refused, never
-taken.
+the same eight fields separated by spaces and a CRC-32 check of their text, so a misread line is refused, never
+taken (the line carries the page's identity only, not the checks).
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 import secrets
+import string
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from formsvc.errors import InputError
+from formsvc.text import name_key
 
 PREFIX = "FSV1"
 SECOND = "2"  # trailing field of the second code
@@ -44,6 +57,9 @@ _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _DOC = re.compile(r"[0-9a-f]{10}")  # a printed copy's document key as the id line prints it
 _PAGES = re.compile(r"\d{1,2}/\d{1,2}")  # the id line's "page/pages" field
 CHECK_HEX = 8  # the id line's whole CRC-32
+_B64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"  # base64url's alphabet
+_NAME_CHECK = re.compile(r"^[A-Za-z0-9_-]{6}$")
+_CHECKS = re.compile(r"^([A-Za-z0-9_-]{6}|\.)([A-Za-z0-9_-])?$")
 # Readings tried per line (every way of anchoring it together), times the check's own spellings: at most this many
 # chances in 2**32 that a misread line passes the check (about one in a million at worst; clean lines try a few).
 MAX_TRIALS = 4096
@@ -75,8 +91,13 @@ class PagePayload:
     page: int
     pages: int
     doc: str
+    # The printed name's and birth year's checks (name_check, year_check); not part of the page's identity: the id
+    # line, which identifies a page as surely as a code does, does not carry them.
+    name_check: str | None = field(default=None, compare=False)
+    year_check: str | None = field(default=None, compare=False)
 
-    def encode(self) -> str:
+    def identity(self) -> str:
+        """The page's identity: the eight fields every code and the id line carry."""
         for name in ("form", "doc"):
             if not _ID.match(getattr(self, name)):
                 raise ValueError(f"{name} must match {_ID.pattern}")
@@ -93,13 +114,23 @@ class PagePayload:
         ]
         return "|".join(parts)
 
+    def encode(self) -> str:
+        """The text of the first code: the identity and, when a name or birth year was printed, their checks."""
+        if self.name_check is not None and not _NAME_CHECK.match(self.name_check):
+            raise ValueError(f"name_check must match {_NAME_CHECK.pattern}")
+        if self.year_check is not None and (len(self.year_check) != 1 or self.year_check not in _B64):
+            raise ValueError("year_check must be one base64url character")
+        if self.name_check is None and self.year_check is None:
+            return self.identity()
+        return f"{self.identity()}|{self.name_check or '.'}{self.year_check or ''}"
+
     def encode_second(self) -> str:
-        """The text of the second code: the payload and `|2`."""
-        return f"{self.encode()}|{SECOND}"
+        """The text of the second code: the identity and `|2`."""
+        return f"{self.identity()}|{SECOND}"
 
     def id_line(self) -> str:
-        """The printed id line: the payload's fields separated by spaces, then its CRC-32 check digits."""
-        return f"{self.encode().replace('|', ' ')} {check_digits(self.encode())}"
+        """The printed id line: the identity's fields separated by spaces, then its CRC-32 check digits."""
+        return f"{self.identity().replace('|', ' ')} {check_digits(self.identity())}"
 
     def check(self, max_pages: int) -> None:
         """Every number bounded by what a printed form can carry. The code is printed by formsvc but a page can
@@ -122,7 +153,9 @@ class PagePayload:
     @classmethod
     def decode(cls, text: str) -> PagePayload:
         parts = text.strip().split("|")
-        if len(parts) == 9 and parts[8] == SECOND:
+        # A ninth field: the second code's mark, or the checks of what was printed (first code).
+        checks = _CHECKS.match(parts[8]) if len(parts) == 9 and parts[8] not in (SECOND, ".") else None
+        if len(parts) == 9 and (parts[8] == SECOND or checks is not None):
             parts = parts[:8]
         if len(parts) != 8 or parts[0] != PREFIX:
             raise InputError("Mã QR không phải của biểu mẫu formsvc.", code="qr_not_ours")
@@ -134,6 +167,8 @@ class PagePayload:
                 form=form, template_version=int(version), criteria_set=None if cset == "-" else cset,
                 subject_id=None if subject == "-" else subject, year=None if year == "-" else int(year),
                 page=page, pages=pages, doc=doc,
+                name_check=None if checks is None or checks[1] == "." else checks[1],
+                year_check=None if checks is None else checks[2],
             )
         except ValueError as exc:
             raise InputError("Mã QR của biểu mẫu bị hỏng.", code="qr_malformed") from exc
@@ -146,6 +181,19 @@ def is_second(text: str) -> bool:
 
 def check_digits(text: str) -> str:
     return f"{zlib.crc32(text.encode('ascii')) & 0xFFFFFFFF:08X}"[:CHECK_HEX]
+
+
+def year_check(year: int) -> str:
+    """The check of a printed birth year (see the module's doc)."""
+    return _B64[year % 64]
+
+
+def name_check(name: str) -> str | None:
+    """The check of a printed name (see the module's doc), None for one with no letter or digit."""
+    key = name_key(name)
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(zlib.crc32(key.encode("utf-8")).to_bytes(4, "big")).decode("ascii").rstrip("=")
 
 
 def _nearest(token: str, known: Iterable[str]) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
+from collections.abc import Iterator
 
 _SPACES = re.compile(r"\s+")
 
@@ -45,3 +47,75 @@ def name_letters(text: str) -> tuple[str, int]:
     words = [w.strip("-'") for w in kept.split()]
     kept = " ".join(w for w in words if any(ch in VIETNAMESE_VOWELS for ch in w))
     return nfc(kept), len(text.replace(" ", "")) - len(kept.replace(" ", ""))
+
+
+def name_key(text: str) -> str:
+    """What a printed name and a name read back are compared by: its words' letters and digits (and a hyphen or
+    apostrophe within a word: "H'Hen Niê"), other punctuation and spacing left out ("Nguyễn V. An" is "Nguyễn V
+    An"), case kept (a name read "Nguyễn thu Hà" is not the name printed), every word kept (a unit's "Trường THCS
+    số 2" is not "Trường số")."""
+    words = ("".join(ch for ch in word if ch.isalnum() or ch in "-'").strip("-'") for word in nfc(text).split())
+    return " ".join(w for w in words if w)
+
+
+# A vowel's letter family (the letters a hat or a horn makes of it) and the five tone marks: what a black-and-white
+# threshold, a blur or a fold turns into one another ("ũ" read "ù", "ỗ" read "ỏ"), the letters staying the letters.
+_FAMILIES = ("aăâ", "eê", "i", "oôơ", "uư", "y", "dđ")
+_TONES = ("\u0300", "\u0301", "\u0309", "\u0303", "\u0323")
+_FAMILY_OF = {ch: fam for fam in _FAMILIES for ch in fam}
+MAX_WORD_VARIANTS = 400  # per word: "Nguyễn" has 64, "Trường" 66
+
+
+def _split_tone(ch: str) -> tuple[str, str]:
+    """'ễ' -> ('ê', tilde); 'đ' -> ('đ', '')."""
+    decomposed = unicodedata.normalize("NFD", ch)
+    tone = next((m for m in decomposed if m in _TONES), "")
+    return unicodedata.normalize("NFC", decomposed.replace(tone, "")) if tone else ch, tone
+
+
+def word_variants(word: str) -> list[str]:
+    """`word` with its hats, horns, tone mark and đ changed every way a syllable can carry them (one tone mark at
+    most, on any of its vowels), its letters otherwise as they are; `word` itself first."""
+    letters: list[list[str]] = []
+    vowels: list[int] = []
+    for i, ch in enumerate(word):
+        base, _ = _split_tone(ch.lower())
+        family = _FAMILY_OF.get(base)
+        if family is None:
+            letters.append([ch])
+            continue
+        options = [f.upper() if ch.isupper() else f for f in family]
+        letters.append(options)
+        if base not in "dđ":
+            vowels.append(i)
+    out = [word]
+    seen = {word}
+    for bases in itertools.product(*letters):
+        for at, tone in [(None, ""), *((i, t) for i in vowels for t in _TONES)]:
+            chars = list(bases)
+            if at is not None:
+                chars[at] = unicodedata.normalize("NFC", chars[at] + tone)
+            variant = "".join(chars)
+            if variant not in seen:
+                seen.add(variant)
+                out.append(variant)
+            if len(out) >= MAX_WORD_VARIANTS:
+                return out
+    return out
+
+
+def tone_variants(name: str, max_words: int = 2) -> Iterator[list[str]]:
+    """Readings of `name` differing from it only in the hats, horns, tone marks and đ of at most `max_words` of its
+    words, in tiers: the name itself, then every one-word change, then every two-word change."""
+    words = name.split()
+    options = [word_variants(w)[1:] for w in words]
+    yield [name]
+    for changed in range(1, min(max_words, len(words)) + 1):
+        tier: list[str] = []
+        for which in itertools.combinations(range(len(words)), changed):
+            for swaps in itertools.product(*(options[i] for i in which)):
+                out = list(words)
+                for i, w in zip(which, swaps, strict=True):
+                    out[i] = w
+                tier.append(" ".join(out))
+        yield tier

@@ -123,9 +123,10 @@ def test_a_black_and_white_scan_is_read_and_nothing_unsure_passes(
     record = result.documents[0]
     threshold = get_settings().review_confidence
     conf = {f.name: f.confidence for f in record.fields}
-    # The printed name: read right, or flagged (a threshold may shave an accent off: "Dũng" read "Dùng").
-    name_right = record.subject.full_name == truth["subject"]["full_name"]
-    assert name_right or conf["subject.full_name"] < threshold, (record.subject.full_name, conf)
+    # The printed name: Tesseract reads "Dùng" for "Dũng" here (the threshold shaved the tilde) and is sure of it
+    # (0.94); the check in the code finds the one reading of its marks that was printed.
+    assert record.subject.full_name == truth["subject"]["full_name"] and conf["subject.full_name"] >= threshold, \
+        (record.subject.full_name, conf)
     read = {**{f"scores.{k}": v for k, v in record.scores.items()}, "total_declared": record.total_declared}
     want = {**{f"scores.{k}": v for k, v in truth["scores"].items()}, "total_declared": truth["total_declared"]}
     right = [name for name in want if read.get(name) == want[name]]

@@ -12,7 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from formsvc.errors import InputError
-from formsvc.payload import PagePayload
+from formsvc.payload import PagePayload, is_second, name_check, year_check
 from formsvc.render.converter import get_converter
 from formsvc.render.pack import print_pack
 from formsvc.render.roster import read_roster
@@ -48,7 +48,8 @@ def test_pack_prints_good_rows_each_starting_on_an_odd_page(tmp_path: Path) -> N
     assert seen[-1] == (3, 3)
     pdf = out.read_bytes()
     texts = page_texts(pdf)
-    payloads = [PagePayload.decode(qr_texts(img)[0]) if qr_texts(img) else None for img in raster_pages(pdf, 120)]
+    images = raster_pages(pdf, 120)
+    payloads = [PagePayload.decode(qr_texts(img)[0]) if qr_texts(img) else None for img in images]
     starts = [i for i, p in enumerate(payloads) if p is not None and p.page == 1]
     assert len(starts) == 3 and all(i % 2 == 0 for i in starts)  # 0-based even = odd page number
     assert [payloads[i].subject_id for i in starts] == ["nv-001", "nv-002", "nv-005"]  # type: ignore[union-attr]
@@ -58,6 +59,14 @@ def test_pack_prints_good_rows_each_starting_on_an_odd_page(tmp_path: Path) -> N
     assert payloads[starts[2]].criteria_set == "cdht-324-g1-farmers"  # type: ignore[union-attr]
     assert "Nông dân, lao động nông thôn" in texts[starts[2]]
     assert len({payloads[i].doc for i in starts}) == 3  # type: ignore[union-attr]
+    # The first code carries the checks of the printed name and birth year (the second code does not): read back
+    # without the roster, they are confirmed by them.
+    for i, person in zip(starts, read_roster(SAMPLE).people, strict=True):
+        codes = {is_second(t): PagePayload.decode(t) for t in qr_texts(images[i])}
+        assert person.birth_year is not None
+        assert (codes[False].name_check, codes[False].year_check) == (name_check(person.full_name),
+                                                                       year_check(person.birth_year))
+        assert (codes[True].name_check, codes[True].year_check) == (None, None)
 
 
 def test_pack_pads_odd_length_forms_for_duplex(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from formsvc import layout
 from formsvc.criteria import load_registry
-from formsvc.payload import PagePayload
+from formsvc.payload import PagePayload, is_second, name_check, year_check
 from formsvc.render import list_forms, render_document
 from formsvc.render.context import build_context
 from formsvc.render.docx import declared_variables
@@ -150,11 +150,18 @@ def test_every_page_has_qr_payload_and_four_markers(pdfs: dict[tuple[str, bool],
     lines = page_texts(pdfs[(form, filled)])
     docs = set()
     for n, image in enumerate(pages, start=1):
-        texts = sorted(qr_texts(image), key=len)
-        # The identity three times: the primary code, the second code (same payload, "|2"), the printed id line.
-        assert len(texts) == 2 and texts[1] == texts[0] + "|2", f"page {n}: {texts}"
-        payload = PagePayload.decode(texts[0])
-        assert payload.id_line() in lines[n - 1]
+        texts = qr_texts(image)
+        # The identity three times: the primary code, the second code (same identity, "|2"), the printed id line.
+        # The primary code of a filled form adds the checks of the name and birth year printed.
+        assert len(texts) == 2 and sum(map(is_second, texts)) == 1, f"page {n}: {texts}"
+        first, second = sorted(texts, key=is_second)
+        payload = PagePayload.decode(first)
+        assert second == payload.identity() + "|2" and payload.id_line() in lines[n - 1]
+        subject = FILLED[form].get("subject", {}) if filled else {}
+        assert (payload.name_check, payload.year_check) == (
+            name_check(subject["full_name"]) if "full_name" in subject else None,
+            year_check(subject["birth_year"]) if "birth_year" in subject else None), f"page {n}: {first}"
+        assert first == payload.encode()
         assert (payload.form, payload.page, payload.pages) == (form, n, len(pages))
         docs.add(payload.doc)
         if filled:

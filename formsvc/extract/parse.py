@@ -13,9 +13,10 @@ from rapidfuzz import fuzz, process
 from formsvc.criteria import CriteriaRegistry, load_groups, resolve_group
 from formsvc.extract.digits import ACCEPT_RIGHT, allowed, lost_comma
 from formsvc.extract.joint import Reading, field_sure
+from formsvc.extract.name_check import check_name
 from formsvc.extract.read import FieldRead
 from formsvc.forms import find_form
-from formsvc.payload import PagePayload
+from formsvc.payload import PagePayload, year_check
 from formsvc.records import FieldProvenance, Reason, Record
 from formsvc.settings import get_settings
 from formsvc.text import fold, name_letters, nfc
@@ -42,6 +43,12 @@ UNCHECKED = 0.7
 # names read at 0.80-0.90 were wrong 7 times in 16, a tone mark misread ("Dũng" read "Dùng"). Above it still 4 in
 # 215 (up to 0.96, on damaged pages): a mitigation, not the 99.5 % the threshold means elsewhere; a roster settles it.
 NAME_SURE = 0.9
+# A name agreeing with the check printed in its code (extract.name_check): sure, below the roster's 1.0.
+CHECKED_NAME = 0.99
+# A birth year agreeing with its check (payload.year_check: any one digit misread disagrees) is sure when read at
+# YEAR_CONFIRMABLE or more: only two digits misread at once could agree with it by chance.
+YEAR_CONFIRMABLE = 0.6
+CHECKED_YEAR = 0.95
 # Most fields the decoding may change and still have the sheet trusted: the sum is one equation, it settles one
 # misread. Held-out and tuning pages (10 seeds, 7 kinds of capture; 305 sheets the decoding changed): 35 sheets
 # with one field changed made every field at least ACCEPT_RIGHT sure, all right; no two-field change came close.
@@ -495,19 +502,38 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
     full_name, dropped = name_letters(clean(name_read.text)) if name_read else ("", 0)
     name_page = page_of.get("subject.full_name")
     toneless = bool(full_name) and any(pf.bilevel and pf.payload.page == name_page for pf in pages)
+    # Every page of a printed copy carries the same check; a page identified from its id line has none.
+    check = next((pf.payload.name_check for pf in pages if pf.payload.name_check), None)
+    checked = check_name(clean(name_read.text), check, full_name) if name_read and full_name and check \
+        else None
     if name_read:
         confidence = name_read.confidence * (0.9 ** dropped)  # a stray mark removed: less sure, never surer
-        if toneless or confidence < NAME_SURE:
+        if checked is not None and checked.verdict != "differs":
+            # The name printed: only a reading agreeing with its 32-bit check by chance could be wrong.
+            full_name, confidence, toneless = checked.name, max(confidence, CHECKED_NAME), False
+        elif checked is not None or toneless or confidence < NAME_SURE:
             # A black-and-white copier's threshold keeps a tone mark whole, breaks it or drops it, and Tesseract is
-            # as sure of what is left as of any word (held-out: "Đỗ" read "Đỏ" at 0.96): none of its names is.
+            # as sure of what is left as of any word (held-out: "Đỗ" read "Đỏ" at 0.96): none of its names is,
+            # unless the printed check confirms it.
             confidence = min(confidence, UNCHECKED)
         prov("subject.full_name", full_name, confidence if full_name else 0.0)
     birth_year = None
+    born_check = next((pf.payload.year_check for pf in pages if pf.payload.year_check), None)
+    year_differs = False
     if "subject.birth_year" in values:
-        m = _YEAR.search(values["subject.birth_year"].text)
+        year_read = values["subject.birth_year"]
+        m = _YEAR.search(year_read.text)
         birth_year = int(m.group(0)) if m else None
-        if clean(values["subject.birth_year"].text):
-            prov("subject.birth_year", birth_year, values["subject.birth_year"].confidence if m else 0.0)
+        # A year printed (its check is in the code) and read as nothing is flagged, not left out.
+        if clean(year_read.text) or born_check is not None:
+            confidence = year_read.confidence if m else 0.0
+            if born_check is not None and birth_year is not None:
+                year_differs = year_check(birth_year) != born_check
+                if year_differs:
+                    confidence = min(confidence, UNCHECKED)
+                elif confidence >= YEAR_CONFIRMABLE:
+                    confidence = max(confidence, CHECKED_YEAR)
+            prov("subject.birth_year", birth_year, confidence)
     unit = clean(values["subject.unit"].text) if "subject.unit" in values else ""
     group = None
     if "subject.group" in values and clean(values["subject.group"].text):
@@ -537,12 +563,24 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             message=f"Trang {', '.join(map(str, bent))} / {first.pages} bị gấp hoặc cong khi quét/chụp (các dấu góc "
                     "không cùng một mặt phẳng): ô trên trang có thể bị đọc lệch dòng. Hãy kiểm tra mọi ô trên trang.",
         ))
-    if toneless:
+    if checked is not None and checked.verdict == "differs":
+        extra_reasons.append(Reason(
+            code="name_check_failed", field="subject.full_name", severity="review",
+            message=f"Họ tên đọc được «{full_name}» không khớp mã kiểm tra in trong mã QR của phiếu: có chữ bị đọc "
+                    "sai. Hãy đối chiếu họ tên với phiếu giấy.",
+        ))
+    elif toneless:
         extra_reasons.append(Reason(
             code="name_bilevel", field="subject.full_name", severity="review",
             message=f"Trang {name_page} được quét đen trắng: dấu thanh trong họ tên có thể đã mất hoặc bị đọc thành "
                     "dấu khác (ví dụ «ũ» thành «ù»). Hãy đối chiếu họ tên với danh sách hoặc quét lại bằng chế độ "
                     "xám/màu.",
+        ))
+    if year_differs:
+        extra_reasons.append(Reason(
+            code="birth_year_check_failed", field="subject.birth_year", severity="review",
+            message=f"Năm sinh đọc được «{birth_year}» không khớp mã kiểm tra in trong mã QR của phiếu: có chữ số bị "
+                    "đọc sai. Hãy đối chiếu năm sinh với phiếu giấy.",
         ))
     record = Record(
         form=first.form, criteria_set=first.criteria_set or "", year=year,

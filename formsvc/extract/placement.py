@@ -67,7 +67,7 @@ def contradicts(seen: Iterable[str], payload: PagePayload, forms: Iterable[str],
     """Whether readings of an id line agree (identify.agreed_fields) on a form, person, year, page or copy key other
     than `payload`'s."""
     agreed = agreed_fields(seen, forms, criteria_sets)
-    printed = payload.encode().split("|")[1:8]
+    printed = payload.identity().split("|")[1:8]
     return any(agreed[i] is not None and agreed[i] != printed[i] for i in _COMPARED)
 
 

@@ -11,12 +11,12 @@ from pypdf import PdfReader
 from formsvc.criteria import CriteriaRegistry, default_registry
 from formsvc.criteria.store import print_ref
 from formsvc.errors import InputError
-from formsvc.payload import PagePayload, new_doc_id
+from formsvc.payload import PagePayload, name_check, new_doc_id, year_check
 from formsvc.render.context import build_context
 from formsvc.render.converter import get_converter
 from formsvc.render.docx import render_docx
 from formsvc.render.registry import FormInfo, get_form
-from formsvc.render.stamp import stamp_pages
+from formsvc.render.stamp import stamp_pages, within_first_code
 
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -28,7 +28,8 @@ def page_count(pdf: bytes) -> int:
 def payloads_for(form: FormInfo, data: dict[str, Any] | None, pages: int, doc_id: str | None = None,
                  registry: CriteriaRegistry | None = None) -> list[PagePayload]:
     data = data or {}
-    subject_id = (data.get("subject") or {}).get("id")
+    subject = data.get("subject") or {}
+    subject_id = subject.get("id")
     if subject_id is not None:
         subject_id = str(subject_id)
         if not _ID.match(subject_id):
@@ -39,8 +40,14 @@ def payloads_for(form: FormInfo, data: dict[str, Any] | None, pages: int, doc_id
     cset = data.get("criteria_set") or form.default_criteria_set
     if cset:
         cset = print_ref(registry or default_registry(), cset)
-    return [PagePayload(form=form.id, template_version=form.template_version, criteria_set=cset,
-                        subject_id=subject_id, year=int(year) if year else None, page=n, pages=pages, doc=doc)
+    # The checks of the name and birth year printed let them be confirmed when read back without the roster.
+    check = name_check(str(subject["full_name"])) if subject.get("full_name") else None
+    born = subject.get("birth_year")
+    born_check = year_check(int(born)) if isinstance(born, int) or (isinstance(born, str) and born.isdigit()) \
+        else None
+    return [within_first_code(PagePayload(
+        form=form.id, template_version=form.template_version, criteria_set=cset, subject_id=subject_id,
+        year=int(year) if year else None, page=n, pages=pages, doc=doc, name_check=check, year_check=born_check))
             for n in range(1, pages + 1)]
 
 

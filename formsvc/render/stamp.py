@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 
 import cv2
@@ -63,9 +64,23 @@ def _squares(c: Canvas, bits: np.ndarray, box: layout.Box) -> None:
                 c.rect(x, y, cell_w * mm + 0.05, cell_h * mm + 0.05, stroke=0, fill=1)
 
 
+FIRST_ERROR, SECOND_ERROR = "m", "l"  # the codes' error correction levels (segno raises them when room is left)
+
+
 def _qr(c: Canvas, text: str, error: str, box: layout.Box) -> None:
     qr = segno.make(text, error=error, micro=False)
     _squares(c, np.array([[bool(v) for v in row] for row in qr.matrix], dtype=bool), box)
+
+
+def within_first_code(payload: PagePayload) -> PagePayload:
+    """`payload` with as many of its checks as the first code carries without becoming a denser one (smaller
+    modules in the same 17 mm square, which a low-resolution photo loses first: a long subject id or set reference
+    leaves no room): both, the name's alone, or none."""
+    plain = segno.make(payload.identity(), error=FIRST_ERROR, micro=False).version
+    for fewer in (payload, replace(payload, year_check=None)):
+        if segno.make(fewer.encode(), error=FIRST_ERROR, micro=False).version == plain:
+            return fewer
+    return replace(payload, name_check=None, year_check=None)
 
 
 def draw_marks(c: Canvas, payload: PagePayload) -> None:
@@ -73,8 +88,8 @@ def draw_marks(c: Canvas, payload: PagePayload) -> None:
     c.setFillColorRGB(0, 0, 0)
     for marker_id, box in layout.marker_boxes().items():
         _squares(c, marker_bits(marker_id), box)
-    _qr(c, payload.encode(), "m", layout.qr_box())
-    _qr(c, payload.encode_second(), "l", layout.qr2_box())
+    _qr(c, payload.encode(), FIRST_ERROR, layout.qr_box())
+    _qr(c, payload.encode_second(), SECOND_ERROR, layout.qr2_box())
     c.saveState()
     # Shrunk, never clipped, to end before the code: long subject ids make long lines.
     text = payload.id_line()
