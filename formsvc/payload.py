@@ -17,11 +17,12 @@ Format (ASCII, '|' separated, fixed field order, version-tagged so it can evolve
   stack of many people's forms is regrouped into documents even when pages are shuffled.
 Fields never contain '|' (ids are [A-Za-z0-9._-], a criteria-set reference may add @VERSION).
 
-A form printed with a person's or unit's name or birth year carries, in its first code only, a ninth field: the
-checks of what was printed, for reading them back without a roster. The name's check is the CRC-32 of its letters
-(text.name_key) in six base64url characters ('.' when no name was printed); the birth year's, when one was printed,
-follows in one base64url character: the year modulo 64, which tells any one digit of a year 19xx or 20xx misread
-(a digit off by d changes the year by d, 10d, 100d or 1000, never a multiple of 64). Read back, a name's tone marks
+A form printed with a person's or unit's name, birth year or audience group carries, in its first code only, a
+ninth field: the checks of what was printed, for reading them back without a roster. The name's check is the CRC-32
+of its letters (text.name_key) in six base64url characters ('.' when no name was printed); the birth year's follows
+in one base64url character ('.' when none was printed and a group follows): the year modulo 64, which tells any one
+digit of a year 19xx or 20xx misread (a digit off by d changes the year by d, 10d, 100d or 1000, never a multiple
+of 64); last, the group's number (criteria/groups.yaml) when a group was printed. Read back, a name's tone marks
 are what OCR gets wrong (a black-and-white copier's threshold, a blur) while Tesseract stays sure: the check confirms
 the name read, or the one reading of it with other marks that agrees, or sends it to a person (extract.name_check).
 The field is left out when it would make the first code a denser one (render.stamp.within_first_code); the second,
@@ -59,7 +60,7 @@ _PAGES = re.compile(r"\d{1,2}/\d{1,2}")  # the id line's "page/pages" field
 CHECK_HEX = 8  # the id line's whole CRC-32
 _B64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"  # base64url's alphabet
 _NAME_CHECK = re.compile(r"^[A-Za-z0-9_-]{6}$")
-_CHECKS = re.compile(r"^([A-Za-z0-9_-]{6}|\.)([A-Za-z0-9_-])?$")
+_CHECKS = re.compile(r"^([A-Za-z0-9_-]{6}|\.)([A-Za-z0-9_-]|\.)?([1-9])?$")
 # Readings tried per line (every way of anchoring it together), times the check's own spellings: at most this many
 # chances in 2**32 that a misread line passes the check (about one in a million at worst; clean lines try a few).
 MAX_TRIALS = 4096
@@ -91,10 +92,12 @@ class PagePayload:
     page: int
     pages: int
     doc: str
-    # The printed name's and birth year's checks (name_check, year_check); not part of the page's identity: the id
-    # line, which identifies a page as surely as a code does, does not carry them.
+    # The checks of the printed name, birth year and audience group (name_check, year_check, group_check); not
+    # part of the page's identity: the id line, which identifies a page as surely as a code does, does not carry
+    # them.
     name_check: str | None = field(default=None, compare=False)
     year_check: str | None = field(default=None, compare=False)
+    group_check: int | None = field(default=None, compare=False)
 
     def identity(self) -> str:
         """The page's identity: the eight fields every code and the id line carry."""
@@ -120,9 +123,13 @@ class PagePayload:
             raise ValueError(f"name_check must match {_NAME_CHECK.pattern}")
         if self.year_check is not None and (len(self.year_check) != 1 or self.year_check not in _B64):
             raise ValueError("year_check must be one base64url character")
-        if self.name_check is None and self.year_check is None:
+        if self.group_check is not None and not 1 <= self.group_check <= 9:
+            raise ValueError("group_check must be a group's number, 1-9")
+        if self.name_check is None and self.year_check is None and self.group_check is None:
             return self.identity()
-        return f"{self.identity()}|{self.name_check or '.'}{self.year_check or ''}"
+        group = "" if self.group_check is None else str(self.group_check)
+        year = self.year_check or ("." if group else "")
+        return f"{self.identity()}|{self.name_check or '.'}{year}{group}"
 
     def encode_second(self) -> str:
         """The text of the second code: the identity and `|2`."""
@@ -154,7 +161,7 @@ class PagePayload:
     def decode(cls, text: str) -> PagePayload:
         parts = text.strip().split("|")
         # A ninth field: the second code's mark, or the checks of what was printed (first code).
-        checks = _CHECKS.match(parts[8]) if len(parts) == 9 and parts[8] not in (SECOND, ".") else None
+        checks = _CHECKS.match(parts[8]) if len(parts) == 9 and parts[8] not in (SECOND, ".", "..") else None
         if len(parts) == 9 and (parts[8] == SECOND or checks is not None):
             parts = parts[:8]
         if len(parts) != 8 or parts[0] != PREFIX:
@@ -168,7 +175,8 @@ class PagePayload:
                 subject_id=None if subject == "-" else subject, year=None if year == "-" else int(year),
                 page=page, pages=pages, doc=doc,
                 name_check=None if checks is None or checks[1] == "." else checks[1],
-                year_check=None if checks is None else checks[2],
+                year_check=None if checks is None or checks[2] == "." else checks[2],
+                group_check=None if checks is None or checks[3] is None else int(checks[3]),
             )
         except ValueError as exc:
             raise InputError("Mã QR của biểu mẫu bị hỏng.", code="qr_malformed") from exc

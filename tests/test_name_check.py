@@ -33,9 +33,12 @@ def test_the_check_rides_in_the_first_code_only_and_old_codes_still_decode() -> 
     assert first == f"{P1.identity()}|{P1.name_check}{P1.year_check}" and len(str(P1.name_check)) == 6
     decoded = PagePayload.decode(first)
     assert (decoded.name_check, decoded.year_check) == (P1.name_check, P1.year_check) and not is_second(first)
-    for name, year in ((None, P1.year_check), (P1.name_check, None)):  # one of the two printed
-        alone = PagePayload.decode(replace(P1, name_check=name, year_check=year).encode())
-        assert (alone.name_check, alone.year_check) == (name, year)
+    for name, year, group in itertools.product((None, P1.name_check), (None, P1.year_check), (None, 3)):
+        if (name, year, group) == (None, None, None):
+            continue  # nothing printed: no ninth field
+        some = replace(P1, name_check=name, year_check=year, group_check=group)
+        alone = PagePayload.decode(some.encode())
+        assert (alone.name_check, alone.year_check, alone.group_check) == (name, year, group), some.encode()
     # The second code and the id line carry the identity only: their size and the line's check are as before.
     assert second == P1.identity() + "|2" and is_second(second) and PagePayload.decode(second).name_check is None
     assert line.split()[:8] == P1.identity().split("|")
@@ -44,11 +47,13 @@ def test_the_check_rides_in_the_first_code_only_and_old_codes_still_decode() -> 
     # A code printed before the check existed: the same page, no check.
     old = PagePayload.decode(P1.identity())
     assert old == P1 and old.name_check is None
-    for bad in (P1.identity() + "|Dũng!!", P1.identity() + "|12345678", P1.identity() + "|.", first + "|extra"):
+    for bad in (P1.identity() + "|Dũng!!", P1.identity() + "|123456780", P1.identity() + "|.",
+                P1.identity() + "|..", P1.identity() + "|aff65Qu0", first + "|extra"):
         with pytest.raises(InputError):
             PagePayload.decode(bad)
-    with pytest.raises(ValueError):
-        replace(P1, name_check="nope").encode()
+    for bad_checks in ({"name_check": "nope"}, {"year_check": "!"}, {"group_check": 10}):
+        with pytest.raises(ValueError):
+            replace(P1, **bad_checks).encode()
 
 
 def test_the_check_is_of_the_letters_printed_not_their_spacing() -> None:
@@ -61,10 +66,19 @@ def test_the_check_is_of_the_letters_printed_not_their_spacing() -> None:
     [page] = payloads_for(form, {"subject": {"id": "nv-001", "full_name": "Trần Quốc Dũng"}}, 1)
     assert page.name_check == P1.name_check
     assert payloads_for(form, {"subject": {"id": "nv-001"}}, 1)[0].name_check is None  # a blank name line
-    # Never at the cost of a denser first code: a 20-character roster id leaves no room for it in version 5.
-    [long] = payloads_for(form, {"subject": {"id": "0123456789abcdefghij", "full_name": "Trần Quốc Dũng"}}, 1)
-    assert long.name_check is None and segno.make(long.encode(), error="m", micro=False).version == 5
-    assert segno.make(replace(long, name_check=P1.name_check).encode(), error="m", micro=False).version == 6
+    [page] = payloads_for(form, {"subject": {"id": "nv-001", "full_name": "Trần Quốc Dũng", "birth_year": 1966,
+                                             "group": "Cán bộ, công chức, viên chức"}}, 1)
+    assert (page.name_check, page.year_check, page.group_check) == (P1.name_check, P1.year_check, 3)
+    # Never at the cost of a denser first code: checks are left out, the group's first, until it keeps its version
+    # (a long roster id leaves no room).
+    for sid, kept in (("0123456789abcdefg", 3), ("0123456789abcdefgh", 2), ("0123456789abcdefghi", 1),
+                      ("0123456789abcdefghij", 0)):
+        [long] = payloads_for(form, {"subject": {"id": sid, "full_name": "Trần Quốc Dũng", "birth_year": 1966,
+                                                 "group": "official"}}, 1)
+        assert [long.name_check, long.year_check, long.group_check] == [P1.name_check, P1.year_check, 3][:kept] \
+            + [None] * (3 - kept), sid
+        assert segno.make(long.encode(), error="m", micro=False).version == \
+            segno.make(long.identity(), error="m", micro=False).version
 
 
 def test_a_name_read_with_wrong_marks_is_put_right_when_one_reading_agrees() -> None:
@@ -209,3 +223,27 @@ def test_a_birth_year_read_without_the_roster_is_held_against_its_check() -> Non
     # No check (a form printed before it): as read.
     record, reasons = _year_record("1960", 0.88, None)
     assert year_of(record).confidence == 0.88 and reasons == []
+
+
+def test_an_audience_group_read_without_the_roster_is_held_against_its_check() -> None:
+    """The group line matched one of the groups' long labels however garbled (held out: "Cán bộ, càn2° bức, viên
+    chức, người lao động" read at 0.0): the code's group confirms it, or a person looks."""
+    threshold = get_settings().review_confidence
+    reads = _reads("Trần Quốc Dũng", 0.99)
+
+    def group_of(text: str, check: int | None):  # type: ignore[no-untyped-def]
+        line = FieldRead("subject.group", "text", text, False, 0.0, (0, 0, 1, 1), "ocr")
+        p1 = replace(P1, group_check=check)
+        record, reasons = build_record([PageFields(p1, [*reads[:6], line]), PageFields(replace(p1, page=2), reads[6:])],
+                                       missing_pages=[], registry=default_registry())
+        return record.subject.group, next(f.confidence for f in record.fields if f.name == "subject.group"), reasons
+
+    garbled = "Cán bộ, càn2° bức, viên chức, người lao động"
+    group, conf, reasons = group_of(garbled, 3)
+    assert group == "official" and conf >= threshold and reasons == []
+    group, conf, reasons = group_of(garbled, None)  # no check: as read
+    assert group == "official" and conf < threshold and reasons == []
+    group, conf, reasons = group_of(garbled, 1)  # printed "farmer": the line and the code disagree
+    assert group == "official" and conf <= UNCHECKED and [r.code for r in reasons] == ["group_check_failed"]
+    group, conf, reasons = group_of("Cán 11UOI1S bộ, 111 công 1*šUuYVên", 3)  # matches no label: not guessed
+    assert group is None and conf == 0.0

@@ -11,6 +11,7 @@ import openpyxl
 import pytest
 from pypdf import PdfReader
 
+from formsvc.criteria import resolve_group
 from formsvc.errors import InputError
 from formsvc.payload import PagePayload, is_second, name_check, year_check
 from formsvc.render.converter import get_converter
@@ -59,14 +60,16 @@ def test_pack_prints_good_rows_each_starting_on_an_odd_page(tmp_path: Path) -> N
     assert payloads[starts[2]].criteria_set == "cdht-324-g1-farmers"  # type: ignore[union-attr]
     assert "Nông dân, lao động nông thôn" in texts[starts[2]]
     assert len({payloads[i].doc for i in starts}) == 3  # type: ignore[union-attr]
-    # The first code carries the checks of the printed name and birth year (the second code does not): read back
+    # The first code carries the checks of the printed name, birth year and group (the second code does not): read back
     # without the roster, they are confirmed by them.
     for i, person in zip(starts, read_roster(SAMPLE).people, strict=True):
         codes = {is_second(t): PagePayload.decode(t) for t in qr_texts(images[i])}
         assert person.birth_year is not None
-        assert (codes[False].name_check, codes[False].year_check) == (name_check(person.full_name),
-                                                                       year_check(person.birth_year))
-        assert (codes[True].name_check, codes[True].year_check) == (None, None)
+        group = resolve_group(person.group)
+        assert group is not None
+        assert (codes[False].name_check, codes[False].year_check, codes[False].group_check) == (
+            name_check(person.full_name), year_check(person.birth_year), group.number)
+        assert (codes[True].name_check, codes[True].year_check, codes[True].group_check) == (None, None, None)
 
 
 def test_pack_pads_odd_length_forms_for_duplex(tmp_path: Path) -> None:

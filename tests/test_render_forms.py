@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from formsvc import layout
-from formsvc.criteria import load_registry
+from formsvc.criteria import load_registry, resolve_group
 from formsvc.payload import PagePayload, is_second, name_check, year_check
 from formsvc.render import list_forms, render_document
 from formsvc.render.context import build_context
@@ -158,9 +158,11 @@ def test_every_page_has_qr_payload_and_four_markers(pdfs: dict[tuple[str, bool],
         payload = PagePayload.decode(first)
         assert second == payload.identity() + "|2" and payload.id_line() in lines[n - 1]
         subject = FILLED[form].get("subject", {}) if filled else {}
-        assert (payload.name_check, payload.year_check) == (
+        group = resolve_group(subject.get("group"))
+        assert (payload.name_check, payload.year_check, payload.group_check) == (
             name_check(subject["full_name"]) if "full_name" in subject else None,
-            year_check(subject["birth_year"]) if "birth_year" in subject else None), f"page {n}: {first}"
+            year_check(subject["birth_year"]) if "birth_year" in subject else None,
+            group.number if group else None), f"page {n}: {first}"
         assert first == payload.encode()
         assert (payload.form, payload.page, payload.pages) == (form, n, len(pages))
         docs.add(payload.doc)

@@ -49,6 +49,7 @@ CHECKED_NAME = 0.99
 # YEAR_CONFIRMABLE or more: only two digits misread at once could agree with it by chance.
 YEAR_CONFIRMABLE = 0.6
 CHECKED_YEAR = 0.95
+CHECKED_GROUP = 0.95
 # Most fields the decoding may change and still have the sheet trusted: the sum is one equation, it settles one
 # misread. Held-out and tuning pages (10 seeds, 7 kinds of capture; 305 sheets the decoding changed): 35 sheets
 # with one field changed made every field at least ACCEPT_RIGHT sure, all right; no two-field change came close.
@@ -115,6 +116,11 @@ def to_score(text: str) -> float | str | None:
     if re.fullmatch(r"\d{1,3}(?:[.,]\d{1,2})?", t):
         return float(t.replace(",", "."))
     return t
+
+
+def group_number(code: str) -> int | None:
+    group = resolve_group(code)
+    return group.number if group else None
 
 
 def match_group(text: str) -> tuple[str | None, float]:
@@ -536,9 +542,17 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             prov("subject.birth_year", birth_year, confidence)
     unit = clean(values["subject.unit"].text) if "subject.unit" in values else ""
     group = None
+    group_check = next((pf.payload.group_check for pf in pages if pf.payload.group_check), None)
+    group_differs = False
     if "subject.group" in values and clean(values["subject.group"].text):
         group, conf = match_group(clean(values["subject.group"].text))
-        prov("subject.group", group, conf * values["subject.group"].confidence ** 0.5)
+        conf *= values["subject.group"].confidence ** 0.5
+        if group_check is not None and group is not None:
+            # The line matched one of a few long labels (fuzzily, from however garbled a reading) and the code says
+            # which was printed: agreeing, it is that one; else a person looks.
+            group_differs = group_number(group) != group_check
+            conf = min(conf, UNCHECKED) if group_differs else max(conf, CHECKED_GROUP)
+        prov("subject.group", group, conf)
 
     year = first.year
     if year is None:
@@ -575,6 +589,12 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             message=f"Trang {name_page} được quét đen trắng: dấu thanh trong họ tên có thể đã mất hoặc bị đọc thành "
                     "dấu khác (ví dụ «ũ» thành «ù»). Hãy đối chiếu họ tên với danh sách hoặc quét lại bằng chế độ "
                     "xám/màu.",
+        ))
+    if group_differs:
+        extra_reasons.append(Reason(
+            code="group_check_failed", field="subject.group", severity="review",
+            message="Đối tượng đọc được không khớp mã kiểm tra in trong mã QR của phiếu. Hãy đối chiếu dòng «Đối "
+                    "tượng» với phiếu giấy.",
         ))
     if year_differs:
         extra_reasons.append(Reason(

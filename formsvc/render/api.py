@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pypdf import PdfReader
 
-from formsvc.criteria import CriteriaRegistry, default_registry
+from formsvc.criteria import CriteriaRegistry, default_registry, resolve_group
 from formsvc.criteria.store import print_ref
 from formsvc.errors import InputError
 from formsvc.payload import PagePayload, name_check, new_doc_id, year_check
@@ -40,14 +40,16 @@ def payloads_for(form: FormInfo, data: dict[str, Any] | None, pages: int, doc_id
     cset = data.get("criteria_set") or form.default_criteria_set
     if cset:
         cset = print_ref(registry or default_registry(), cset)
-    # The checks of the name and birth year printed let them be confirmed when read back without the roster.
+    # The checks of the name, birth year and group printed let them be confirmed when read back without the roster.
     check = name_check(str(subject["full_name"])) if subject.get("full_name") else None
     born = subject.get("birth_year")
     born_check = year_check(int(born)) if isinstance(born, int) or (isinstance(born, str) and born.isdigit()) \
         else None
+    group = resolve_group(str(subject["group"])) if subject.get("group") else None
     return [within_first_code(PagePayload(
         form=form.id, template_version=form.template_version, criteria_set=cset, subject_id=subject_id,
-        year=int(year) if year else None, page=n, pages=pages, doc=doc, name_check=check, year_check=born_check))
+        year=int(year) if year else None, page=n, pages=pages, doc=doc, name_check=check, year_check=born_check,
+        group_check=group.number if group and 1 <= group.number <= 9 else None))
             for n in range(1, pages + 1)]
 
 

@@ -182,7 +182,8 @@ def _write_chunk(form: FormInfo, plan: list[tuple[Person, CriteriaSet]], bases: 
         base = bases[cset.id]
         values = _person_values(person, registry, form)
         data = {"criteria_set": cset.id, "year": year,
-                "subject": {"id": person.id, "full_name": person.full_name, "birth_year": person.birth_year}}
+                "subject": {"id": person.id, "full_name": person.full_name, "birth_year": person.birth_year,
+                            "group": person.group}}
         payloads = payloads_for(form, data, base.pages, new_doc_id(), registry)
         for page in range(base.pages):
             for key, slot in base.slots.items():

@@ -75,12 +75,13 @@ def _qr(c: Canvas, text: str, error: str, box: layout.Box) -> None:
 def within_first_code(payload: PagePayload) -> PagePayload:
     """`payload` with as many of its checks as the first code carries without becoming a denser one (smaller
     modules in the same 17 mm square, which a low-resolution photo loses first: a long subject id or set reference
-    leaves no room): both, the name's alone, or none."""
+    leaves no room): all, the name's and birth year's, the name's alone, or none."""
     plain = segno.make(payload.identity(), error=FIRST_ERROR, micro=False).version
-    for fewer in (payload, replace(payload, year_check=None)):
-        if segno.make(fewer.encode(), error=FIRST_ERROR, micro=False).version == plain:
-            return fewer
-    return replace(payload, name_check=None, year_check=None)
+    fewer = [payload, replace(payload, group_check=None), replace(payload, group_check=None, year_check=None)]
+    for checks in fewer:
+        if segno.make(checks.encode(), error=FIRST_ERROR, micro=False).version == plain:
+            return checks
+    return replace(payload, name_check=None, year_check=None, group_check=None)
 
 
 def draw_marks(c: Canvas, payload: PagePayload) -> None:
