@@ -204,6 +204,15 @@ def name_check(name: str) -> str | None:
     return base64.urlsafe_b64encode(zlib.crc32(key.encode("utf-8")).to_bytes(4, "big")).decode("ascii").rstrip("=")
 
 
+def name_crc(check: str) -> int | None:
+    """The CRC-32 a name check (name_check) spells, None when it spells none."""
+    if not _NAME_CHECK.match(check):
+        return None
+    raw = base64.urlsafe_b64decode(check + "==")
+    return int.from_bytes(raw, "big") if base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") == check \
+        else None
+
+
 def _nearest(token: str, known: Iterable[str]) -> list[str]:
     """`token` itself, and when it is not a known id, the known ids one or two OCR slips away (edit distance)."""
     from rapidfuzz.distance import Levenshtein

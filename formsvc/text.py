@@ -104,18 +104,24 @@ def word_variants(word: str) -> list[str]:
     return out
 
 
-def tone_variants(name: str, max_words: int = 2) -> Iterator[list[str]]:
+def tone_variants(name: str, max_words: int = 2, budget: int = 20_000) -> Iterator[list[str]]:
     """Readings of `name` differing from it only in the hats, horns, tone marks and đ of at most `max_words` of its
-    words, in tiers: the name itself, then every one-word change, then every two-word change."""
+    words, in tiers: the name itself, then every one-word change, then every two-word change; at most `budget` in
+    all (a long line of noise read as a name would make millions), the last tier cut short."""
     words = name.split()
     options = [word_variants(w)[1:] for w in words]
     yield [name]
+    left = budget - 1
     for changed in range(1, min(max_words, len(words)) + 1):
         tier: list[str] = []
         for which in itertools.combinations(range(len(words)), changed):
             for swaps in itertools.product(*(options[i] for i in which)):
+                if len(tier) >= left:
+                    yield tier
+                    return
                 out = list(words)
                 for i, w in zip(which, swaps, strict=True):
                     out[i] = w
                 tier.append(" ".join(out))
+        left -= len(tier)
         yield tier

@@ -114,10 +114,10 @@ def test_no_misreading_is_ever_confirmed_as_another_name() -> None:
     rng = random.Random(15)
     names = [" ".join(n) for n in itertools.product(FAMILY, MIDDLE, GIVEN)]
     letters = "abcdeghiklmnopqrstuvxyđăâêôơư"
-    for name in rng.sample(names, min(len(names), 40)):
+    for name in rng.sample(names, min(len(names), 150)):
         check = str(name_check(name))
         words = name.split()
-        for _ in range(6):
+        for _ in range(8):
             out = list(words)
             for i in range(len(out)):
                 if rng.random() < 0.6:
@@ -247,3 +247,18 @@ def test_an_audience_group_read_without_the_roster_is_held_against_its_check() -
     assert group == "official" and conf <= UNCHECKED and [r.code for r in reasons] == ["group_check_failed"]
     group, conf, reasons = group_of("Cán 11UOI1S bộ, 111 công 1*šUuYVên", 3)  # matches no label: not guessed
     assert group is None and conf == 0.0
+
+
+def test_a_line_of_noise_read_as_a_name_costs_a_bounded_search() -> None:
+    """Harsh captures read noise into the name line ("Phạm Mãn HộỀHG CUAAUAOUUU ó ..."): at most MAX_READINGS
+    readings are tried per text, none for a line of more than MAX_NAME_WORDS words."""
+    from formsvc.extract.name_check import MAX_READINGS
+    from formsvc.text import tone_variants
+
+    noise = "Phạm Mãn HộỀHG CUAAUAOUUU ó HHH UUU OOO III AAA EEE"
+    assert sum(len(t) for t in tone_variants(noise, 2, MAX_READINGS)) == MAX_READINGS
+    check = str(P1.name_check)
+    for text in (noise, noise * 40, "Ạ" * 5000):
+        assert check_name(text, check).verdict == "differs"
+    assert check_name(noise + " Trần Quốc Dùng", check).verdict == "differs"  # no word dropped to make it agree
+    assert check_name("Trần Quốc Dùng", "AAAAA!").verdict == "differs"  # a check that spells no CRC
