@@ -395,6 +395,13 @@ def handwriting_unchecked(boxes: list[ScoreBox], reads: dict[str, FieldRead]) ->
             for b in boxes]
 
 
+def _disagrees(code: str, name: str, what: str) -> Reason:
+    """A subject field read otherwise than its check in the code says was printed (payload: name, year, group)."""
+    return Reason(code=code, field=name, severity="review",
+                  message=f"{what} không khớp mã kiểm tra in trong mã QR của phiếu: có chữ hoặc số bị đọc sai. Hãy "
+                          "đối chiếu với phiếu giấy.")
+
+
 def build_record(pages: list[PageFields], *, missing_pages: list[int],
                  registry: CriteriaRegistry | None = None) -> tuple[Record, list[Reason]]:
     first = pages[0].payload
@@ -578,11 +585,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                     "không cùng một mặt phẳng): ô trên trang có thể bị đọc lệch dòng. Hãy kiểm tra mọi ô trên trang.",
         ))
     if checked is not None and checked.verdict == "differs":
-        extra_reasons.append(Reason(
-            code="name_check_failed", field="subject.full_name", severity="review",
-            message=f"Họ tên đọc được «{full_name}» không khớp mã kiểm tra in trong mã QR của phiếu: có chữ bị đọc "
-                    "sai. Hãy đối chiếu họ tên với phiếu giấy.",
-        ))
+        extra_reasons.append(_disagrees("name_check_failed", "subject.full_name", f"Họ tên đọc được «{full_name}»"))
     elif toneless:
         extra_reasons.append(Reason(
             code="name_bilevel", field="subject.full_name", severity="review",
@@ -591,17 +594,10 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                     "xám/màu.",
         ))
     if group_differs:
-        extra_reasons.append(Reason(
-            code="group_check_failed", field="subject.group", severity="review",
-            message="Đối tượng đọc được không khớp mã kiểm tra in trong mã QR của phiếu. Hãy đối chiếu dòng «Đối "
-                    "tượng» với phiếu giấy.",
-        ))
+        extra_reasons.append(_disagrees("group_check_failed", "subject.group", "Dòng «Đối tượng» đọc được"))
     if year_differs:
-        extra_reasons.append(Reason(
-            code="birth_year_check_failed", field="subject.birth_year", severity="review",
-            message=f"Năm sinh đọc được «{birth_year}» không khớp mã kiểm tra in trong mã QR của phiếu: có chữ số bị "
-                    "đọc sai. Hãy đối chiếu năm sinh với phiếu giấy.",
-        ))
+        extra_reasons.append(_disagrees("birth_year_check_failed", "subject.birth_year",
+                                        f"Năm sinh đọc được «{birth_year}»"))
     record = Record(
         form=first.form, criteria_set=first.criteria_set or "", year=year,
         subject={"id": first.subject_id, "full_name": full_name, "birth_year": birth_year,
