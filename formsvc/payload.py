@@ -196,12 +196,17 @@ def year_check(year: int) -> str:
     return _B64[year % 64]
 
 
+def key_crc(key: str) -> int:
+    """The CRC-32 a name's check spells, of the name's key (text.name_key)."""
+    return zlib.crc32(key.encode("utf-8"))
+
+
 def name_check(name: str) -> str | None:
     """The check of a printed name (see the module's doc), None for one with no letter or digit."""
     key = name_key(name)
     if not key:
         return None
-    return base64.urlsafe_b64encode(zlib.crc32(key.encode("utf-8")).to_bytes(4, "big")).decode("ascii").rstrip("=")
+    return base64.urlsafe_b64encode(key_crc(key).to_bytes(4, "big")).decode("ascii").rstrip("=")
 
 
 def name_crc(check: str) -> int | None:

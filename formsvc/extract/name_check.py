@@ -8,11 +8,10 @@ name with any other slip is not guessed at, a person looks.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Literal
 
-from formsvc.payload import name_crc
+from formsvc.payload import key_crc, name_crc
 from formsvc.text import name_key, tone_variants
 
 # Readings tried: at most two words of a name changed, at most MAX_READINGS of them for each of the two texts tried
@@ -42,7 +41,7 @@ def check_name(read: str, check: str, cleaned: str | None = None) -> CheckedName
         changed = MAX_CHANGED_WORDS if len(text.split()) <= MAX_NAME_WORDS else 0
         for tier, readings in enumerate(tone_variants(text, changed, MAX_READINGS)):
             # Readings are keys already (name_key keeps what tone_variants changes): their CRC is the check.
-            agreeing = {r for r in readings if zlib.crc32(r.encode("utf-8")) == target}
+            agreeing = {r for r in readings if key_crc(r) == target}
             if len(agreeing) == 1:
                 return CheckedName(agreeing.pop(), "as_read" if tier == 0 else "corrected")
             if agreeing:

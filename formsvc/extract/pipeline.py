@@ -200,8 +200,9 @@ def _read_identified(page: Page, payload: PagePayload, result: PageResult,
                                  f"{where}: không định vị được trang (dấu góc và mã QR bị hỏng).")
         return result, page.image
     image = page.image if aligned is None else aligned.image
+    result.bilevel = page.bilevel
     if aligned is not None:
-        result.method, result.bent, result.bilevel = aligned.method, aligned.bent, page.bilevel
+        result.method, result.bent = aligned.method, aligned.bent
     if table_kind is not None:
         # Its table grows with the content: read like its typed counterpart, from the rules of the table.
         reads = [] if aligned is None else read_tables(find_tables(image, page.dpi, deskew=False),  # already level
