@@ -49,6 +49,17 @@ def name_letters(text: str) -> tuple[str, int]:
     return nfc(kept), len(text.replace(" ", "")) - len(kept.replace(" ", ""))
 
 
+def foreign_marks_dropped(text: str) -> str:
+    """`text` with each letter no Vietnamese word has read as its base letter when that one is Vietnamese: OCR puts
+    the tilde or hat of the line above on a consonant ("Ngô" read "Ñgô")."""
+    def base(ch: str) -> str:
+        if ch in VIETNAMESE_LETTERS or not ch.isalpha():
+            return ch
+        bare = "".join(m for m in unicodedata.normalize("NFD", ch) if not unicodedata.combining(m))
+        return bare if bare in VIETNAMESE_LETTERS else ch
+    return "".join(base(ch) for ch in nfc(text))
+
+
 def name_key(text: str) -> str:
     """What a printed name and a name read back are compared by: its words' letters and digits (and a hyphen or
     apostrophe within a word: "H'Hen Niê"), other punctuation and spacing left out ("Nguyễn V. An" is "Nguyễn V
@@ -63,6 +74,10 @@ def name_key(text: str) -> str:
 _FAMILIES = ("aăâ", "eê", "i", "oôơ", "uư", "y", "dđ")
 _TONES = ("\u0300", "\u0301", "\u0309", "\u0303", "\u0323")
 _FAMILY_OF = {ch: fam for fam in _FAMILIES for ch in fam}
+# Vowels Tesseract also takes for other vowels on a damaged print, Vietnamese's commonest names pulling it ("Thu"
+# read "Thị", "Hồng" "Hầng", "Võ" "Vã", "Ngọc" "Ngục", "Quốc" "Quạc"): tried after the marks alone, one word at a time.
+_LOOKALIKE_OF = _FAMILY_OF | {ch: "aăâoôơ" for ch in "aăâ"} | {ch: "oôơaăâuư" for ch in "oôơ"} \
+    | {ch: "uưoôơi" for ch in "uư"} | {"i": "iuư"}
 MAX_WORD_VARIANTS = 400  # per word: "Nguyễn" has 64, "Trường" 66
 
 
@@ -73,14 +88,16 @@ def _split_tone(ch: str) -> tuple[str, str]:
     return unicodedata.normalize("NFC", decomposed.replace(tone, "")) if tone else ch, tone
 
 
-def word_variants(word: str) -> list[str]:
+def word_variants(word: str, lookalikes: bool = False) -> list[str]:
     """`word` with its hats, horns, tone mark and đ changed every way a syllable can carry them (one tone mark at
-    most, on any of its vowels), its letters otherwise as they are; `word` itself first."""
+    most, on any of its vowels), its letters otherwise as they are (`lookalikes`: its vowels also as the vowels
+    Tesseract takes them for); `word` itself first."""
+    families = _LOOKALIKE_OF if lookalikes else _FAMILY_OF
     letters: list[list[str]] = []
     vowels: list[int] = []
     for i, ch in enumerate(word):
         base, _ = _split_tone(ch.lower())
-        family = _FAMILY_OF.get(base)
+        family = families.get(base)
         if family is None:
             letters.append([ch])
             continue
@@ -125,3 +142,17 @@ def tone_variants(name: str, max_words: int = 2, budget: int = 20_000) -> Iterat
                 tier.append(" ".join(out))
         left -= len(tier)
         yield tier
+
+
+def lookalike_variants(name: str, budget: int) -> list[str]:
+    """Readings of `name` with one word's vowels read as their look-alikes (word_variants with `lookalikes`; those
+    with its marks alone changed among them), at most `budget` of them."""
+    words = name.split()
+    out: list[str] = []
+    for i, word in enumerate(words):
+        for variant in word_variants(word, lookalikes=True)[1:]:
+            if len(out) >= budget:
+                return out
+            out.append(" ".join([*words[:i], variant, *words[i + 1:]]))
+    return out
+

@@ -203,6 +203,20 @@ def test_audience_group(group: str | None, code: str | None, status: str) -> Non
         assert code in codes(out)
 
 
+@pytest.mark.parametrize(("source", "status"), [("ocr", "needs_review"), ("manual", "rejected")])
+def test_a_group_read_from_a_scan_as_another_groups_is_review(source: str, status: str) -> None:
+    """A group line misread as another group ("farmer" on a form for officials) sends that line to review; the same
+    group typed or corrected by a person is the person's and rejects the record."""
+    rec = full_record(PL4, score=8, group="farmer")
+    rec = rec.model_copy(update={"fields": [FieldProvenance(name="subject.group", value="farmer", confidence=0.7,
+                                                            source=source)]})
+    out = validate(rec, PL4)
+    assert out.status == status
+    found = [r for r in out.result.reasons if r.code == "wrong_group"]  # type: ignore[union-attr]
+    assert len(found) == 1 and found[0].severity == ("review" if source == "ocr" else "error")
+    assert ("máy đọc" in found[0].message) is (source == "ocr")
+
+
 def test_unknown_criteria_set_is_rejected_not_raised() -> None:
     rec = full_record(PL4, score=8).model_copy(update={"criteria_set": "no-such"})
     out = validate_with_registry(rec, REG)

@@ -38,6 +38,9 @@ MIN_PAPER = 96  # a "paper" darker than this is ink or a black border: left as i
 class OcrText:
     text: str
     confidence: float  # 0..1
+    # Its words left to right, each as sure as Tesseract is of it: a line is as sure as its least sure word, and a
+    # speck read as a word beside a clear one need not make that one unsure.
+    words: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,8 +189,9 @@ def _stacked(crops: list[np.ndarray], lang: str, whitelist: str, joiner: str) ->
 
 def _as_text(words: list[OcrWord], joiner: str) -> OcrText:
     """Words as one text, left to right by their centres, as sure as the least sure of them."""
-    return OcrText(joiner.join(w.text for w in sorted(words, key=lambda w: w.box[0] + w.box[2])),
-                   min((w.confidence for w in words), default=0.0))
+    ordered = sorted(words, key=lambda w: w.box[0] + w.box[2])
+    return OcrText(joiner.join(w.text for w in ordered), min((w.confidence for w in words), default=0.0),
+                   tuple((w.text, w.confidence) for w in ordered))
 
 
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from formsvc.text import fold, name_letters, nfc
 
 _FILLER = re.compile(r"^[\s.…·_:\-]*$")
 _YEAR = re.compile(r"(19|20)\d{2}")
+_YEAR_WORD = re.compile(r"[^\w]*((?:19|20)\d{2})[^\w]*")
 # Score of a value no reader saw, for a box nothing could be read from: the declared total may still imply it.
 UNSEEN = 1e-4
 # A value the joint decoding chose over a box's own top reading, when the sheet does not make it sure (apply_total):
@@ -45,8 +46,8 @@ UNCHECKED = 0.7
 NAME_SURE = 0.9
 # A name agreeing with the check printed in its code (extract.name_check): sure, below the roster's 1.0.
 CHECKED_NAME = 0.99
-# A birth year agreeing with its check (payload.year_check: any one digit misread disagrees) is sure when read at
-# YEAR_CONFIRMABLE or more: only two digits misread at once could agree with it by chance.
+# A birth year agreeing with its check (payload.year_check: any one digit misread disagrees) is sure when it, or the
+# line it is on, was read at YEAR_CONFIRMABLE or more: only two digits misread at once could agree by chance.
 YEAR_CONFIRMABLE = 0.6
 CHECKED_YEAR = 0.95
 CHECKED_GROUP = 0.95
@@ -118,9 +119,11 @@ def to_score(text: str) -> float | str | None:
     return t
 
 
-def group_number(code: str) -> int | None:
-    group = resolve_group(code)
-    return group.number if group else None
+def year_word_confidence(read: FieldRead, year: int) -> float:
+    """How sure OCR is of the word that is `year` on its own (punctuation aside), 0 when no word is: the line's
+    confidence is its least sure word's, and a speck or a fold beside the year is read as a word of its own."""
+    return max((conf for word, conf in read.words if (m := _YEAR_WORD.fullmatch(word)) and int(m.group(1)) == year),
+               default=0.0)
 
 
 def match_group(text: str) -> tuple[str | None, float]:
@@ -544,22 +547,32 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                 year_differs = year_check(birth_year) != born_check
                 if year_differs:
                     confidence = min(confidence, UNCHECKED)
-                elif confidence >= YEAR_CONFIRMABLE:
+                elif max(confidence, year_word_confidence(year_read, birth_year)) >= YEAR_CONFIRMABLE:
                     confidence = max(confidence, CHECKED_YEAR)
             prov("subject.birth_year", birth_year, confidence)
     unit = clean(values["subject.unit"].text) if "subject.unit" in values else ""
     group = None
-    group_check = next((pf.payload.group_check for pf in pages if pf.payload.group_check), None)
+    printed_group = resolve_group(next((pf.payload.group_check for pf in pages if pf.payload.group_check), None))
+    # The code names the group printed (by its number in groups.yaml) as surely as a roster would; or the form's
+    # criteria set is one group's (its appendix), and whoever fills it in is of that group.
+    form_group = printed_group or (resolve_group(cset.audience_groups[0])
+                                   if cset is not None and len(cset.audience_groups) == 1 else None)
     group_differs = False
-    if "subject.group" in values and clean(values["subject.group"].text):
-        group, conf = match_group(clean(values["subject.group"].text))
+    line = clean(values["subject.group"].text) if "subject.group" in values else ""
+    conf, source = 0.0, None
+    if line:
+        group, conf = match_group(line)
         conf *= values["subject.group"].confidence ** 0.5
-        if group_check is not None and group is not None:
-            # The line matched one of a few long labels (fuzzily, from however garbled a reading) and the code says
-            # which was printed: agreeing, it is that one; else a person looks.
-            group_differs = group_number(group) != group_check
+        if form_group is not None and group is not None:
+            # The line matched one of a few long labels (fuzzily, from however garbled a reading): agreeing with the
+            # group the form is for, it is that one; else a person looks.
+            group_differs = group != form_group.code
             conf = min(conf, UNCHECKED) if group_differs else max(conf, CHECKED_GROUP)
-        prov("subject.group", group, conf)
+    if group is None and form_group is not None:
+        # A line stained past matching any label, or not read at all.
+        group, conf, source = form_group.code, CHECKED_GROUP, "qr"
+    if line or group is not None:
+        prov("subject.group", group, conf, source)
 
     year = first.year
     if year is None:
@@ -593,7 +606,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                     "dấu khác (ví dụ «ũ» thành «ù»). Hãy đối chiếu họ tên với danh sách hoặc quét lại bằng chế độ "
                     "xám/màu.",
         ))
-    if group_differs:
+    if group_differs and printed_group is not None:
         extra_reasons.append(_disagrees("group_check_failed", "subject.group", "Dòng «Đối tượng» đọc được"))
     if year_differs:
         extra_reasons.append(_disagrees("birth_year_check_failed", "subject.birth_year",

@@ -95,6 +95,7 @@ class FieldRead:
     # Handwriting with a comma: the whole part before it and how sure that is (digits.ScoreReading.whole).
     whole: float | None = None
     whole_confidence: float = 0.0
+    words: tuple[tuple[str, float], ...] = ()  # printed lines read by OCR: each word and how sure of it
 
 
 def zone_px(zone: Zone, dpi: float) -> tuple[int, int, int, int]:
@@ -480,5 +481,6 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
     for i, taller in zip(again, _taller_readings(image, [lines[i][1] for i in again]), strict=True):
         first[i] = max([first[i], *taller], key=lambda r: r.confidence)
     for (z, box, _), res in zip(lines, first, strict=True):
-        out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr")
+        out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr",
+                                words=res.words)
     return [out[z.name] for z in zones if z.name in out]

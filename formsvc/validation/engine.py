@@ -141,15 +141,15 @@ def _check_structure(record: Record, cset: CriteriaSet, reasons: list[Reason]) -
                 code="group_missing", field="subject.group", severity="review",
                 message=f"Chưa ghi đối tượng của người tự đánh giá (bộ tiêu chí dùng cho: {allowed}).",
             ))
-        elif group is None:
+        elif group is None or group.code not in cset.audience_groups:
+            # A group line read from a scan as another group is more likely misread than the writer's: for review.
+            machine = "subject.group" in machine_read(record)
             reasons.append(Reason(
-                code="group_unknown", field="subject.group",
-                message=f"Đối tượng «{record.subject.group}» không thuộc nhóm đối tượng nào đã biết.",
-            ))
-        elif group.code not in cset.audience_groups:
-            reasons.append(Reason(
-                code="wrong_group", field="subject.group",
-                message=f"Bộ tiêu chí {cset.id} không dùng cho đối tượng «{group.label}».",
+                code="group_unknown" if group is None else "wrong_group", field="subject.group",
+                severity="review" if machine else "error",
+                message=(f"Đối tượng «{record.subject.group}» không thuộc nhóm đối tượng nào đã biết." if group is None
+                         else f"Bộ tiêu chí {cset.id} không dùng cho đối tượng «{group.label}».")
+                        + (MACHINE_NOTE if machine else ""),
             ))
 
 
