@@ -3,7 +3,6 @@ and a box whose only ink is red is sent to a person, never read as blank."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,13 @@ from formsvc import layout
 from formsvc.extract.colour import drop_colour, seal_mask
 from formsvc.extract.pipeline import extract_files
 from formsvc.render import render_document
-from formsvc.render.converter import get_converter
 from formsvc.render.zones import form_zones
 from formsvc.settings import get_settings
 
-pytestmark = pytest.mark.slow  # forms rendered, stamped and read back
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("_converter")]  # forms rendered, stamped and read back
 
 DPI = 200
 PURPLE = (120, 40, 150)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    get_converter().close()
 
 
 def _colour_pages(pdf: bytes) -> list[np.ndarray]:

@@ -17,8 +17,9 @@ from formsvc.extract import digits_train
 from formsvc.extract.digits import read_score
 from formsvc.extract.pipeline import extract_files
 from formsvc.render import render_document
-from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
+
+pytestmark = pytest.mark.usefixtures("_converter")  # LibreOffice stopped after the module's last test
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -221,12 +222,6 @@ def test_values_outside_the_criteria_are_never_confident(max_value: float, step:
 def test_reading_is_deterministic() -> None:
     img = render_handwritten("8,5", (110, 160), np.random.default_rng(3))
     assert read_score(img) == read_score(img.copy())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    get_converter().close()
 
 
 @pytest.mark.parametrize("kind", ["clean", "rotate", "phone"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,10 @@ from formsvc.extract.pipeline import extract_files
 from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
-pytestmark = pytest.mark.slow  # units' own tables rendered and read back, some by OCR
+# Units' own tables rendered and read back, some by OCR; LibreOffice stopped after the module's last test.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("_converter")]
 
 UNIT = "Trường MN Tam Hưng A"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    get_converter().close()
 
 
 def _pdf(tmp_path: Path, name: str, docx: bytes) -> Path:

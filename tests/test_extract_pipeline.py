@@ -7,7 +7,6 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,9 @@ from fixtures.scans import DEGRADATIONS, degrade, pdf_bytes, random_record, rast
 from formsvc.extract.pipeline import extract_files
 from formsvc.records import Record
 from formsvc.render import render_document
-from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
-pytestmark = pytest.mark.slow  # forms rendered, degraded and read back by OCR
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    get_converter().close()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("_converter")]  # forms rendered, degraded and read back by OCR
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ value must be flagged (low confidence or a review reason), never silently wrong.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,12 @@ from formsvc.render.api import render_document
 from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
-pytestmark = pytest.mark.slow  # ~2 min: every table read cell by cell on seven kinds of scan
+# ~2 min: every table read cell by cell on seven kinds of scan; LibreOffice stopped after the module's last test.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("_converter")]
 
 KINDS = ["clean", "rotate", "noise", "jpeg", "fax", "upside_down", "phone"]
 UNIT = "Trường MN Tam Hưng A"
 PEOPLE = ["Nguyễn Thị Hương Ngọc", "Trần Văn Bình", "Lê Thị Hồng", "Phạm Quốc Việt", "Đỗ Minh Khang"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    get_converter().close()
 
 
 def _flagged(doc: Record, field: str) -> bool:

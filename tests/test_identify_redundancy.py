@@ -3,7 +3,6 @@ printed id line; and a page with formsvc's markers is never read as another unit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,16 +32,10 @@ from formsvc.payload import CHECK_HEX, PagePayload, parse_id_line, unchecked_fie
 from formsvc.render import render_document
 from formsvc.render.converter import get_converter
 
-pytestmark = pytest.mark.slow  # pages rendered, damaged and identified by OCR
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("_converter")]  # pages rendered, damaged and identified by OCR
 
 DPI = 200
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    get_converter().close()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ writes its scores by hand, and the scan becomes a record whose scores are the te
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,13 @@ from fixtures.scans import degrade, random_record, rasterise, save_scan
 from formsvc.extract.pipeline import extract_files
 from formsvc.extract.read import zone_px
 from formsvc.render import render_document
-from formsvc.render.converter import get_converter
 from formsvc.render.zones import form_zones
 from formsvc.settings import get_settings
 
-pytestmark = pytest.mark.slow  # minutes rendered, filled by hand and read back
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("_converter")]  # minutes rendered, filled by hand and read back
 
 DPI = 200
 FORM = "dvht-inspection-minutes"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    get_converter().close()
 
 
 def _team_writes(pages: list[np.ndarray], team: dict[str, float], total: float, seed: int) -> list[np.ndarray]:

@@ -4,7 +4,6 @@ sheet photographed to its very edge (markers and codes cut off) is never silentl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -15,15 +14,10 @@ from fixtures.captures import phone_photo
 from fixtures.scans import random_record, rasterise
 from formsvc.extract.pipeline import extract_files
 from formsvc.render import render_document
-from formsvc.render.converter import get_converter
 from formsvc.settings import get_settings
 
-pytestmark = pytest.mark.slow  # renders with LibreOffice and reads pages with Tesseract
-
-@pytest.fixture(scope="module", autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    get_converter().close()
+# Renders with LibreOffice and reads pages with Tesseract; LibreOffice stopped after the module's last test.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("_converter")]
 
 
 @pytest.mark.parametrize("seed", [8000, 8003])
