@@ -1,7 +1,7 @@
 """Known values beat free OCR: a form printed from a roster carries the person's roster id in its QR code, so the
 name read from the scan is checked against (and, when they agree closely, replaced by) the roster the unit printed
 from, and the birth year and audience group printed from it are taken from it. A large disagreement in the name is
-flagged, never silently overwritten."""
+flagged, never silently overwritten, and then the birth year and group read are held against the roster's."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rapidfuzz import fuzz
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from formsvc.criteria import resolve_group
 from formsvc.db.tables import Job, JobFile
 from formsvc.errors import FormsvcError
 from formsvc.records import FieldProvenance, Reason, Record
@@ -69,11 +70,12 @@ def read_as(name: str, person: Person, people: dict[str, Person]) -> bool:
 def _corrected(doc: Record, findings: list[Reason], person: Person, people: dict[str, Person]
                ) -> tuple[Record, list[Reason]]:
     if not read_as(doc.subject.full_name, person, people):
-        # A finding on the name: it goes when a reviewer corrects or confirms the name.
+        # A finding on the name: it goes when a reviewer corrects or confirms the name. The birth year and group the
+        # roster printed are not taken either; one read otherwise, or not read, is a finding of its own.
         return doc, [*findings, Reason(
             code="name_differs_from_roster", field="subject.full_name", severity="review",
             message=f"Họ tên đọc được «{doc.subject.full_name}» khác danh sách in phiếu "
-                    f"(«{person.full_name}», mã {person.id}).")]
+                    f"(«{person.full_name}», mã {person.id})."), *_unlike_roster(doc, person)]
     known: dict[str, object] = {"subject.full_name": person.full_name}
     subject = doc.subject.model_copy(update={"full_name": person.full_name})
     if person.birth_year is not None:
@@ -90,3 +92,19 @@ def _corrected(doc: Record, findings: list[Reason], person: Person, people: dict
                                bbox=next((f.bbox for f in doc.fields if f.name == name), None))
                for name, value in known.items()]
     return doc.model_copy(update={"subject": subject, "fields": fields}), findings
+
+
+def _unlike_roster(doc: Record, person: Person) -> list[Reason]:
+    """Findings on a birth year or group read otherwise than the roster printed them (or not read)."""
+    out = []
+    if person.birth_year is not None and doc.subject.birth_year != person.birth_year:
+        out.append(Reason(code="birth_year_differs_from_roster", field="subject.birth_year", severity="review",
+                          message=f"Năm sinh đọc được «{doc.subject.birth_year or 'không đọc được'}» khác danh sách in "
+                                  f"phiếu ({person.birth_year}, mã {person.id})."))
+    read_group, printed_group = resolve_group(doc.subject.group), resolve_group(person.group)
+    if printed_group is not None and read_group != printed_group:
+        out.append(Reason(code="group_differs_from_roster", field="subject.group", severity="review",
+                          message=f"Đối tượng đọc được «{doc.subject.group or 'không đọc được'}» khác danh sách in "
+                                  f"phiếu («{printed_group.label}», mã {person.id})."))
+    return out
+
