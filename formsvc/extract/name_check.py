@@ -34,7 +34,8 @@ class CheckedName:
 
 def check_name(read: str, check: str, cleaned: str | None = None) -> CheckedName:
     """The name read held against `check`: as read when it agrees, the one agreeing reading of its marks when there
-    is exactly one in the first tier that has any, else `differs` (the name as read, for a person to correct).
+    is exactly one in the first tier that has any, then the one with one word's vowels read as their look-alikes,
+    then the one run of its words as read; else `differs` (the name as read, for a person to correct).
     `cleaned`: `read` with what OCR adds to a name taken out (text.name_letters: a speck read as a letter, a stray
     ';'), tried first; then `read` itself (what was printed may hold what name_letters takes out, a unit's "THCS"),
     then `read` with marks no Vietnamese letter has dropped ("Ñgô").
@@ -55,8 +56,10 @@ def check_name(read: str, check: str, cleaned: str | None = None) -> CheckedName
             if agreeing:
                 return CheckedName(cleaned or read, "differs")  # two readings agree: the check cannot tell them apart
     for text in texts:
-        if len(text.split()) > MAX_NAME_WORDS or left <= 0:
+        if left <= 0:
             break
+        if len(text.split()) > MAX_NAME_WORDS:
+            continue
         readings = lookalike_variants(text, min(MAX_READINGS, left))
         left -= len(readings)
         agreeing = {r for r in readings if key_crc(r) == target}
