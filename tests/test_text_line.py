@@ -51,3 +51,19 @@ def test_specks_beside_a_printed_year_leave_its_own_word_sure() -> None:
     assert got.text.startswith("1974 ") and got.confidence < 0.5
     assert got.words[0][0] == "1974" and got.words[0][1] >= 0.9
     assert got.text == " ".join(word for word, _ in got.words)
+
+
+def test_a_printed_line_under_a_stain_read_as_nothing_is_not_blank() -> None:
+    """A printed birth year lost under a stain reads as nothing: the line is not blank (parse flags it rather than
+    leave the year out); a line with no ink is."""
+    from formsvc.extract.read import read_scanned
+    from formsvc.zones import Box, Zone
+
+    dpi = 200
+    page = np.full((400, 1200), 255, np.uint8)
+    cv2.ellipse(page, (300, 100), (120, 22), 0, 0, 360, 90, -1)  # a grey blot over the line's first zone
+    zones = [Zone("subject.birth_year", "text", 1, Box(left=20, top=9, width=60, height=7)),
+             Zone("subject.unit", "text", 1, Box(left=20, top=30, width=60, height=7))]
+    stained, empty = read_scanned(zones, page, dpi)
+    assert (stained.text, stained.blank) == ("", False)
+    assert (empty.text, empty.blank) == ("", True)

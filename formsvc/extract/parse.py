@@ -540,8 +540,8 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         year_read = values["subject.birth_year"]
         m = _YEAR.search(year_read.text)
         birth_year = int(m.group(0)) if m else None
-        # A year printed (its check is in the code) and read as nothing is flagged, not left out.
-        if clean(year_read.text) or born_check is not None:
+        # A year printed (its check is in the code), or a line of ink, read as nothing is flagged, not left out.
+        if clean(year_read.text) or born_check is not None or not year_read.blank:
             confidence = year_read.confidence if m else 0.0
             if born_check is not None and birth_year is not None:
                 year_differs = year_check(birth_year) != born_check

@@ -480,7 +480,8 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
              if res.confidence < LINE_RETRY_BELOW and (res.text.strip() or _ink_ratio(crop) >= INK_RATIO_BLANK)]
     for i, taller in zip(again, _taller_readings(image, [lines[i][1] for i in again]), strict=True):
         first[i] = max([first[i], *taller], key=lambda r: r.confidence)
-    for (z, box, _), res in zip(lines, first, strict=True):
-        out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip(), res.confidence, box, "ocr",
-                                words=res.words)
+    for (z, box, crop), res in zip(lines, first, strict=True):
+        # A line of ink read as nothing is not blank: a printed value may be lost under a stain.
+        blank = not res.text.strip() and _ink_ratio(crop) < INK_RATIO_BLANK
+        out[z.name] = FieldRead(z.name, z.kind, res.text, blank, res.confidence, box, "ocr", words=res.words)
     return [out[z.name] for z in zones if z.name in out]
