@@ -107,4 +107,3 @@ def _unlike_roster(doc: Record, person: Person) -> list[Reason]:
                           message=f"Đối tượng đọc được «{doc.subject.group or 'không đọc được'}» khác danh sách in "
                                   f"phiếu («{printed_group.label}», mã {person.id})."))
     return out
-
