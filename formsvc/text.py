@@ -121,12 +121,14 @@ def word_variants(word: str, lookalikes: bool = False) -> list[str]:
     return out
 
 
-def tone_variants(name: str, max_words: int = 2, budget: int = 20_000) -> Iterator[list[str]]:
+def tone_variants(name: str, max_words: int = 2, budget: int = 20_000,
+                  lookalikes: bool = False) -> Iterator[list[str]]:
     """Readings of `name` differing from it only in the hats, horns, tone marks and đ of at most `max_words` of its
-    words, in tiers: the name itself, then every one-word change, then every two-word change; at most `budget` in
-    all (a long line of noise read as a name would make millions), the last tier cut short."""
+    words (`lookalikes`: their vowels also as the vowels Tesseract takes them for, word_variants), in tiers: the name
+    itself, then every one-word change, then every two-word change; at most `budget` in all (a long line of noise
+    read as a name would make millions), the last tier cut short."""
     words = name.split()
-    options = [word_variants(w)[1:] for w in words]
+    options = [word_variants(w, lookalikes)[1:] for w in words]
     yield [name]
     left = budget - 1
     for changed in range(1, min(max_words, len(words)) + 1):
@@ -142,17 +144,3 @@ def tone_variants(name: str, max_words: int = 2, budget: int = 20_000) -> Iterat
                 tier.append(" ".join(out))
         left -= len(tier)
         yield tier
-
-
-def lookalike_variants(name: str, budget: int) -> list[str]:
-    """Readings of `name` with one word's vowels read as their look-alikes (word_variants with `lookalikes`; those
-    with its marks alone changed among them), at most `budget` of them."""
-    words = name.split()
-    out: list[str] = []
-    for i, word in enumerate(words):
-        for variant in word_variants(word, lookalikes=True)[1:]:
-            if len(out) >= budget:
-                return out
-            out.append(" ".join([*words[:i], variant, *words[i + 1:]]))
-    return out
-

@@ -286,3 +286,8 @@ class CriteriaSet(_Strict):
     @property
     def fully_verified(self) -> bool:
         return self.verified and all(i.fully_verified for i in self.indicators)
+
+    @property
+    def sole_group(self) -> str | None:
+        """The audience group whoever fills in this set's form is of, when the set is for one group only."""
+        return self.audience_groups[0] if len(self.audience_groups) == 1 else None

@@ -199,7 +199,7 @@ def _record(lines: list[Line], cset: CriteriaSet, scores: dict[str, float | str 
         form=_self_assessment_form(cset.kind),
         criteria_set=cset.id, year=year,
         subject={"full_name": full_name, "birth_year": birth_year, "unit": unit[0] if unit else None,
-                 "group": cset.audience_groups[0] if len(cset.audience_groups) == 1 else None},
+                 "group": cset.sole_group},
         scores=scores, evidence={k: "(theo bản tự đánh giá)" for k, v in scores.items() if v},
         total_declared=total, fields=fields, extra={"layout": "foreign"},
     )

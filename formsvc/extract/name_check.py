@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from formsvc.payload import key_crc, name_crc
-from formsvc.text import foreign_marks_dropped, lookalike_variants, name_key, tone_variants
+from formsvc.text import foreign_marks_dropped, name_key, tone_variants
 
 # Readings tried: at most two words of a name changed, at most MAX_READINGS of them for each text tried and
 # MAX_TRIED in all (a four-word name tries some 14,000; a line of noise read as a name, millions), and each text's
@@ -60,7 +60,8 @@ def check_name(read: str, check: str, cleaned: str | None = None) -> CheckedName
             break
         if len(text.split()) > MAX_NAME_WORDS:
             continue
-        readings = lookalike_variants(text, min(MAX_READINGS, left))
+        # One word's vowels as their look-alikes: the one-word tier (the name itself, first, was tried above).
+        _, readings = tone_variants(text, 1, min(MAX_READINGS, left) + 1, lookalikes=True)
         left -= len(readings)
         agreeing = {r for r in readings if key_crc(r) == target}
         if len(agreeing) == 1:

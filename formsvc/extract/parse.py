@@ -555,8 +555,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
     printed_group = resolve_group(next((pf.payload.group_check for pf in pages if pf.payload.group_check), None))
     # The code names the group printed (by its number in groups.yaml) as surely as a roster would; or the form's
     # criteria set is one group's (its appendix), and whoever fills it in is of that group.
-    form_group = printed_group or (resolve_group(cset.audience_groups[0])
-                                   if cset is not None and len(cset.audience_groups) == 1 else None)
+    form_group = printed_group or (resolve_group(cset.sole_group) if cset is not None else None)
     group_differs = False
     line = clean(values["subject.group"].text) if "subject.group" in values else ""
     conf, source = 0.0, None

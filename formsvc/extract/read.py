@@ -474,14 +474,15 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
             read = capped(read, ONLY_COLOURED)
         out[n.zone.name] = read
     first = read_lines([c for _, _, c in lines])
+    line_inked = [_ink_ratio(crop) >= INK_RATIO_BLANK for _, _, crop in lines]
     # A blank line stays blank; an unsure one, or a line of ink Tesseract read as nothing (a fold's step), is read
     # again from taller crops.
-    again = [i for i, ((_, _, crop), res) in enumerate(zip(lines, first, strict=True))
-             if res.confidence < LINE_RETRY_BELOW and (res.text.strip() or _ink_ratio(crop) >= INK_RATIO_BLANK)]
+    again = [i for i, res in enumerate(first)
+             if res.confidence < LINE_RETRY_BELOW and (res.text.strip() or line_inked[i])]
     for i, taller in zip(again, _taller_readings(image, [lines[i][1] for i in again]), strict=True):
         first[i] = max([first[i], *taller], key=lambda r: r.confidence)
-    for (z, box, crop), res in zip(lines, first, strict=True):
+    for (z, box, _), res, ink in zip(lines, first, line_inked, strict=True):
         # A line of ink read as nothing is not blank: a printed value may be lost under a stain.
-        blank = not res.text.strip() and _ink_ratio(crop) < INK_RATIO_BLANK
-        out[z.name] = FieldRead(z.name, z.kind, res.text, blank, res.confidence, box, "ocr", words=res.words)
+        out[z.name] = FieldRead(z.name, z.kind, res.text, not res.text.strip() and not ink, res.confidence, box,
+                                "ocr", words=res.words)
     return [out[z.name] for z in zones if z.name in out]
