@@ -58,6 +58,7 @@ _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _DOC = re.compile(r"[0-9a-f]{10}")  # a printed copy's document key as the id line prints it
 _PAGES = re.compile(r"\d{1,2}/\d{1,2}")  # the id line's "page/pages" field
 CHECK_HEX = 8  # the id line's whole CRC-32
+_CHECK = re.compile(f"[0-9A-F]{{{CHECK_HEX}}}")
 _B64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"  # base64url's alphabet
 _NAME_CHECK = re.compile(r"^[A-Za-z0-9_-]{6}$")
 _CHECKS = re.compile(r"^([A-Za-z0-9_-]{6}|\.)([A-Za-z0-9_-]|\.)?([1-9])?$")
@@ -324,7 +325,9 @@ def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str]
     """The payload from a form id's options and the line's other seven fields, if one reading passes the check;
     `sets`: the criteria sets to try instead of the set field as read (unreadable)."""
     version, cset, subject, year, pages, doc, check = rest
-    checks = _spellings(check, _HEX_UPPER, CHECK_HEX)
+    # Only hex spellings can be the check: "BOBAOF5B" as read is no candidate, so the slip rule below holds the
+    # line against "B0BA0F5B" (one 9 read as O), not against the letters as read.
+    checks = [c for c in _spellings(check, _HEX_UPPER, CHECK_HEX) if _CHECK.fullmatch(c)]
     if not checks:
         return None
     page_reads = [pages] if "/" in pages else [pages[:i] + "/" + pages[i + 1:] for i in range(1, len(pages) - 1)]

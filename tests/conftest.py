@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +30,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.service)
         if item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _printed_copy_keys() -> Iterator[None]:
+    """Every printed copy's key (printed in both codes and the id line) comes from the test printing it, not from
+    chance, so a test reads the same pages in every run: a key whose id line OCR misreads fails every run, not one
+    CI run in a hundred. Keys stay distinct within a test."""
+    counters: defaultdict[str, itertools.count[int]] = defaultdict(itertools.count)
+
+    def key() -> str:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+        return hashlib.sha256(f"{test}#{next(counters[test])}".encode()).hexdigest()[:10]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("formsvc.render.api.new_doc_id", key)
+        mp.setattr("formsvc.render.pack.new_doc_id", key)
+        yield
 
 
 @pytest.fixture(scope="module")
