@@ -104,7 +104,7 @@ _SYSTEM = Principal(key_id="system", role="admin", unit=None, name="system")
 
 
 @router.post("/submissions", status_code=202, summary="Tải lên bản quét/ảnh/PDF phiếu đã điền")
-def upload(who: Who, files: Annotated[list[UploadFile], File(description="PDF, JPEG, PNG, TIFF")],
+def upload(who: Who, files: Annotated[list[UploadFile], File(description="PDF, JPEG, PNG, TIFF, HEIC, AVIF, WebP")],
            unit: Annotated[str | None, Form()] = None) -> JSONResponse:
     who.require("admin", "clerk")
     unit_name = unit_for(who, unit)

@@ -13,7 +13,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("extract")
     def extract_cmd(
-        files: Annotated[list[Path], typer.Argument(help="PDF, JPEG, PNG or TIFF files, in any mix")],
+        files: Annotated[list[Path], typer.Argument(help="PDF, JPEG, PNG, TIFF, HEIC, AVIF or WebP files, in any mix")],
         out: Annotated[Path | None, typer.Option("--out", help="Write JSON here instead of stdout")] = None,
         jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for page work")] = 1,
     ) -> None:

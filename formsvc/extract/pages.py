@@ -22,6 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from formsvc.extract.budget import Budget, Overrun, PageReader
 from formsvc.extract.colour import drop_colour, is_colour
+from formsvc.extract.heif import is_heif
+from formsvc.extract.heif import register as register_heif
 from formsvc.extract.spread import split_spread
 from formsvc.extract.tiff import count_frames, is_tiff
 from formsvc.extract.types import PageError, Word
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MIN_DIGITAL_CHARS = 20
 MIN_IMAGE_SIDE = 400  # pixels: an A4 page at even 50 dpi is 413 px wide
+HEAD_BYTES = 12  # of a file's start, enough for sniff to tell every kind read here
+register_heif()
 
 
 @dataclass
@@ -73,9 +77,11 @@ def _two_levels(grey: np.ndarray) -> bool:
 
 
 def sniff(head: bytes) -> str | None:
+    """The kind of file, "pdf" or "image", from its first HEAD_BYTES; None for any other kind."""
     if head.startswith(b"%PDF"):
         return "pdf"
-    if head.startswith(b"\x89PNG") or head[:3] == b"\xff\xd8\xff" or head[:4] in (b"II*\x00", b"MM\x00*"):
+    if head.startswith(b"\x89PNG") or head[:3] == b"\xff\xd8\xff" or head[:4] in (b"II*\x00", b"MM\x00*") \
+            or is_heif(head) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "image"
     return None
 
@@ -280,7 +286,7 @@ def iter_pages(path: Path, *, dpi: float, max_pages: int, max_pixels: int,
     A PDF page is read within `budget` (default: the settings' page time and memory budgets)."""
     try:
         with path.open("rb") as fh:
-            head = fh.read(8)
+            head = fh.read(HEAD_BYTES)
     except OSError as exc:
         yield _err(path.name, None, "file_unreadable", f"{path.name}: không mở được tệp ({exc.strerror}).")
         return
@@ -298,7 +304,7 @@ def iter_pages(path: Path, *, dpi: float, max_pages: int, max_pixels: int,
         yield _err(path.name, None, "file_empty", f"{path.name}: tệp rỗng.")
     else:
         yield _err(path.name, None, "file_type_unsupported",
-                   f"{path.name}: không phải PDF, JPEG, PNG hay TIFF (nội dung tệp không khớp).")
+                   f"{path.name}: không phải PDF, JPEG, PNG, TIFF, HEIC hay WebP (nội dung tệp không khớp).")
 
 
 def image_to_png(image: np.ndarray) -> bytes:
@@ -313,13 +319,13 @@ def check_file(path: Path, name: str, *, max_pages: int, max_pixels: int) -> Pag
     The upload API refuses a request with such a file at once, instead of failing it later in a worker.
     """
     with path.open("rb") as fh:
-        head = fh.read(8)
+        head = fh.read(HEAD_BYTES)
     kind = sniff(head)
     if not head:
         return _err(name, None, "file_empty", f"{name}: tệp rỗng.")
     if kind is None:
         return _err(name, None, "file_type_unsupported",
-                    f"{name}: không phải PDF, JPEG, PNG hay TIFF (nội dung tệp không khớp).")
+                    f"{name}: không phải PDF, JPEG, PNG, TIFF, HEIC hay WebP (nội dung tệp không khớp).")
     if kind == "pdf":
         try:
             doc = pdfium.PdfDocument(str(path))

@@ -33,7 +33,7 @@ from formsvc.extract.align import PageMatrix, align
 from formsvc.extract.foreign import classify_page
 from formsvc.extract.identify import ID_LINE_UNCHECKED, identify, identify_own_page, known_ids
 from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
-from formsvc.extract.pages import Page, frame_count, iter_pages, sniff
+from formsvc.extract.pages import HEAD_BYTES, Page, frame_count, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.placement import Neighbour, Orphan, place
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
@@ -262,7 +262,7 @@ def count_pages(paths: Sequence[Path]) -> int:
     for path in paths:
         try:
             with open(path, "rb") as fh:
-                kind = sniff(fh.read(8))
+                kind = sniff(fh.read(HEAD_BYTES))
             if kind == "pdf":
                 doc = pdfium.PdfDocument(str(path))
                 total += len(doc)

@@ -11,7 +11,7 @@
 
   var POLL_MS = 700;
   var MAX_POLL_FAILURES = 8; // a worker restart or a brief network loss should not end the progress display
-  var SCAN_TYPES = ["pdf", "jpg", "jpeg", "png", "tif", "tiff"];
+  var SCAN_TYPES = ["pdf", "jpg", "jpeg", "png", "tif", "tiff", "heic", "heif", "avif", "webp"];
   var STATUS_LABELS = { valid: "Hợp lệ", needs_review: "Cần kiểm tra", rejected: "Không hợp lệ" };
 
   // -- small helpers -------------------------------------------------------------------------------------
@@ -398,7 +398,7 @@
         if (!seen[key(f)]) { files.push(f); seen[key(f)] = true; }
       });
       if (skipped.length) {
-        skippedBox.textContent = "Đã bỏ qua " + skipped.length + " tệp không phải PDF, JPEG, PNG hay TIFF: " +
+        skippedBox.textContent = "Đã bỏ qua " + skipped.length + " tệp không phải PDF, JPEG, PNG, TIFF, HEIC hay WebP: " +
           skipped.join(", ");
         skippedBox.hidden = false;
       } else {
