@@ -45,7 +45,7 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 # (_seed_numba), makes a seed's pages the same in every run; before, two runs of one seed differed by a sheet or two.
 os.environ["NUMBA_NUM_THREADS"] = "1"
 
-from fixtures.captures import black_and_white_scan, booklet, colour_with_seals, phone_photo, skewed
+from fixtures.captures import black_and_white_scan, booklet, colour_with_seals, curled, phone_photo, skewed
 from fixtures.scans import handwritten_record, random_record, rasterise, save_scan, write_by_hand
 from formsvc.extract.pipeline import ExtractionResult, read_files
 from formsvc.records import Record
@@ -161,6 +161,12 @@ def _save(images: list[np.ndarray], path: Path, bilevel: bool = False) -> Path:
     else:
         ims[0].save(path, save_all=True, append_images=ims[1:], compression="tiff_deflate")
     return path
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED))
 
 
 def _flagged(doc: Record, name: str, threshold: float) -> bool:
@@ -297,6 +303,11 @@ def main() -> None:
     bw_rng = np.random.default_rng(o + 3)
     conditions["hw_bw_scan"] = (hand_truth, files_of(hand_pages, lambda n, p: [black_and_white_scan(x, bw_rng)
                                                                                 for x in p], bilevel=True))
+    # A sheet that will not lie flat (one edge lifting, or bowed), photographed from above at the page's resolution
+    # and saved as the phone's JPEG: no straight map takes such a page flat.
+    curl_rng = np.random.default_rng(o + 4)
+    conditions["hw_curled_photo"] = (hand_truth, files_of(hand_pages, lambda n, p: [
+        _jpeg(curled(x, curl_rng), 80) for x in p]))
     only = [c for c in args.only.split(",") if c]
     results: dict[str, Stats] = {}
     with tempfile.TemporaryDirectory() as tmp:
