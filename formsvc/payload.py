@@ -337,7 +337,7 @@ def _decode_line(forms: list[str], rest: list[str], criteria_sets: Iterable[str]
         [subject] if subject == "-" else _spellings(subject, _FREE),
         [year] if year == "-" else _spellings(year, _DIGIT, 4, limit=8),
         [v for p in page_reads for v in _spellings(p, _DIGIT, limit=8)],
-        _spellings(doc, _HEX_LOWER, 10),
+        [d for d in _spellings(doc, _HEX_LOWER, 10) if _DOC.fullmatch(d)],  # as the check: hex only
     ]
     wanted = set(checks)
     for combo in itertools.islice(itertools.product(*fields), max(1, budget // len(wanted))):
