@@ -38,6 +38,7 @@ from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.placement import Neighbour, Orphan, place
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
 from formsvc.extract.readers import reader_for
+from formsvc.extract.snap import snapped
 from formsvc.extract.table_grid import PageTables, find_tables
 from formsvc.extract.table_read import PageReading, read_tables
 from formsvc.extract.types import PageError, PageText, Word
@@ -217,7 +218,7 @@ def _read_identified(page: Page, payload: PagePayload, result: PageResult,
         result.method = "text_layer"
     else:
         luma = None if page.luma is None else aligned.warp(page.luma)
-        result.reads = read_scanned(zones, image, page.dpi, luma)
+        result.reads = read_scanned(snapped(zones, image, page.dpi), image, page.dpi, luma)
     return result, image
 
 
