@@ -20,8 +20,8 @@ from formsvc.extract.read import zone_px
 from formsvc.layout import MM_PER_INCH, Box
 from formsvc.zones import Zone
 
-# How far around a box its frame is looked for. A cell's two lines are more than twice this apart minus the box, so
-# no other pair of lines as far apart fits in the window: a box is never moved into its neighbour's cell.
+# How far around a box its frame is looked for. Only one pair of rulings as far apart as the cell fits in that window
+# (a neighbour's pair would need it a whole cell larger), so a box is never moved into its neighbour's cell.
 SEARCH_MM = 5.0
 # A box's frame lies about 0.85 mm outside it on every side (the template's cells): lines this much further apart
 # than the box's side, give or take SPACING_SLACK_MM (a bent sheet's cell looks a little larger or smaller).
@@ -39,8 +39,7 @@ def _lines(ink: np.ndarray, axis: int, length: int) -> np.ndarray:
     """Positions along the other axis of straight rulings at least `length` long (axis 1: horizontal lines, their
     rows; axis 0: vertical lines, their columns). A line a bent sheet tilts by a pixel or two is still found: the
     ink is first thickened across it."""
-    across = (3, 1) if axis == 1 else (1, 3)
-    thick = cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_RECT, across[::-1]))
+    thick = cv2.dilate(ink, np.ones((3, 1) if axis == 1 else (1, 3), np.uint8))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1) if axis == 1 else (1, length))
     runs = cv2.morphologyEx(thick, cv2.MORPH_OPEN, kernel)
     return np.flatnonzero(runs.sum(axis=axis) >= length)
