@@ -46,7 +46,7 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 os.environ["NUMBA_NUM_THREADS"] = "1"
 
 from fixtures.captures import black_and_white_scan, booklet, colour_with_seals, curled, phone_photo, skewed
-from fixtures.scans import handwritten_record, random_record, rasterise, save_scan, write_by_hand
+from fixtures.scans import handwritten_record, jpeg, random_record, rasterise, save_scan, write_by_hand
 from formsvc.extract.pipeline import ExtractionResult, read_files
 from formsvc.records import Record
 from formsvc.render import api as render_api
@@ -161,12 +161,6 @@ def _save(images: list[np.ndarray], path: Path, bilevel: bool = False) -> Path:
     else:
         ims[0].save(path, save_all=True, append_images=ims[1:], compression="tiff_deflate")
     return path
-
-
-def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED))
 
 
 def _flagged(doc: Record, name: str, threshold: float) -> bool:
@@ -307,7 +301,7 @@ def main() -> None:
     # and saved as the phone's JPEG: no straight map takes such a page flat.
     curl_rng = np.random.default_rng(o + 4)
     conditions["hw_curled_photo"] = (hand_truth, files_of(hand_pages, lambda n, p: [
-        _jpeg(curled(x, curl_rng), 80) for x in p]))
+        jpeg(curled(x, curl_rng), curl_rng, 80) for x in p]))
     only = [c for c in args.only.split(",") if c]
     results: dict[str, Stats] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -90,6 +90,11 @@ def _err(file: str, page: int | None, code: str, message: str) -> PageError:
     return PageError(file=file, page=page, code=code, message=message)
 
 
+def _unsupported(name: str) -> PageError:
+    return _err(name, None, "file_type_unsupported",
+                f"{name}: không phải PDF, JPEG, PNG, TIFF, HEIC hay WebP (nội dung tệp không khớp).")
+
+
 REOPEN_EVERY = 25  # pages
 MAX_FORM_DEPTH = 8  # nesting of Form XObjects searched for images (print packs nest one level)
 
@@ -303,8 +308,7 @@ def iter_pages(path: Path, *, dpi: float, max_pages: int, max_pixels: int,
     elif not head:
         yield _err(path.name, None, "file_empty", f"{path.name}: tệp rỗng.")
     else:
-        yield _err(path.name, None, "file_type_unsupported",
-                   f"{path.name}: không phải PDF, JPEG, PNG, TIFF, HEIC hay WebP (nội dung tệp không khớp).")
+        yield _unsupported(path.name)
 
 
 def image_to_png(image: np.ndarray) -> bytes:
@@ -324,8 +328,7 @@ def check_file(path: Path, name: str, *, max_pages: int, max_pixels: int) -> Pag
     if not head:
         return _err(name, None, "file_empty", f"{name}: tệp rỗng.")
     if kind is None:
-        return _err(name, None, "file_type_unsupported",
-                    f"{name}: không phải PDF, JPEG, PNG, TIFF, HEIC hay WebP (nội dung tệp không khớp).")
+        return _unsupported(name)
     if kind == "pdf":
         try:
             doc = pdfium.PdfDocument(str(path))
