@@ -29,6 +29,7 @@ class Aligned:
     residual_px: float  # mean reprojection error of the points used
     matrix: np.ndarray | None = None  # the homography used (source image -> `image`)
     bent: bool = False  # a marker found lies off its place by the matrix (PageMatrix.bent)
+    bend_mm: float = 0.0  # how far off its place the furthest marker found lies (PageMatrix.bend_mm)
 
     def warp(self, other: np.ndarray) -> np.ndarray:
         """Another image of the same page (e.g. its plain grey levels) put where `image` is."""
@@ -230,6 +231,7 @@ class PageMatrix:
     residual_px: float
     markers: int = 0  # how many of the four markers it rests on
     outlying: int = 0  # of those, how many it puts more than OUTLYING_MM from their places
+    bend_mm: float = 0.0  # how far from its place it puts the furthest of them (a corner's worst)
     mended: bool = False  # found on a mended copy of the page (best_matrix), not on the page as it is
 
     @property
@@ -268,7 +270,8 @@ def _fitted(src: np.ndarray, dst: np.ndarray, dpi: float, method: str, markers: 
     # The markers are the first anchors (page_matrix appends the codes' corners after them).
     worst = off[: markers * 4].reshape(-1, 4).max(axis=1)
     outlying = int((worst > layout.mm_to_px(OUTLYING_MM, dpi)).sum())
-    return PageMatrix(matrix, dpi, method, float(off.mean()), markers, outlying)
+    bend_mm = float(worst.max()) * layout.MM_PER_INCH / dpi if markers else 0.0
+    return PageMatrix(matrix, dpi, method, float(off.mean()), markers, outlying, bend_mm)
 
 
 def warp_box(image: np.ndarray, pm: PageMatrix, box: layout.Box, px_per_mm: float,
@@ -389,4 +392,4 @@ def align(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray, layou
         return None
     out = cv2.warpPerspective(image, pm.matrix, _target_size(dpi), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-    return Aligned(out, pm.method, pm.residual_px, pm.matrix, pm.bent)
+    return Aligned(out, pm.method, pm.residual_px, pm.matrix, pm.bent, pm.bend_mm)

@@ -101,7 +101,9 @@ class PageFields:
     payload: PagePayload
     reads: list[FieldRead]
     placed: bool = False  # identified by its place in the upload only (placement): nothing on it is trusted
-    bent: bool = False  # aligned on markers that do not lie on one plane (a fold): nothing on it is trusted
+    bent: bool = False  # aligned on markers that do not lie on one plane (a fold, a curl): nothing on it is trusted
+    # ... but these boxes of it, each found in its own ruled cell where its column's row lines put it (snap.framed)
+    framed: frozenset[str] = frozenset()
     bilevel: bool = False  # scanned in black and white: the name printed on it may have lost its tone marks
 
 
@@ -417,8 +419,21 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             values[r.name] = r
             page_of[r.name] = pf.payload.page
     placed = sorted(pf.payload.page for pf in pages if pf.placed)
-    bent = sorted(pf.payload.page for pf in pages if pf.bent)
-    distrusted = {*placed, *bent}
+    bent_pages = {pf.payload.page for pf in pages if pf.bent}
+    framed = frozenset(name for pf in pages if pf.bent for name in pf.framed)
+    held_bent: set[int] = set()  # bent pages a field was distrusted on
+
+    def distrusted(name: str, checked: bool = False) -> bool:
+        """A field whose page may be another copy's, or whose box may be read a row off: on a bent page, every
+        field but a box found in its own cell (framed) and a printed field its check in the code confirms."""
+        page = page_of.get(name, 0)
+        if page in placed:
+            return True
+        if page in bent_pages and name not in framed and not checked:
+            held_bent.add(page)
+            return True
+        return False
+
     unit_scores: dict[str, float | str | None] = {}
     team_scored = _team_scored(first.form)
     if team_scored:
@@ -426,11 +441,11 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
     fields: list[FieldProvenance] = []
 
     def prov(name: str, value: object, confidence: float, source: str | None = None,
-             candidates: tuple[tuple[float, float], ...] = ()) -> None:
+             candidates: tuple[tuple[float, float], ...] = (), checked: bool = False) -> None:
         r = values.get(name)
         # Alternatives only for a box in doubt, the value taken first (the total may have chosen another than the
         # reader's best), and only as many as a reviewer picks with one key.
-        if page_of.get(name, 0) in distrusted:
+        if distrusted(name, checked):
             confidence = min(confidence, UNCHECKED)
         choices = None
         if candidates and confidence < threshold:
@@ -503,7 +518,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         if any(values[b.name].source == "handwriting" for b in boxes):
             # Glare or a pale pen empties a written total as surely as a writer who left it blank: a person looks.
             total_conf = min(total_conf, UNCHECKED)
-    if any(page_of.get(name, 0) in distrusted for name in [*(b.name for b in boxes), "total_declared"]):
+    if any(distrusted(name) for name in [*(b.name for b in boxes), "total_declared"] if name in values):
         # A page that may be another copy's, or whose boxes may be read a row off, holds part of the sum: the sum
         # confirms nothing.
         boxes = handwriting_unchecked(boxes, values)
@@ -524,15 +539,17 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         else None
     if name_read:
         confidence = name_read.confidence * (0.9 ** dropped)  # a stray mark removed: less sure, never surer
-        if checked is not None and checked.verdict != "differs":
+        name_sure = checked is not None and checked.verdict != "differs"
+        if name_sure:
             # The name printed: only a reading agreeing with its 32-bit check by chance could be wrong.
+            assert checked is not None
             full_name, confidence, toneless = checked.name, max(confidence, CHECKED_NAME), False
         elif checked is not None or toneless or confidence < NAME_SURE:
             # A black-and-white copier's threshold keeps a tone mark whole, breaks it or drops it, and Tesseract is
             # as sure of what is left as of any word (held-out: "Đỗ" read "Đỏ" at 0.96): none of its names is,
             # unless the printed check confirms it.
             confidence = min(confidence, UNCHECKED)
-        prov("subject.full_name", full_name, confidence if full_name else 0.0)
+        prov("subject.full_name", full_name, confidence if full_name else 0.0, checked=name_sure)
     birth_year = None
     born_check = next((pf.payload.year_check for pf in pages if pf.payload.year_check), None)
     year_differs = False
@@ -543,20 +560,21 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         # A year printed (its check is in the code), or a line of ink, read as nothing is flagged, not left out.
         if clean(year_read.text) or born_check is not None or not year_read.blank:
             confidence = year_read.confidence if m else 0.0
+            year_sure = False
             if born_check is not None and birth_year is not None:
                 year_differs = year_check(birth_year) != born_check
                 if year_differs:
                     confidence = min(confidence, UNCHECKED)
                 elif max(confidence, year_word_confidence(year_read, birth_year)) >= YEAR_CONFIRMABLE:
-                    confidence = max(confidence, CHECKED_YEAR)
-            prov("subject.birth_year", birth_year, confidence)
+                    confidence, year_sure = max(confidence, CHECKED_YEAR), True
+            prov("subject.birth_year", birth_year, confidence, checked=year_sure)
     unit = clean(values["subject.unit"].text) if "subject.unit" in values else ""
     group = None
     printed_group = resolve_group(next((pf.payload.group_check for pf in pages if pf.payload.group_check), None))
     # The code names the group printed (by its number in groups.yaml) as surely as a roster would; or the form's
     # criteria set is one group's (its appendix), and whoever fills it in is of that group.
     form_group = printed_group or (resolve_group(cset.sole_group) if cset is not None else None)
-    group_differs = False
+    group_differs = group_sure = False
     line = clean(values["subject.group"].text) if "subject.group" in values else ""
     conf, source = 0.0, None
     if line:
@@ -566,12 +584,13 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
             # The line matched one of a few long labels (fuzzily, from however garbled a reading): agreeing with the
             # group the form is for, it is that one; else a person looks.
             group_differs = group != form_group.code
+            group_sure = not group_differs
             conf = min(conf, UNCHECKED) if group_differs else max(conf, CHECKED_GROUP)
     if group is None and form_group is not None:
         # A line stained past matching any label, or not read at all.
-        group, conf, source = form_group.code, CHECKED_GROUP, "qr"
+        group, conf, source, group_sure = form_group.code, CHECKED_GROUP, "qr", True
     if line or group is not None:
-        prov("subject.group", group, conf, source)
+        prov("subject.group", group, conf, source, checked=group_sure)
 
     year = first.year
     if year is None:
@@ -590,11 +609,12 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
                     "này theo thứ tự các trang tải lên. Hãy xem trang đó đúng là của người này, rồi kiểm tra mọi ô "
                     "trên trang.",
         ))
-    if bent:
+    if held_bent:
         extra_reasons.append(Reason(
             code="page_bent", field="fields", severity="review",
-            message=f"Trang {', '.join(map(str, bent))} / {first.pages} bị gấp hoặc cong khi quét/chụp (các dấu góc "
-                    "không cùng một mặt phẳng): ô trên trang có thể bị đọc lệch dòng. Hãy kiểm tra mọi ô trên trang.",
+            message=f"Trang {', '.join(map(str, sorted(held_bent)))} / {first.pages} bị gấp hoặc cong khi quét/chụp "
+                    "(các dấu góc không cùng một mặt phẳng): ô không tìm được đúng khung kẻ của nó có thể bị đọc lệch "
+                    "dòng. Hãy kiểm tra các ô được đánh dấu trên trang.",
         ))
     if checked is not None and checked.verdict == "differs":
         extra_reasons.append(_disagrees("name_check_failed", "subject.full_name", f"Họ tên đọc được «{full_name}»"))

@@ -38,7 +38,7 @@ from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.placement import Neighbour, Orphan, place
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
 from formsvc.extract.readers import reader_for
-from formsvc.extract.snap import snapped
+from formsvc.extract.snap import framed, snapped
 from formsvc.extract.table_grid import PageTables, find_tables
 from formsvc.extract.table_read import PageReading, read_tables
 from formsvc.extract.types import PageError, PageText, Word
@@ -83,6 +83,7 @@ class PageResult:
     orphan: Orphan | None = None
     placed: bool = False  # identified by its place in the upload (placement.place), not by anything printed on it
     bent: bool = False  # its markers do not lie on one plane (align.PageMatrix.bent): any box may be off its row
+    framed: frozenset[str] = frozenset()  # on a bent page, the boxes placed by their column's row lines (snap.framed)
     bilevel: bool = False  # scanned in black and white (pages.Page.bilevel): its printed text may have lost marks
 
 
@@ -218,7 +219,12 @@ def _read_identified(page: Page, payload: PagePayload, result: PageResult,
         result.method = "text_layer"
     else:
         luma = None if page.luma is None else aligned.warp(page.luma)
-        result.reads = read_scanned(snapped(zones, image, page.dpi), image, page.dpi, luma)
+        if aligned.bent:
+            placed = framed(zones, image, page.dpi, aligned.bend_mm)
+            zones, result.framed = placed.zones, placed.boxes
+        else:
+            zones = snapped(zones, image, page.dpi)
+        result.reads = read_scanned(zones, image, page.dpi, luma)
     return result, image
 
 
@@ -366,7 +372,7 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
     def keep(doc: dict[int, PageFields], res: PageResult) -> None:
         assert res.payload is not None
         doc[res.payload.page] = PageFields(res.payload, res.reads, placed=res.placed, bent=res.bent,
-                                           bilevel=res.bilevel)
+                                           bilevel=res.bilevel, framed=res.framed)
         if page_sink is not None and res.image:
             images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
 

@@ -7,11 +7,21 @@ centred in a ruled cell of the table, a little inside its lines, so the cell fou
 box really is: its two horizontal lines as far apart as the cell's height and its two vertical lines as its width.
 A cell found whole moves its box; anything less (a line lost to a stain, a fold, a stroke through the cell) leaves
 the box where the plane put it.
+
+A sheet bent further (a marker found off the page's plane: align.PageMatrix.bent) may have its boxes several
+millimetres off, even a whole row, where a cell found around a box is its neighbour's, as whole as its own. There
+the table's lines place the boxes together (framed): down each column of boxes, the ruled lines must be found in the
+order and at the spacings the template prints them, one whole run of them and only one, each row a little taller or
+shorter than printed and than its neighbour at most; then along each box's row, the column lines the same way. A
+column a score row off fails at its heading rows, which are shorter, or at the table's end; lines not all found,
+fitting two ways, or tilted so much that a box's square crop would hold them place nothing, and the boxes not
+placed stay for a person.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections import defaultdict
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -33,6 +43,26 @@ LINE_COVER = 0.5
 # a pixel of their cells (the ruling's own thickness), and moving them by that only re-rolls the recogniser's dice.
 LEAST_MOVE_MM = 0.3
 INK_BELOW = 140  # grey level
+
+# A column's row lines (framed): looked for this far above its first line and below its last; a horizontal ruling
+# covers this share of the strip down the column's middle (a cell's line spans it; a handwritten stroke seldom does).
+COLUMN_REACH_MM = 30.0
+COLUMN_INSET_MM = 2.0
+ROW_INSET_MM = 0.3  # a row's column lines are looked for over its box's whole height: a digit's stroke is shorter
+ROW_LINE_COVER = 0.8
+# Each row as seen, over its height as printed: a sheet bent away from the camera shows rows shorter (foreshortened),
+# one lifted towards it a little taller; from one row to the next that changes little. A heading row (10 mm) taken
+# for a score row (15 mm), or the other way round, is a third off.
+ROW_STRETCH = 0.25
+ROW_STRETCH_STEP = 0.1
+COLUMN_SHIFT_MM = 12.0  # further off than this, a column is not looked for (a fold: the box may be anywhere)
+# A marker further off the page's plane than this: folded, not curled; nothing on the page is placed by its lines.
+BEND_MAX_MM = 30.0
+# Lines tilted up to this much (rise over run) are levelled before they are looked for; tilted more, a box's square
+# crop holds its cell's lines, and nothing is placed.
+MAX_TILT = 0.06
+TILTS = np.tan(np.radians(np.arange(-6.0, 6.01, 0.5)))
+SEGMENT_MM, SEGMENT_OVERLAP_MM = 40.0, 4.0  # a strip's lines are levelled piece by piece (_strip_lines)
 
 
 def _lines(ink: np.ndarray, axis: int, length: int) -> np.ndarray:
@@ -93,3 +123,131 @@ def snapped(zones: list[Zone], image: np.ndarray, dpi: float) -> list[Zone]:
         b, mm = z.box, MM_PER_INCH / dpi
         out.append(replace(z, box=Box(b.left + dx * mm, b.top + dy * mm, b.width, b.height)))
     return out
+
+
+@dataclass(frozen=True)
+class Framed:
+    zones: list[Zone]
+    boxes: frozenset[str]  # the score boxes placed by the table's lines around them (framed)
+
+
+def framed(zones: list[Zone], image: np.ndarray, dpi: float, bend_mm: float) -> Framed:
+    """A bent page's zones (see the module's docstring): each score box placed by its column's row lines and its
+    row's column lines; the names of the boxes so placed. The others, and every box of a page bent more than
+    BEND_MAX_MM, are snapped as on a flat page and not named."""
+    if bend_mm > BEND_MAX_MM:
+        return Framed(snapped(zones, image, dpi), frozenset())
+    px = dpi / MM_PER_INCH
+    half = FRAME_GAP_MM / 2
+    boxes = [z for z in zones if z.kind == "score"]
+    columns: dict[int, list[Zone]] = defaultdict(list)
+    for z in boxes:
+        columns[round(z.box.left)].append(z)
+    moved: dict[str, Zone] = {}
+    for column in columns.values():
+        column.sort(key=lambda z: z.box.top)
+        rows = _printed([y for z in column for y in (z.box.top - half, z.box.top + z.box.height + half)])
+        left, right = column[0].box.left + COLUMN_INSET_MM, column[0].box.left + column[0].box.width - COLUMN_INSET_MM
+        down = _registered(image, px, rows, (left, right), across=False)
+        if down is None:
+            continue
+        for z in column:
+            b = z.box
+            dy = (down[_nearest(rows, b.top - half)] + down[_nearest(rows, b.top + b.height + half)]) / 2
+            top = b.top + dy
+            row = [o for o in boxes if abs(o.box.top - b.top) < 1.0]
+            cols = _printed([x for o in row for x in (o.box.left - half, o.box.left + o.box.width + half)])
+            side = _registered(image, px, cols, (top + ROW_INSET_MM, top + b.height - ROW_INSET_MM),
+                               across=True)
+            if side is None:
+                continue
+            dx = (side[_nearest(cols, b.left - half)] + side[_nearest(cols, b.left + b.width + half)]) / 2
+            moved[z.name] = replace(z, box=Box(b.left + dx, top, b.width, b.height))
+    rest = snapped([z for z in zones if z.name not in moved], image, dpi)
+    by_name = {z.name: z for z in rest} | moved
+    return Framed([by_name[z.name] for z in zones], frozenset(moved))
+
+
+def _printed(lines: list[float], per_mm: float = 1.0) -> list[float]:
+    """Line positions sorted (in mm, or px at `per_mm`), those within half a millimetre of another taken once (two
+    cells share a line; two pieces of a strip overlap)."""
+    out: list[float] = []
+    for y in sorted(lines):
+        if not out or y - out[-1] > 0.5 * per_mm:
+            out.append(y)
+    return out
+
+
+def _registered(image: np.ndarray, px: float, printed: list[float], band: tuple[float, float], across: bool
+                ) -> dict[float, float] | None:
+    """How far (mm) each printed line is from where the page's plane puts it: the table's lines found in a band
+    crossing them (rows down a column; `across`: columns along a row, `band` then top and bottom), one run of
+    them that is the printed lines and only one (_fits); None unless found so, or the lines lie tilted more than
+    MAX_TILT in the band."""
+    if len(printed) < 3:
+        return None
+    h_img, w_img = image.shape[:2]
+    b0, b1 = round(band[0] * px), round(band[1] * px)
+    r0, r1 = round((printed[0] - COLUMN_REACH_MM) * px), round((printed[-1] + COLUMN_REACH_MM) * px)
+    if across:
+        r0, r1 = max(0, r0), min(w_img, r1)
+        if b0 < 0 or b1 > h_img or b1 - b0 < 4 or r1 - r0 < 2:
+            return None
+        strip = image[b0:b1, r0:r1].T
+    else:
+        r0, r1 = max(0, r0), min(h_img, r1)
+        if b0 < 0 or b1 > w_img or b1 - b0 < 4 or r1 - r0 < 2:
+            return None
+        strip = image[r0:r1, b0:b1]
+    found = _strip_lines((strip < INK_BELOW).astype(np.uint8), px)
+    if found is None:
+        return None
+    seen = (r0 + found) / px
+    want = np.array(printed)
+    fits = [seen[i:i + len(want)] for i in range(len(seen) - len(want) + 1) if _fits(seen[i:i + len(want)], want)]
+    if len(fits) != 1:
+        return None
+    return dict(zip(printed, (fits[0] - want).tolist(), strict=True))
+
+
+def _strip_lines(ink: np.ndarray, px: float) -> np.ndarray | None:
+    """Where the straight lines running across the strip (along its width) cross its middle, in px. A bent
+    sheet's lines tilt more or less from one end of a column to the other: the strip is searched in pieces
+    SEGMENT_MM long, each at the tilt (of TILTS) that lines the most of its ink up across it. None when a piece's
+    lines tilt more than MAX_TILT."""
+    h, w = ink.shape
+    size, step = round(SEGMENT_MM * px), round((SEGMENT_MM - SEGMENT_OVERLAP_MM) * px)
+    found: list[float] = []
+    for top in range(0, max(1, h - round(SEGMENT_OVERLAP_MM * px)), step):
+        piece = ink[top:top + size]
+        best: tuple[float, float, np.ndarray] | None = None
+        for slope in TILTS:
+            m = np.array([[1, 0, 0], [-slope, 1, slope * (w - 1) / 2]], np.float32)  # level through the middle
+            level = cv2.warpAffine(piece, m, (w, piece.shape[0]), flags=cv2.INTER_NEAREST, borderValue=0)
+            sharp = float((level.sum(axis=1).astype(np.float64) ** 2).sum())
+            if best is None or sharp > best[0]:
+                best = (sharp, slope, level)
+        assert best is not None
+        _, slope, level = best
+        rows = _lines(level, 1, round(w * ROW_LINE_COVER))
+        if len(rows) == 0:
+            continue
+        if abs(slope) > MAX_TILT:
+            return None
+        found += [top + float(g.mean()) for g in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)]
+    # A line in two overlapping pieces is found twice, within a pixel or two.
+    return np.array(_printed(found, px)) if found else np.empty(0)
+
+
+def _fits(seen: np.ndarray, want: np.ndarray) -> bool:
+    """Lines seen that are the lines printed: each row's height as seen within ROW_STRETCH of its height as printed,
+    changing by at most ROW_STRETCH_STEP from one row to the next, and none further off than COLUMN_SHIFT_MM."""
+    if np.abs(seen - want).max() > COLUMN_SHIFT_MM:
+        return False
+    stretch = np.diff(seen) / np.diff(want)
+    return bool(np.abs(stretch - 1).max() <= ROW_STRETCH and
+                (len(stretch) < 2 or np.abs(np.diff(stretch)).max() <= ROW_STRETCH_STEP))
+
+
+def _nearest(values: list[float], y: float) -> float:
+    return min(values, key=lambda v: abs(v - y))
