@@ -249,12 +249,16 @@ def test_two_second_readings_are_never_trusted() -> None:
     assert all(b.confidence < 0.8 for b in [*out, t])
 
 
-def test_a_misread_total_is_corrected_by_the_boxes_rather_than_the_other_way_round() -> None:
+def test_a_total_taken_as_its_other_reading_to_agree_with_the_boxes_is_for_a_person() -> None:
+    """The total is the sheet's check: taking its other reading so that it agrees with the boxes lets the boxes
+    vouch for themselves. Fresh held-out seed 75000: "9,5" read 4,5 at 0.86 (9,5 scored 0.0) and the total "75,5"
+    (0.79) taken as its 70,5 (0.21), both passed as read. The decoding's total is kept for the reviewer, flagged,
+    and so is every handwritten box."""
     boxes = [_box("a", 8.0, 0.95), _box("b", 7.5, 0.9), _box("c", 6.0, 0.9)]
     total = _box("t", 27.5, 0.5, (27.5, 0.5), (21.5, 0.3))
     out, t = apply_total(boxes, total, 0.8)
-    assert [b.value for b in out] == [8.0, 7.5, 6.0] and [b.confidence for b in out] == [0.95, 0.9, 0.9]
-    assert t.value == 21.5 and t.confidence == 0.8  # three boxes read surely settle the total's second reading
+    assert [b.value for b in out] == [8.0, 7.5, 6.0] and all(b.confidence < 0.8 for b in out)
+    assert t.value == 21.5 and t.confidence < 0.8
 
 
 def test_one_unsure_box_confirmed_by_the_total_and_every_other_field_is_trusted() -> None:

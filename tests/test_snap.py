@@ -135,7 +135,35 @@ def test_what_cannot_be_placed_surely_is_not(page: Any) -> None:
     b = next(z.box for z in zones if z.name == "scores.ct6").top + 3.0 - 0.8  # its top line, moved 3 mm down
     glared = blot(bent, layout.Box(120, b - 1.2, 80, 2.4), shade=255)
     assert not {f"scores.ct{i}" for i in range(1, 9)} & framed(zones, glared, DPI, 8.0).boxes
-    # Lines tilted past MAX_TILT (5 degrees): a box's square crop would hold its cell's lines.
+    # Lines tilted past MAX_TILT (7 degrees): nothing placed.
     h, w = image.shape
-    turned = cv2.warpAffine(bent, cv2.getRotationMatrix2D((w / 2, h / 2), 5.0, 1.0), (w, h), borderValue=255)
+    turned = cv2.warpAffine(bent, cv2.getRotationMatrix2D((w / 2, h / 2), 7.0, 1.0), (w, h), borderValue=255)
     assert not framed(zones, turned, DPI, 8.0).boxes
+
+
+def _edge_ink(crop: np.ndarray, px: int = 3) -> float:
+    """Share of the crop's outer `px` rows and columns that is ink."""
+    ink = crop < 140
+    edges = [ink[:px], ink[-px:], ink[:, :px], ink[:, -px:]]
+    return float(np.concatenate([e.ravel() for e in edges]).mean())
+
+
+def test_a_box_whose_lines_tilt_is_read_levelled(page: Any) -> None:
+    """Turned 5 degrees: each box is placed and read from its cell turned level, its lines outside its crop."""
+    image, zones = page
+    h, w = image.shape
+    turned = cv2.warpAffine(image, cv2.getRotationMatrix2D((w / 2, h / 2), 5.0, 1.0), (w, h), borderValue=255)
+    placed = framed(zones, turned, DPI, 8.0)
+    scores = [z for z in placed.zones if z.name.startswith("scores.")]
+    assert {z.name for z in scores} <= placed.boxes and len(placed.levels) >= len(scores)
+    level = placed.levelled(turned)
+    # The cell's lines cross the tilted crops' edges; the levelled crops' edges are clear (a typed number is in the
+    # middle).
+    crossed = []
+    for z in scores:
+        x0, y0, x1, y1 = zone_px(z, DPI)
+        crossed.append(_edge_ink(turned[y0:y1, x0:x1]) > 0)
+        assert _edge_ink(level[y0:y1, x0:x1]) == 0.0, z.name
+    assert sum(crossed) >= 6, crossed
+    # Pixels away from placed boxes are the page's own.
+    assert np.array_equal(level[:300], turned[:300])

@@ -102,7 +102,7 @@ class PageFields:
     reads: list[FieldRead]
     placed: bool = False  # identified by its place in the upload only (placement): nothing on it is trusted
     bent: bool = False  # aligned on markers that do not lie on one plane (a fold, a curl): nothing on it is trusted
-    # ... but these boxes of it, each found in its own ruled cell where its column's row lines put it (snap.framed)
+    # ... but these boxes of it, each found in its own ruled cell where the table's lines put it (snap.framed)
     framed: frozenset[str] = frozenset()
     bilevel: bool = False  # scanned in black and white: the name printed on it may have lost its tone marks
 
@@ -253,7 +253,9 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
     only happens to make up for it, is weighed in). Otherwise a value the decoding chose is flagged
     (CHOSEN_CONFIDENCE at most), and so is every other handwritten box of that sheet (UNCHECKED): which box held
     the misread is the decoding's guess, and a box the recogniser was sure of may be the one (harsh scans make
-    sure misreads). Two changed fields are never trusted: the sum is one equation. Print (`printed`:
+    sure misreads). Two changed fields are never trusted: the sum is one equation. Nor is a total taken as its
+    other reading: it is the sheet's check, and the boxes would vouch for themselves (fresh held-out seed 75000:
+    "9,5" read 4,5 at 0.86 with 9,5 scored 0.0, the total "75,5" taken as its 70,5 at 0.21). Print (`printed`:
     Tesseract's reading at two scales matching the font's shape) that only the handwriting recogniser doubted is
     confirmed when the sum agrees, however many such boxes there are: two print misreads that cancel out in the sum
     exactly are not a risk worth a person's time. An unsure box and an unsure total that end in one digit written
@@ -277,7 +279,7 @@ def apply_total(boxes: list[ScoreBox], total: ScoreBox, threshold: float,
                       for f, v in zip(fields, chosen, strict=True) if f.value != v)
     sure = _field_sure(fields, chosen, threshold) if unchanged or (changes <= CORRECTED and nearly_read) else None
     echoed = _echoes(boxes, total, threshold, printed)
-    if not unchanged and (sure is None or echoed or min(sure) < ACCEPT_RIGHT
+    if not unchanged and (sure is None or echoed or min(sure) < ACCEPT_RIGHT or t != total.value
                           or any(f.name in as_read and f.value != v
                                  for f, v in zip(fields, chosen, strict=True))):
         sure = None  # the misread's place is a guess: every handwritten field goes to a person
@@ -518,7 +520,7 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         if any(values[b.name].source == "handwriting" for b in boxes):
             # Glare or a pale pen empties a written total as surely as a writer who left it blank: a person looks.
             total_conf = min(total_conf, UNCHECKED)
-    if any(distrusted(name) for name in [*(b.name for b in boxes), "total_declared"] if name in values):
+    if any(distrusted(name) for name in [*(b.name for b in boxes), "total_declared"]):
         # A page that may be another copy's, or whose boxes may be read a row off, holds part of the sum: the sum
         # confirms nothing.
         boxes = handwriting_unchecked(boxes, values)
@@ -539,11 +541,10 @@ def build_record(pages: list[PageFields], *, missing_pages: list[int],
         else None
     if name_read:
         confidence = name_read.confidence * (0.9 ** dropped)  # a stray mark removed: less sure, never surer
-        name_sure = checked is not None and checked.verdict != "differs"
-        if name_sure:
+        name_sure = False
+        if checked is not None and checked.verdict != "differs":
             # The name printed: only a reading agreeing with its 32-bit check by chance could be wrong.
-            assert checked is not None
-            full_name, confidence, toneless = checked.name, max(confidence, CHECKED_NAME), False
+            full_name, confidence, toneless, name_sure = checked.name, max(confidence, CHECKED_NAME), False, True
         elif checked is not None or toneless or confidence < NAME_SURE:
             # A black-and-white copier's threshold keeps a tone mark whole, breaks it or drops it, and Tesseract is
             # as sure of what is left as of any word (held-out: "Đỗ" read "Đỏ" at 0.96): none of its names is,

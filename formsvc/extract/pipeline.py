@@ -83,7 +83,7 @@ class PageResult:
     orphan: Orphan | None = None
     placed: bool = False  # identified by its place in the upload (placement.place), not by anything printed on it
     bent: bool = False  # its markers do not lie on one plane (align.PageMatrix.bent): any box may be off its row
-    framed: frozenset[str] = frozenset()  # on a bent page, the boxes placed by their column's row lines (snap.framed)
+    framed: frozenset[str] = frozenset()  # on a bent page, the boxes placed by the table's lines (snap.framed)
     bilevel: bool = False  # scanned in black and white (pages.Page.bilevel): its printed text may have lost marks
 
 
@@ -219,12 +219,14 @@ def _read_identified(page: Page, payload: PagePayload, result: PageResult,
         result.method = "text_layer"
     else:
         luma = None if page.luma is None else aligned.warp(page.luma)
+        seen = image
         if aligned.bent:
-            placed = framed(zones, image, page.dpi, aligned.bend_mm)
-            zones, result.framed = placed.zones, placed.boxes
+            fit = framed(zones, image, page.dpi, aligned.bend_mm)
+            zones, result.framed = fit.zones, fit.boxes
+            seen, luma = fit.levelled(image), None if luma is None else fit.levelled(luma)
         else:
             zones = snapped(zones, image, page.dpi)
-        result.reads = read_scanned(zones, image, page.dpi, luma)
+        result.reads = read_scanned(zones, seen, page.dpi, luma)
     return result, image
 
 

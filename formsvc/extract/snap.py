@@ -14,8 +14,9 @@ the table's lines place the boxes together (framed): down each column of boxes, 
 order and at the spacings the template prints them, one whole run of them and only one, each row a little taller or
 shorter than printed and than its neighbour at most; then along each box's row, the column lines the same way. A
 column a score row off fails at its heading rows, which are shorter, or at the table's end; lines not all found,
-fitting two ways, or tilted so much that a box's square crop would hold them place nothing, and the boxes not
-placed stay for a person.
+fitting two ways, or tilted more than MAX_TILT place nothing, and the boxes not placed stay for a person. A placed
+box whose lines tilt is read from its surroundings turned level (Framed.levelled): a square crop of a tilted cell
+holds the cell's lines in its corners.
 """
 
 from __future__ import annotations
@@ -58,9 +59,13 @@ ROW_STRETCH_STEP = 0.1
 COLUMN_SHIFT_MM = 12.0  # further off than this, a column is not looked for (a fold: the box may be anywhere)
 # A marker further off the page's plane than this: folded, not curled; nothing on the page is placed by its lines.
 BEND_MAX_MM = 30.0
-# Lines tilted up to this much (rise over run) are levelled before they are looked for; tilted more, a box's square
-# crop holds its cell's lines, and nothing is placed.
-MAX_TILT = 0.06
+# Lines tilted up to this much (rise over run, 5.7 degrees) are levelled before they are looked for, and the boxes
+# placed by them are read levelled (LEVEL_FROM); tilted more (or past TILTS), nothing is placed.
+MAX_TILT = 0.1
+# A placed box whose cell's lines tilt more than this (about 1.1 degrees: 0.4 mm across a 20 mm box) is read from its
+# surroundings turned level, LEVEL_MARGIN_MM around it (less than half the 1.6 mm between two boxes' frames).
+LEVEL_FROM = 0.02
+LEVEL_MARGIN_MM = 0.6
 TILTS = np.tan(np.radians(np.arange(-6.0, 6.01, 0.5)))
 SEGMENT_MM, SEGMENT_OVERLAP_MM = 40.0, 4.0  # a strip's lines are levelled piece by piece (_strip_lines)
 
@@ -126,15 +131,41 @@ def snapped(zones: list[Zone], image: np.ndarray, dpi: float) -> list[Zone]:
 
 
 @dataclass(frozen=True)
+class _Level:
+    """A placed box's surroundings as the table's lines there are tilted: read levelled (Framed.levelled)."""
+    matrix: np.ndarray  # 2x3: patch pixels -> page pixels
+    x0: int  # where the patch goes on the page
+    y0: int
+    size: tuple[int, int]  # (w, h)
+
+
+@dataclass(frozen=True)
 class Framed:
     zones: list[Zone]
     boxes: frozenset[str]  # the score boxes placed by the table's lines around them (framed)
+    levels: tuple[_Level, ...] = ()
+
+    def levelled(self, image: np.ndarray) -> np.ndarray:
+        """The page (or its plain grey levels) with each placed box whose cell's lines tilt by more than LEVEL_FROM
+        turned level where it is placed: an axis-aligned crop of a tilted cell holds its lines."""
+        if not self.levels:
+            return image
+        out = image.copy()
+        h_img, w_img = image.shape[:2]
+        for lv in self.levels:
+            w, h = lv.size
+            if lv.x0 < 0 or lv.y0 < 0 or lv.x0 + w > w_img or lv.y0 + h > h_img:
+                continue
+            out[lv.y0:lv.y0 + h, lv.x0:lv.x0 + w] = cv2.warpAffine(
+                image, lv.matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+        return out
 
 
 def framed(zones: list[Zone], image: np.ndarray, dpi: float, bend_mm: float) -> Framed:
     """A bent page's zones (see the module's docstring): each score box placed by its column's row lines and its
-    row's column lines; the names of the boxes so placed. The others, and every box of a page bent more than
-    BEND_MAX_MM, are snapped as on a flat page and not named."""
+    row's column lines; the names of the boxes so placed, and how to level those whose lines tilt. The others,
+    and every box of a page bent more than BEND_MAX_MM, are snapped as on a flat page and not named."""
     if bend_mm > BEND_MAX_MM:
         return Framed(snapped(zones, image, dpi), frozenset())
     px = dpi / MM_PER_INCH
@@ -144,6 +175,7 @@ def framed(zones: list[Zone], image: np.ndarray, dpi: float, bend_mm: float) -> 
     for z in boxes:
         columns[round(z.box.left)].append(z)
     moved: dict[str, Zone] = {}
+    levels: list[_Level] = []
     for column in columns.values():
         column.sort(key=lambda z: z.box.top)
         rows = _printed([y for z in column for y in (z.box.top - half, z.box.top + z.box.height + half)])
@@ -153,37 +185,49 @@ def framed(zones: list[Zone], image: np.ndarray, dpi: float, bend_mm: float) -> 
             continue
         for z in column:
             b = z.box
-            dy = (down[_nearest(rows, b.top - half)] + down[_nearest(rows, b.top + b.height + half)]) / 2
-            top = b.top + dy
+            above, below = down[_nearest(rows, b.top - half)], down[_nearest(rows, b.top + b.height + half)]
+            top = b.top + (above[0] + below[0]) / 2
             row = [o for o in boxes if abs(o.box.top - b.top) < 1.0]
             cols = _printed([x for o in row for x in (o.box.left - half, o.box.left + o.box.width + half)])
             side = _registered(image, px, cols, (top + ROW_INSET_MM, top + b.height - ROW_INSET_MM),
                                across=True)
             if side is None:
                 continue
-            dx = (side[_nearest(cols, b.left - half)] + side[_nearest(cols, b.left + b.width + half)]) / 2
-            moved[z.name] = replace(z, box=Box(b.left + dx, top, b.width, b.height))
+            before, after = side[_nearest(cols, b.left - half)], side[_nearest(cols, b.left + b.width + half)]
+            box = Box(b.left + (before[0] + after[0]) / 2, top, b.width, b.height)
+            moved[z.name] = replace(z, box=box)
+            rise, lean = (above[1] + below[1]) / 2, (before[1] + after[1]) / 2
+            if max(abs(rise), abs(lean)) > LEVEL_FROM:
+                levels.append(_level(box, rise, lean, px))
     rest = snapped([z for z in zones if z.name not in moved], image, dpi)
     by_name = {z.name: z for z in rest} | moved
-    return Framed([by_name[z.name] for z in zones], frozenset(moved))
+    return Framed([by_name[z.name] for z in zones], frozenset(moved), tuple(levels))
 
 
-def _printed(lines: list[float], per_mm: float = 1.0) -> list[float]:
-    """Line positions sorted (in mm, or px at `per_mm`), those within half a millimetre of another taken once (two
-    cells share a line; two pieces of a strip overlap)."""
+def _level(box: Box, rise: float, lean: float, px: float) -> _Level:
+    """How to level `box` (mm) and LEVEL_MARGIN_MM around it: its horizontal lines rise `rise` px a px across, its
+    vertical lines lean `lean` px a px down."""
+    w, h = round((box.width + 2 * LEVEL_MARGIN_MM) * px), round((box.height + 2 * LEVEL_MARGIN_MM) * px)
+    cx, cy = (box.left + box.width / 2) * px, (box.top + box.height / 2) * px
+    matrix = np.array([[1.0, lean, cx - w / 2 - lean * h / 2], [rise, 1.0, cy - rise * w / 2 - h / 2]])
+    return _Level(matrix, round(cx - w / 2), round(cy - h / 2), (w, h))
+
+
+def _printed(lines: list[float]) -> list[float]:
+    """Line positions (mm) sorted, those within half a millimetre of another taken once (two cells share a line)."""
     out: list[float] = []
     for y in sorted(lines):
-        if not out or y - out[-1] > 0.5 * per_mm:
+        if not out or y - out[-1] > 0.5:
             out.append(y)
     return out
 
 
 def _registered(image: np.ndarray, px: float, printed: list[float], band: tuple[float, float], across: bool
-                ) -> dict[float, float] | None:
-    """How far (mm) each printed line is from where the page's plane puts it: the table's lines found in a band
-    crossing them (rows down a column; `across`: columns along a row, `band` then top and bottom), one run of
-    them that is the printed lines and only one (_fits); None unless found so, or the lines lie tilted more than
-    MAX_TILT in the band."""
+                ) -> dict[float, tuple[float, float]] | None:
+    """How far (mm) each printed line is from where the page's plane puts it, and how it tilts there (px a px):
+    the table's lines found in a band crossing them (rows down a column; `across`: columns along a row, `band`
+    then top and bottom), one run of them that is the printed lines and only one (_fits); None unless found so,
+    or the lines lie tilted more than MAX_TILT in the band."""
     if len(printed) < 3:
         return None
     h_img, w_img = image.shape[:2]
@@ -202,22 +246,24 @@ def _registered(image: np.ndarray, px: float, printed: list[float], band: tuple[
     found = _strip_lines((strip < INK_BELOW).astype(np.uint8), px)
     if found is None:
         return None
-    seen = (r0 + found) / px
+    seen = (r0 + found[0]) / px
     want = np.array(printed)
-    fits = [seen[i:i + len(want)] for i in range(len(seen) - len(want) + 1) if _fits(seen[i:i + len(want)], want)]
+    fits = [i for i in range(len(seen) - len(want) + 1) if _fits(seen[i:i + len(want)], want)]
     if len(fits) != 1:
         return None
-    return dict(zip(printed, (fits[0] - want).tolist(), strict=True))
+    i = fits[0]
+    off, tilt = seen[i:i + len(want)] - want, found[1][i:i + len(want)]
+    return {p: (float(o), float(t)) for p, o, t in zip(printed, off, tilt, strict=True)}
 
 
-def _strip_lines(ink: np.ndarray, px: float) -> np.ndarray | None:
-    """Where the straight lines running across the strip (along its width) cross its middle, in px. A bent
-    sheet's lines tilt more or less from one end of a column to the other: the strip is searched in pieces
-    SEGMENT_MM long, each at the tilt (of TILTS) that lines the most of its ink up across it. None when a piece's
-    lines tilt more than MAX_TILT."""
+def _strip_lines(ink: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where the straight lines running across the strip (along its width) cross its middle, in px, and their
+    tilts. A bent sheet's lines tilt more or less from one end of a column to the other: the strip is searched in
+    pieces SEGMENT_MM long, each at the tilt (of TILTS) that lines the most of its ink up across it. None when a
+    piece's lines tilt more than MAX_TILT."""
     h, w = ink.shape
     size, step = round(SEGMENT_MM * px), round((SEGMENT_MM - SEGMENT_OVERLAP_MM) * px)
-    found: list[float] = []
+    found: list[tuple[float, float]] = []
     for top in range(0, max(1, h - round(SEGMENT_OVERLAP_MM * px)), step):
         piece = ink[top:top + size]
         best: tuple[float, float, np.ndarray] | None = None
@@ -234,9 +280,14 @@ def _strip_lines(ink: np.ndarray, px: float) -> np.ndarray | None:
             continue
         if abs(slope) > MAX_TILT:
             return None
-        found += [top + float(g.mean()) for g in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)]
-    # A line in two overlapping pieces is found twice, within a pixel or two.
-    return np.array(_printed(found, px)) if found else np.empty(0)
+        found += [(top + float(g.mean()), float(slope))
+                  for g in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)]
+    # A line in two overlapping pieces is found twice, within a pixel or two: the first kept.
+    kept: list[tuple[float, float]] = []
+    for y, slope in sorted(found):
+        if not kept or y - kept[-1][0] > 0.5 * px:
+            kept.append((y, slope))
+    return np.array([y for y, _ in kept]), np.array([t for _, t in kept])
 
 
 def _fits(seen: np.ndarray, want: np.ndarray) -> bool:
