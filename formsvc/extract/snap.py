@@ -80,15 +80,18 @@ def _lines(ink: np.ndarray, axis: int, length: int) -> np.ndarray:
     return np.flatnonzero(runs.sum(axis=axis) >= length)
 
 
+def _middles(positions: np.ndarray) -> list[float]:
+    """Runs of adjacent positions are one line (2-3 px thick): the middle of each."""
+    return [float(g.mean()) for g in np.split(positions, np.flatnonzero(np.diff(positions) > 1) + 1)]
+
+
 def _shift(positions: np.ndarray, side: int, search: int, gap: float, slack: float) -> float | None:
     """How far the cell's centre is from the box's, along one axis, from the line positions found (window
     coordinates, the box from `search` to `search + side`); None unless exactly one pair of lines is as far apart
     as the cell."""
     if len(positions) < 2:
         return None
-    # Runs of adjacent positions are one line (2-3 px thick): its middle.
-    groups = np.split(positions, np.flatnonzero(np.diff(positions) > 1) + 1)
-    lines = [float(g.mean()) for g in groups]
+    lines = _middles(positions)
     want = side + gap
     pairs = [(a, b) for i, a in enumerate(lines) for b in lines[i + 1:] if abs((b - a) - want) <= slack]
     if len(pairs) != 1:
@@ -280,8 +283,7 @@ def _strip_lines(ink: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray] | 
             continue
         if abs(slope) > MAX_TILT:
             return None
-        found += [(top + float(g.mean()), float(slope))
-                  for g in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)]
+        found += [(top + y, float(slope)) for y in _middles(rows)]
     # A line in two overlapping pieces is found twice, within a pixel or two: the first kept.
     kept: list[tuple[float, float]] = []
     for y, slope in sorted(found):
