@@ -61,6 +61,30 @@ def test_seal_mask_keeps_blue_pen_and_black_print() -> None:
     assert dropped.image[15, 80] == 255 and dropped.image[15, 20] < 120 and dropped.image[15, 50] < 60
 
 
+def test_dropout_is_the_hue_saturation_and_value_rule_on_every_colour() -> None:
+    """The dropout made with OpenCV's range tests is the rule as written (colour.py): red to purple hue, saturated,
+    not dark; its ring taken with it; a pixel dark in every channel kept. Every colour a page can hold, each with a
+    random neighbour inside its ring, on paper."""
+    from formsvc.extract.colour import MIN_SATURATION, MIN_VALUE, RED_PURPLE
+
+    rng = np.random.default_rng(3)
+    colours = np.concatenate([rng.integers(0, 256, (146 * 138 - 100, 3)), np.full((100, 3), 255)]).astype(np.uint8)
+    img = np.full((4 * 146, 4 * 138, 3), 255, np.uint8)
+    img[1::4, 1::4] = colours.reshape(146, 138, 3)
+    img[2::4, 1::4] = rng.permutation(colours).reshape(146, 138, 3)
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(int)
+    hue = np.zeros(img.shape[:2], bool)
+    for lo, hi in RED_PURPLE:
+        hue |= (hsv[..., 0] >= lo) & (hsv[..., 0] < hi)
+    rule = hue & (hsv[..., 1] >= MIN_SATURATION) & (hsv[..., 2] >= MIN_VALUE)
+    assert np.array_equal(seal_mask(img), rule) and 0 < rule.sum() < rule[1::4, 1::4].size
+    ring = cv2.dilate(rule.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    want = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    want[ring & (img.max(axis=2) >= MIN_VALUE)] = 255
+    dropped = drop_colour(img)
+    assert dropped.luma is not None and np.array_equal(dropped.image, want)
+
+
 def test_red_seal_over_boxes_and_code_is_dropped(tmp_path: Path) -> None:
     data: dict[str, Any] = random_record(421)
     pages = _colour_pages(render_document("cdht-self-assessment", data))

@@ -415,6 +415,41 @@ def test_markers_the_glass_cut_off_are_not_looked_for_on_mended_copies(
     assert len(searched) == 6  # the page as it is and its five mended copies
 
 
+def test_mended_copies_of_a_page_filling_its_image_are_searched_in_its_corners_only(
+        form: tuple[dict[str, Any], list[np.ndarray]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A marker a stain broke, on a scan (the page fills the image): the five mended copies are searched for it in
+    the corner windows, not whole (a whole 200 dpi copy per search was a sixth of a dithered page's time). The same
+    page small and off centre in a photo, its markers outside the corner windows: every copy is searched whole."""
+    from formsvc.extract import align as align_module
+
+    real = align_module._DETECTOR
+    whole: list[tuple[int, ...]] = []
+
+    class Counted:
+        def detectMarkers(self, image: np.ndarray) -> Any:  # OpenCV's name
+            if image.shape == shape:
+                whole.append(image.shape)
+            return real.detectMarkers(image)
+
+    monkeypatch.setattr(align_module, "_DETECTOR", Counted())
+    _, pages = form
+    stained = blot(pages[0], layout.marker_boxes()[0], shade=0, grow_mm=0.0)
+    shape = stained.shape
+    best = align_module.best_matrix(stained, DPI, min_markers=2)
+    assert best is not None and best[0].markers == 3
+    assert len(whole) == 1  # the page as it is; its mended copies in their corners only
+
+    h, w = stained.shape
+    photo = np.full((2 * h, 2 * w), 255, np.uint8)
+    small = cv2.resize(stained, (w * 3 // 5, h * 3 // 5), interpolation=cv2.INTER_AREA)
+    photo[h // 2: h // 2 + small.shape[0], w // 2: w // 2 + small.shape[1]] = small
+    shape = photo.shape
+    whole.clear()
+    best = align_module.best_matrix(photo, DPI, min_markers=2)
+    assert best is not None and best[0].markers == 3
+    assert len(whole) == 6  # the page as it is and its five mended copies, each whole
+
+
 def test_a_page_searched_for_markers_to_identify_it_is_not_searched_again_to_align_it(
         form: tuple[dict[str, Any], list[np.ndarray]], searched: list[int]) -> None:
     """Both codes stained: the markers of the page as it is prove it is formsvc's (identify_own_page), and that

@@ -74,19 +74,20 @@ OFF_IMAGE_MM = 0.5
 OUTLYING_MM = 3.0
 
 
-def detect_markers(image: np.ndarray, whole: bool = False) -> list[tuple[int, np.ndarray]]:
+def detect_markers(image: np.ndarray, whole: bool = False, corners_only: bool = False
+                   ) -> list[tuple[int, np.ndarray]]:
     """(id, 4x2 corners) of the markers found, in image pixels (`whole`: search the whole image at once).
 
     The markers sit in the page's corners, so the four corner windows (18 % of the page) are searched first;
-    the whole image only when that does not find all four (a photo with the page small or far off centre).
-    ArUco over a whole 200 dpi page is a fifth of a page's reading time."""
+    the whole image only when that does not find all four (a photo with the page small or far off centre) and
+    `corners_only` is not set. ArUco over a whole 200 dpi page is a fifth of a page's reading time."""
     found: list[tuple[int, np.ndarray]] = []
     for x0, y0, window in [] if whole else _corner_windows(image):
         corners, ids, _ = _DETECTOR.detectMarkers(np.ascontiguousarray(window))
         if ids is not None:
             shift = np.array([x0, y0], np.float32)
             found += [(int(i), q[0] + shift) for i, q in zip(ids.flatten(), corners, strict=True)]
-    if len({i for i, _ in found}) < 4:
+    if len({i for i, _ in found}) < 4 and not corners_only:
         corners, ids, _ = _DETECTOR.detectMarkers(image)
         found = [] if ids is None else [(int(i), q[0]) for i, q in zip(ids.flatten(), corners, strict=True)]
     return found
@@ -242,11 +243,12 @@ class PageMatrix:
 
 
 def page_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray, layout.Box]] = (),
-                min_markers: int = 3) -> PageMatrix | None:
+                min_markers: int = 3, corners_only: bool = False) -> PageMatrix | None:
     """The page's homography onto the template, from the markers (at least `min_markers`) and, when fewer are
     found, the corners of the codes read (`codes`: each code's corners with the box it has on the page). Anchors
-    that do not span the page (a skewed flatbed scan cuts the corner markers off) give a similarity instead."""
-    src, dst = _marker_points(detect_markers(image), dpi)
+    that do not span the page (a skewed flatbed scan cuts the corner markers off) give a similarity instead.
+    `corners_only`: markers searched for in the image's corner windows only (detect_markers)."""
+    src, dst = _marker_points(detect_markers(image, corners_only=corners_only), dpi)
     markers = len(src) // 4
     method = "markers"
     if markers < min_markers:  # too few markers: add the codes' corners as anchors
@@ -317,10 +319,17 @@ def best_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray,
 
     The mended copies are not searched once every marker not found lies off the image by the matrix found
     (markers_on_image: a flatbed's glass cut it off): no copy can show it, and searching six copies of a whole page
-    for it was three fifths of a skewed scan's reading time."""
+    for it was three fifths of a skewed scan's reading time. On a page that fills its image (its markers, where
+    found, in the corner windows) the mended copies are searched in the corner windows only: what mending brings
+    back (streaks, dots, a dark copy) is a scanner's, and a scan fills its image; searching each copy whole was a
+    sixth of a dithered page's reading time and found no marker the windows had not (1,056 kept capture pages)."""
     best: tuple[PageMatrix, np.ndarray] | None = None
+    corners_only = False
     for n, view in enumerate((image, *mended_views(image))):
-        pm = as_is if n == 0 and as_is is not None else page_matrix(view, dpi, codes, min_markers=min_markers)
+        pm = as_is if n == 0 and as_is is not None else page_matrix(view, dpi, codes, min_markers=min_markers,
+                                                                      corners_only=corners_only)
+        if n == 0:
+            corners_only = pm is None or _fills_image(pm, image.shape[:2])
         if pm is not None and (best is None or pm.markers > best[0].markers):
             best = (pm if n == 0 else replace(pm, mended=True), view)
             if pm.markers >= markers_on_image(pm, image.shape[:2]):
@@ -345,6 +354,19 @@ def markers_on_image(pm: PageMatrix, shape: tuple[int, ...]) -> int:
         xy = cv2.perspectiveTransform(_corners_px(box, pm.dpi)[None], to_image)[0]
         on += bool(np.all((xy >= -slack) & (xy <= np.array([w - 1, h - 1]) + slack)))
     return on
+
+
+def _fills_image(pm: PageMatrix, shape: tuple[int, ...]) -> bool:
+    """Whether `pm` puts every marker's centre inside a corner window (detect_markers) of an image of `shape`
+    (h, w)."""
+    h, w = shape[0], shape[1]
+    to_image = np.linalg.inv(pm.matrix)
+    cw, ch = w * CORNER_W, h * CORNER_H
+    for box in layout.marker_boxes().values():
+        x, y = cv2.perspectiveTransform(_corners_px(box, pm.dpi)[None], to_image)[0].mean(axis=0)
+        if not (x < cw or x > w - cw) or not (y < ch or y > h - ch):
+            return False
+    return True
 
 
 def _image_px_per_page_px(to_image: np.ndarray, dpi: float) -> float:

@@ -262,11 +262,10 @@ def _image_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Ite
                     continue
                 src_dpi = float((img.info.get("dpi") or (0, 0))[0] or 0)
                 if img.mode in ("L", "1", "I;16", "I", "F", "LA"):
-                    frame = ImageOps.exif_transpose(img.convert("L")) or img.convert("L")
-                    grey, luma = np.asarray(frame), None
+                    grey, luma = np.asarray(_upright(img.convert("L"))), None
                     bilevel = img.mode == "1" or (img.mode == "L" and _two_levels(grey))
                 else:
-                    rgb = ImageOps.exif_transpose(img.convert("RGB")) or img.convert("RGB")
+                    rgb = _upright(img.convert("RGB"))
                     grey, luma = _grey(np.asarray(rgb))
                     bilevel = False
                     del rgb
@@ -274,6 +273,13 @@ def _image_pages(path: Path, dpi: float, max_pages: int, max_pixels: int) -> Ite
             except (OSError, ValueError, EOFError) as exc:
                 log.info("%s, page %d unreadable: %s: %s", name, index + 1, type(exc).__name__, exc)
                 yield _err(name, index + 1, "image_unreadable", f"{name}, trang {index + 1}: không đọc được.")
+
+
+def _upright(frame: Image.Image) -> Image.Image:
+    """The frame (a converted copy, ours to change) turned as its EXIF orientation says; turned in place, as
+    copying a page that needs no turn cost as much as decoding it."""
+    ImageOps.exif_transpose(frame, in_place=True)
+    return frame
 
 
 def _at_dpi(image: np.ndarray, src_dpi: float, dpi: float) -> np.ndarray:
