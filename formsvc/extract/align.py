@@ -322,7 +322,7 @@ def best_matrix(image: np.ndarray, dpi: float, codes: Sequence[tuple[np.ndarray,
     for it was three fifths of a skewed scan's reading time. On a page that fills its image (its markers, where
     found, in the corner windows) the mended copies are searched in the corner windows only: what mending brings
     back (streaks, dots, a dark copy) is a scanner's, and a scan fills its image; searching each copy whole was a
-    sixth of a dithered page's reading time and found no marker the windows had not (1,056 kept capture pages)."""
+    sixth of a dithered page's reading time and found no marker the windows had not (528 kept capture pages)."""
     best: tuple[PageMatrix, np.ndarray] | None = None
     corners_only = False
     for n, view in enumerate((image, *mended_views(image))):
