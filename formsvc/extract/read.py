@@ -71,6 +71,11 @@ SPECKLED = 0.1  # share of such pixels in a page: a bad photocopy or a dithering
 # print-and-scan and dithered pages 0.007-0.075 on the bench, the three worst photocopies 0.14-0.19)
 # A printed line (name, birth year, unit) read less surely than this is read again from taller crops.
 LINE_RETRY_BELOW = 0.6
+# ... unless its crop is more than this share specks (SPECK_JUMP): then it is unsure for its specks, not because a
+# fold moved it, and a taller crop only holds more of them. Tuning seed 3000, eleven kinds of capture: only a
+# dithering scanner's lines pass it (4 of 107 re-read, none read better taller; on its harsh, print-and-scan and
+# curled pages lines whose taller reading was taken had 0.002-0.025); 0.3-0.5 s of Tesseract each.
+LINE_RETRY_SPECKS = 0.05
 LINE_GROWTH = (0.25, 0.4)  # of the line's height, added above and below
 READ_MAX = 1000.0
 READ_STEP = 0.01
@@ -413,20 +418,30 @@ def _coloured_ink(crop: np.ndarray, luma: np.ndarray | None, box: tuple[int, int
     """(coloured ink was dropped from this box, all of the box's ink was coloured) on a colour page."""
     if luma is None:
         return False, False
-    x0, y0, x1, y1 = box
-    plain = _ink_ratio(luma[max(0, y0): y1, max(0, x0): x1])
+    plain = _ink_ratio(_cut(luma, box))
     kept = _ink_ratio(crop)
     coloured = plain - kept >= COLOURED_INK
     return coloured, coloured and kept < INK_RATIO_BLANK
+
+
+def _cut(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The part of `image` inside `box` (x0, y0, x1, y1), clipped to the image."""
+    x0, y0, x1, y1 = box
+    return image[max(0, y0): y1, max(0, x0): x1]
 
 
 def despeckled(image: np.ndarray) -> np.ndarray:
     """The page with a bad photocopy's speckle taken out (a 5x5 median) when it is covered in it: there the specks
     break strokes and draw lines a cross-out detector believes (held-out bench: 11 boxes read as crossed out on
     three such pages). Any other page as it is: a median also eats thin strokes and commas."""
-    smooth = cv2.medianBlur(image, 3)
-    jumps = cv2.absdiff(image, smooth) > SPECK_JUMP
-    return cv2.medianBlur(image, 5) if float(jumps.mean()) > SPECKLED else image
+    return cv2.medianBlur(image, 5) if speck_share(image) > SPECKLED else image
+
+
+def speck_share(image: np.ndarray) -> float:
+    """The share of an image's pixels that are specks: SPECK_JUMP from their 3x3 median."""
+    if image.size == 0:
+        return 0.0
+    return float((cv2.absdiff(image, cv2.medianBlur(image, 3)) > SPECK_JUMP).mean())
 
 
 def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
@@ -441,12 +456,11 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
     lines: list[tuple[Zone, tuple[int, int, int, int], np.ndarray]] = []
     for z in zones:
         box = zone_px(z, dpi)
-        x0, y0, x1, y1 = box
-        crop = image[max(0, y0): y1, max(0, x0): x1]
+        crop = _cut(image, box)
         if z.kind == "score":
             coloured, only_coloured = _coloured_ink(crop, luma, box)
             if only_coloured and luma is not None:
-                crop = luma[max(0, y0): y1, max(0, x0): x1]
+                crop = _cut(luma, box)
             stamp = stamp_mask(crop)
             cell = suppress_stamp(crop, stamp)
             if _ink_ratio(cell) < INK_RATIO_BLANK:
@@ -476,9 +490,10 @@ def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
     first = read_lines([c for _, _, c in lines])
     line_inked = [_ink_ratio(crop) >= INK_RATIO_BLANK for _, _, crop in lines]
     # A blank line stays blank; an unsure one, or a line of ink Tesseract read as nothing (a fold's step), is read
-    # again from taller crops.
+    # again from taller crops, unless specks are what make it unsure.
     again = [i for i, res in enumerate(first)
-             if res.confidence < LINE_RETRY_BELOW and (res.text.strip() or line_inked[i])]
+             if res.confidence < LINE_RETRY_BELOW and (res.text.strip() or line_inked[i])
+             and speck_share(_cut(image, lines[i][1])) <= LINE_RETRY_SPECKS]
     for i, taller in zip(again, _taller_readings(image, [lines[i][1] for i in again]), strict=True):
         first[i] = max([first[i], *taller], key=lambda r: r.confidence)
     for (z, box, _), res, ink in zip(lines, first, line_inked, strict=True):
