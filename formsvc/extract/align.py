@@ -347,26 +347,27 @@ def markers_on_image(pm: PageMatrix, shape: tuple[int, ...]) -> int:
     OFF_IMAGE_MM past its edge, which ArUco finds on no copy of the page (a 4-6 degree flatbed skew puts corners
     10-60 px off the image). The margin is the matrix's own error: a marker it puts just past the edge may be on it."""
     h, w = shape[0], shape[1]
-    to_image = np.linalg.inv(pm.matrix)
-    slack = layout.mm_to_px(OFF_IMAGE_MM, pm.dpi) * _image_px_per_page_px(to_image, pm.dpi)
-    on = 0
-    for box in layout.marker_boxes().values():
-        xy = cv2.perspectiveTransform(_corners_px(box, pm.dpi)[None], to_image)[0]
-        on += bool(np.all((xy >= -slack) & (xy <= np.array([w - 1, h - 1]) + slack)))
-    return on
+    slack = layout.mm_to_px(OFF_IMAGE_MM, pm.dpi) * _image_px_per_page_px(np.linalg.inv(pm.matrix), pm.dpi)
+    return sum(bool(np.all((xy >= -slack) & (xy <= np.array([w - 1, h - 1]) + slack))) for xy in _marker_corners(pm))
 
 
 def _fills_image(pm: PageMatrix, shape: tuple[int, ...]) -> bool:
     """Whether `pm` puts every marker's centre inside a corner window (detect_markers) of an image of `shape`
     (h, w)."""
     h, w = shape[0], shape[1]
-    to_image = np.linalg.inv(pm.matrix)
     cw, ch = w * CORNER_W, h * CORNER_H
-    for box in layout.marker_boxes().values():
-        x, y = cv2.perspectiveTransform(_corners_px(box, pm.dpi)[None], to_image)[0].mean(axis=0)
+    for xy in _marker_corners(pm):
+        x, y = xy.mean(axis=0)
         if not (x < cw or x > w - cw) or not (y < ch or y > h - ch):
             return False
     return True
+
+
+def _marker_corners(pm: PageMatrix) -> list[np.ndarray]:
+    """Each marker's corners (4 x 2) where `pm` puts them on the image."""
+    to_image = np.linalg.inv(pm.matrix)
+    return [cv2.perspectiveTransform(_corners_px(box, pm.dpi)[None], to_image)[0]
+            for box in layout.marker_boxes().values()]
 
 
 def _image_px_per_page_px(to_image: np.ndarray, dpi: float) -> float:

@@ -218,11 +218,17 @@ def _level(box: Box, rise: float, lean: float, px: float) -> _Level:
 
 def _printed(lines: list[float]) -> list[float]:
     """Line positions (mm) sorted, those within half a millimetre of another taken once (two cells share a line)."""
-    out: list[float] = []
-    for y in sorted(lines):
-        if not out or y - out[-1] > 0.5:
-            out.append(y)
-    return out
+    ys = sorted(lines)
+    return [ys[i] for i in _once(ys, 0.5)]
+
+
+def _once(ys: list[float], gap: float) -> list[int]:
+    """Indices of the sorted positions `ys` kept when each within `gap` of the last one kept is the same line."""
+    kept: list[int] = []
+    for i, y in enumerate(ys):
+        if not kept or y - ys[kept[-1]] > gap:
+            kept.append(i)
+    return kept
 
 
 def _registered(image: np.ndarray, px: float, printed: list[float], band: tuple[float, float], across: bool
@@ -285,10 +291,8 @@ def _strip_lines(ink: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray] | 
             return None
         found += [(top + y, float(slope)) for y in _middles(rows)]
     # A line in two overlapping pieces is found twice, within a pixel or two: the first kept.
-    kept: list[tuple[float, float]] = []
-    for y, slope in sorted(found):
-        if not kept or y - kept[-1][0] > 0.5 * px:
-            kept.append((y, slope))
+    found.sort()
+    kept = [found[i] for i in _once([y for y, _ in found], 0.5 * px)]
     return np.array([y for y, _ in kept]), np.array([t for _, t in kept])
 
 
