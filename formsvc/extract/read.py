@@ -18,7 +18,15 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from formsvc.extract.digits import ScoreReading, allowed, as_written, ink_mask, read_ink, read_score
+from formsvc.extract.digits import (
+    ScoreReading,
+    allowed,
+    as_written,
+    ink_mask,
+    read_ink,
+    read_score,
+    speck_share,
+)
 from formsvc.extract.ocr import OcrText, read_lines, read_numbers_twice
 from formsvc.extract.text_line import line_crop
 from formsvc.extract.types import Word
@@ -66,12 +74,12 @@ ONLY_COLOURED = 0.5  # a box read from coloured ink alone: for a person, whateve
 SEAL_BELOW_REVIEW = 0.01
 # Boxes are read with generous bounds (any number up to 1000 with at most two decimals): the criteria's own
 # limits and steps are applied in parse, which knows the criteria set, to every candidate.
-SPECK_JUMP = 60  # grey levels a pixel differs from its 3x3 median by when it is a speck, not a stroke's edge
-SPECKLED = 0.1  # share of such pixels in a page: a bad photocopy or a dithering scanner's worst (clean pages ~0,
-# print-and-scan and dithered pages 0.007-0.075 on the bench, the three worst photocopies 0.14-0.19)
+# Share of specks (digits.speck_share) in a page: a bad photocopy or a dithering scanner's worst (clean pages ~0,
+# print-and-scan and dithered pages 0.007-0.075 on the bench, the three worst photocopies 0.14-0.19).
+SPECKLED = 0.1
 # A printed line (name, birth year, unit) read less surely than this is read again from taller crops.
 LINE_RETRY_BELOW = 0.6
-# ... unless its crop is more than this share specks (SPECK_JUMP): then it is unsure for its specks, not because a
+# ... unless its crop is more than this share specks (speck_share): then it is unsure for its specks, not because a
 # fold moved it, and a taller crop only holds more of them. Tuning seed 3000, eleven kinds of capture: only a
 # dithering scanner's lines pass it (4 of 107 re-read, none read better taller; on its harsh, print-and-scan and
 # curled pages lines whose taller reading was taken had 0.002-0.025); 0.3-0.5 s of Tesseract each.
@@ -435,13 +443,6 @@ def despeckled(image: np.ndarray) -> np.ndarray:
     break strokes and draw lines a cross-out detector believes (held-out bench: 11 boxes read as crossed out on
     three such pages). Any other page as it is: a median also eats thin strokes and commas."""
     return cv2.medianBlur(image, 5) if speck_share(image) > SPECKLED else image
-
-
-def speck_share(image: np.ndarray) -> float:
-    """The share of an image's pixels that are specks: SPECK_JUMP from their 3x3 median."""
-    if image.size == 0:
-        return 0.0
-    return float((cv2.absdiff(image, cv2.medianBlur(image, 3)) > SPECK_JUMP).mean())
 
 
 def read_scanned(zones: list[Zone], image: np.ndarray, dpi: float,
