@@ -26,6 +26,7 @@ from formsvc.extract.ocr import PSM_LINE, PSM_SPARSE, read_words
 from formsvc.payload import PagePayload, is_second, parse_id_line, unchecked_fields, unchecked_payload
 
 QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+STREAK_PX = (3, 5)  # px at CODE_PX_PER_MM: white streaks closed in a code's crop, each thinner than a module (6 px)
 CODE_PX_PER_MM = 16.0  # ~400 dpi: 6 px a module for the primary code, 6 for the second
 ID_LINE_UNCHECKED = "id_line_unchecked"
 # Readings (of the 16 or more an unreadable line gets: 2 layouts x 4 variants x 2 heights) that must agree on every
@@ -102,8 +103,9 @@ def known_ids() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def read_smoothed(crop: np.ndarray) -> list[Code]:
     """The codes in a crop cut at CODE_PX_PER_MM, smoothed more and more until one decodes: blur, then a
-    dithering scanner's dots merged back into modules; a median for a bad photocopy's speckle, which blurring only
-    spreads; last the same after evening out the light (glare and dark patches across the code)."""
+    dithering scanner's dots merged back into modules; a printer's white streaks closed along either direction,
+    which blurring spreads over the modules; a median for a bad photocopy's speckle, which blurring only spreads;
+    last the same after evening out the light (glare and dark patches across the code)."""
     for candidate in _smoothings(crop):
         codes = read_codes(candidate) or read_codes(candidate, binarize=True)
         if codes:
@@ -116,6 +118,9 @@ def _smoothings(crop: np.ndarray) -> Iterator[np.ndarray]:
     yield crop
     for sigma in (1.2, 2.0, 3.0):
         yield cv2.GaussianBlur(crop, (0, 0), sigma)
+    for px in STREAK_PX:
+        for kernel in (np.ones((px, 1), np.uint8), np.ones((1, px), np.uint8)):
+            yield cv2.morphologyEx(crop, cv2.MORPH_OPEN, kernel)
     for k in (5, 7):
         yield cv2.medianBlur(crop, k)
     even = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(crop)
