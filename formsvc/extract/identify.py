@@ -21,7 +21,7 @@ import zxingcpp
 
 from formsvc import layout
 from formsvc.errors import InputError
-from formsvc.extract.align import PageMatrix, best_matrix, warp_box
+from formsvc.extract.align import PageMatrix, best_matrix, mended, warp_box
 from formsvc.extract.ocr import PSM_LINE, PSM_SPARSE, read_words
 from formsvc.payload import PagePayload, is_second, parse_id_line, unchecked_fields, unchecked_payload
 
@@ -119,8 +119,8 @@ def _smoothings(crop: np.ndarray) -> Iterator[np.ndarray]:
     for sigma in (1.2, 2.0, 3.0):
         yield cv2.GaussianBlur(crop, (0, 0), sigma)
     for px in STREAK_PX:
-        for kernel in (np.ones((px, 1), np.uint8), np.ones((1, px), np.uint8)):
-            yield cv2.morphologyEx(crop, cv2.MORPH_OPEN, kernel)
+        for vertical in (True, False):
+            yield mended(crop, vertical, px)
     for k in (5, 7):
         yield cv2.medianBlur(crop, k)
     even = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(crop)
