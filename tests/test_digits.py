@@ -260,3 +260,26 @@ def test_the_recogniser_stays_small() -> None:
     sizes = {p.name: p.stat().st_size for p in models.glob("digits*.npz")}
     assert set(sizes) == {"digits_cnn.npz", "digits_calibration.npz"}
     assert sum(sizes.values()) < 3_000_000
+
+
+def test_training_sees_a_dithered_glyph_as_reading_cuts_it() -> None:
+    """Harsh captures come dithered: the recogniser learns dotted glyphs from their descreened ink, the cut reading
+    makes (box_mask), not from their dots; a blotch beside the digit is not part of its glyph."""
+    from formsvc.extract.digit_synth import draw_mnist
+    from formsvc.extract.digits import DITHERED, ink_mask, speck_share
+
+    rng = np.random.default_rng(5)
+    images, _ = digits_train.mnist_digits(range(3))
+    overlaps = []
+    for image in images[::3]:
+        clean = np.pad(draw_mnist(image, 60, rng, augment=False), 12, constant_values=255)
+        dotted = digits_train._dithered(clean, rng)
+        assert speck_share(dotted) > DITHERED
+        want, got = ink_mask(clean) > 0, digits_train.glyph_mask(dotted) > 0
+        overlaps.append((want & got).sum() / (want | got).sum())
+    assert np.median(overlaps) > 0.84, overlaps  # thresholded dots as they are: 0.79
+    clean = np.pad(draw_mnist(images[0], 60, rng, augment=False), 12, constant_values=255)
+    blotched = clean.copy()
+    blotched[2:7, 2:7] = 0
+    assert ink_mask(blotched)[2:7, 2:7].sum() >= 20  # ink to the threshold, left out of the glyph
+    assert np.array_equal(digits_train.glyph_mask(blotched), digits_train.glyph_mask(clean))

@@ -13,6 +13,8 @@ Data that ships in packages, nothing downloaded:
   errs on the careful side; HELD_OUT measures it (bench_digits);
 - synthetic pen strokes (digit_synth, "train" style, with Vietnamese writers' shapes) and digits in the installed
   fonts (typed scores), all augmented.
+Scanned glyphs (`_scan`) are blurred, noisy, pale, and some a bad photocopy blotched or a dithering scanner drew in
+dots; every glyph is cut as reading cuts a box (`glyph_mask`: descreened, thresholded, the one digit segment finds).
 Writes models/digits_cnn.npz (the CNN, numpy inference) and models/digits_calibration.npz (box confidence ->
 probability that the box is read right, isotonic on composed calibration boxes). Seeded and single-threaded, so a
 rebuild gives the same files: five trainings (four folds, then the shipped model), about an hour on one core.
@@ -39,8 +41,10 @@ from formsvc.extract.digits import (
     MODEL_CNN,
     SIDE,
     cnn_forward,
+    descreened,
     ink_mask,
     normalise,
+    segment,
     softmax,
 )
 from formsvc.settings import get_settings
@@ -64,6 +68,8 @@ MNIST_AUGMENTED = 32  # augmented copies of each training digit
 CALIBRATION_BOXES = 6000
 CALIBRATION_MIN_GROUP = 150
 BOX = (105, 160)  # a score box at 200 dpi (h, w)
+MOTTLED = 0.1  # share of scanned glyphs with a bad photocopy's blotches
+DITHERED_GLYPHS = 0.15  # share of scanned glyphs a dithering scanner drew in dots
 
 
 class ReservedDigits(ValueError):
@@ -109,8 +115,45 @@ def _augment(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return mask
 
 
+def _bayer(n: int) -> np.ndarray:
+    """The n x n ordered-dithering thresholds (n a power of two), in (0, 1)."""
+    m = np.zeros((1, 1))
+    while len(m) < n:
+        m = np.block([[4 * m, 4 * m + 2], [4 * m + 3, 4 * m + 1]])
+    return (m + 0.5) / m.size
+
+
+def _dithered(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Grey as a dithering scanner or printer puts it down: black dots on an ordered grid or at random thresholds,
+    a dot one or two pixels wide."""
+    h, w = img.shape
+    dot = int(rng.choice([1, 1, 2]))
+    small = img if dot == 1 else cv2.resize(img, (max(1, w // dot), max(1, h // dot)), interpolation=cv2.INTER_AREA)
+    grey = small.astype(np.float32) / 255.0
+    if rng.random() < 0.6:
+        n = int(rng.choice([2, 4, 8]))
+        gh, gw = grey.shape
+        thresholds = np.tile(_bayer(n), (gh // n + 1, gw // n + 1))[:gh, :gw]
+    else:
+        thresholds = rng.random(grey.shape)
+    dots = np.where(grey > thresholds, 255, 0).astype(np.uint8)
+    return dots if dot == 1 else cv2.resize(dots, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def _mottled(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A bad photocopy: dark blotches of toner where the paper was white, and scattered dark specks."""
+    out = img.astype(np.float32)
+    field = cv2.GaussianBlur(rng.normal(0, 1, img.shape).astype(np.float32), (0, 0), float(rng.uniform(2, 6)))
+    field = (field - field.mean()) / (field.std() + 1e-6)
+    out -= np.clip(field - rng.uniform(1.0, 2.0), 0, None) * rng.uniform(40, 120)
+    specks = rng.random(img.shape) < rng.uniform(0.001, 0.005)
+    out[specks] = np.minimum(out[specks], rng.uniform(0, 120))
+    return np.clip(out, 0, 255)
+
+
 def _scan(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """What a scanner makes of a glyph: a little blur, noise, sometimes paler (blue ballpoint in grey)."""
+    """What a scanner makes of a glyph: a little blur, noise, sometimes paler (blue ballpoint in grey), sometimes a
+    bad photocopy's blotches or a dithering scanner's dots (harsh captures: read descreened, as `glyph_mask` does)."""
     out: np.ndarray = img.astype(np.float32)
     if rng.random() < 0.3:
         out = 255 - (255 - out) * rng.uniform(0.4, 0.7)
@@ -118,7 +161,19 @@ def _scan(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.3)))
     if rng.random() < 0.3:
         out = out + rng.normal(0, 10, out.shape)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < MOTTLED:
+        out = _mottled(out, rng)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    return _dithered(out, rng) if rng.random() < DITHERED_GLYPHS else out
+
+
+def glyph_mask(img: np.ndarray) -> np.ndarray:
+    """The ink of a drawn glyph as reading cuts it from a box: descreened and thresholded as box_mask does, and when
+    `segment` finds one digit there, that digit's pieces only (specks and blotches beside it are not read as part
+    of it either)."""
+    mask = ink_mask(descreened(img))
+    seg = segment(mask)
+    return seg[0][0] if not isinstance(seg, str) and len(seg[0]) == 1 else mask
 
 
 def real(positions: Sequence[int], copies: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +184,7 @@ def real(positions: Sequence[int], copies: int, seed: int) -> tuple[np.ndarray, 
     for img, label in zip(images, labels, strict=True):
         for _ in range(copies):
             drawn = _scan(draw_mnist(img, int(rng.integers(30, 80)), rng), rng)
-            xs.append(normalise(ink_mask(drawn)))
+            xs.append(normalise(glyph_mask(drawn)))
             ys.append(int(label))
     return np.array(xs), np.array(ys)
 
@@ -140,7 +195,7 @@ def synthetic(n_per_digit: int, style: str, seed: int) -> tuple[np.ndarray, np.n
     for digit in range(10):
         for _ in range(n_per_digit):
             img = draw_digit(str(digit), int(rng.integers(22, 60)), rng, style)
-            xs.append(normalise(_augment(ink_mask(_scan(img, rng)), rng)))
+            xs.append(normalise(_augment(glyph_mask(_scan(img, rng)), rng)))
             ys.append(digit)
     return np.array(xs), np.array(ys)
 
