@@ -403,9 +403,17 @@ def ink_mask(cell: np.ndarray) -> np.ndarray:
     (blurred) strokes count and a grey background does not. How much darker follows the crop's darkest ink: pale
     pen (blue ballpoint scanned grey, pencil) is ink too, never a blank box, but never closer to the paper than
     INK_MIN_CONTRAST, which scanner noise does not reach."""
+    return _ink_of(*_grey_levels(cell))
+
+
+def _grey_levels(cell: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(the crop with scanner noise median-filtered out, its paper's grey level, its darkest ink's)."""
     smooth = cv2.medianBlur(cell, 3)
-    paper = float(np.percentile(smooth, 90))
-    darkest = float(np.percentile(smooth, 0.5))
+    return smooth, float(np.percentile(smooth, 90)), float(np.percentile(smooth, 0.5))
+
+
+def _ink_of(smooth: np.ndarray, paper: float, darkest: float) -> np.ndarray:
+    """ink_mask from a crop's _grey_levels."""
     margin = min(INK_CONTRAST, max(INK_MIN_CONTRAST, INK_SHARE * (paper - darkest)))
     return (smooth < paper - margin).astype(np.uint8)
 
@@ -444,13 +452,10 @@ def _box_ink(cell: np.ndarray) -> tuple[np.ndarray, bool]:
     over a box: the ink threshold takes them for ink, and a box more than BLOTCHED of whose pixels it takes holds
     patches, not a number (no written number's ink reaches that share). There only the ink within BLOTCH_INK of the
     paper's contrast from the darkest is taken: the pen's strokes are darker than the toner."""
-    inner = descreened(cell[_inner(cell.shape)])
-    mask = ink_mask(inner)
+    smooth, paper, darkest = _grey_levels(descreened(cell[_inner(cell.shape)]))
+    mask = _ink_of(smooth, paper, darkest)
     if mask.mean() <= BLOTCHED:
         return mask, False
-    smooth = cv2.medianBlur(inner, 3)
-    paper = float(np.percentile(smooth, 90))
-    darkest = float(np.percentile(smooth, 0.5))
     return (smooth < darkest + BLOTCH_INK * (paper - darkest)).astype(np.uint8), True
 
 

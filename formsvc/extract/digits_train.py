@@ -168,9 +168,10 @@ def _scan(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def glyph_mask(img: np.ndarray) -> np.ndarray:
-    """The ink of a drawn glyph as reading cuts it from a box: descreened and thresholded as box_mask does, and when
-    `segment` finds one digit there, that digit's pieces only (specks and blotches beside it are not read as part
-    of it either)."""
+    """The ink of a drawn glyph as reading cuts it from a box: descreened and thresholded as box_mask does for a box
+    that is not blotched (a glyph cut close fills far more of its crop than a number its box: the box's gate does not
+    apply), and when `segment` finds one digit there, that digit's pieces only (specks and blotches beside it are not
+    read as part of it either)."""
     mask = ink_mask(descreened(img))
     seg = segment(mask)
     return seg[0][0] if not isinstance(seg, str) and len(seg[0]) == 1 else mask
