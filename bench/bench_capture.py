@@ -176,7 +176,8 @@ def read_as_service(files: list[Path], jobs: int, roster: list[dict[str, Any]] |
     """What the service stores (formsvc.service.ingest): the pages read, the known values of the roster the forms
     were printed from applied (a printed form's QR carries the person's roster id), each document validated once.
     Also the documents as read, before the roster (names as OCR read them). No roster: the CLI's path."""
-    return as_service(read_files(files, jobs=jobs), roster)
+    names = {t["subject"]["id"]: t["subject"]["full_name"] for t in roster or []}
+    return as_service(read_files(files, jobs=jobs, names=names), roster)
 
 
 def as_service(out: ExtractionResult, roster: list[dict[str, Any]] | None) -> tuple[ExtractionResult, list[Record]]:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +36,7 @@ from formsvc.extract.ocr import PSM_AUTO, read_words, upright_turns
 from formsvc.extract.pages import HEAD_BYTES, Page, frame_count, iter_pages, sniff
 from formsvc.extract.parse import PageFields, build_record
 from formsvc.extract.placement import Neighbour, Orphan, place
+from formsvc.extract.print_match import with_printed_name
 from formsvc.extract.read import FieldRead, read_digital, read_scanned
 from formsvc.extract.readers import reader_for
 from formsvc.extract.snap import framed, snapped
@@ -107,11 +108,13 @@ def _jpeg(image: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def process_page(page: Page, keep_image: bool = False) -> PageResult:
+def process_page(page: Page, keep_image: bool = False, names: Mapping[str, str] | None = None) -> PageResult:
     """Identify, align and read one page (runs in a worker process when jobs > 1). With `keep_image`, the page
-    as read (aligned when scanned) comes back as JPEG, only for pages that became part of a document."""
+    as read (aligned when scanned) comes back as JPEG, only for pages that became part of a document. `names`: the
+    roster the forms were printed from (roster id -> name), to look for a printed name OCR could not read; in a
+    worker process, those it was started with by default."""
     with stage(log, "page", file=Path(page.file).name, page=page.number) as fields:
-        result, image = _read_page(page)
+        result, image = _read_page(page, _worker_names if names is None else names)
         fields["outcome"] = result.error.code if result.error else (result.kind or "own_form")
     if keep_image and (result.payload is not None or result.text is not None):
         result.image = _jpeg(image)
@@ -127,7 +130,7 @@ def _foreign_reading(page: Page, image: np.ndarray) -> tuple[PageTables | None, 
     return tables, image, text, classify_page(text)
 
 
-def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
+def _read_page(page: Page, names: Mapping[str, str] | None = None) -> tuple[PageResult, np.ndarray]:
     """The page's result and the image its field boxes refer to."""
     result = PageResult(page.file, page.number)
     where = f"{page.file}, trang {page.number}"
@@ -170,12 +173,12 @@ def _read_page(page: Page) -> tuple[PageResult, np.ndarray]:
         return result, page.image
     # A bare set id on a form printed before its set had stored versions means the data files' version.
     payload = replace(ident.payload, criteria_set=read_ref(default_registry(), ident.payload.criteria_set))
-    return _read_identified(page, payload, result, ident.codes, fallback)
+    return _read_identified(page, payload, result, ident.codes, fallback, names)
 
 
 def _read_identified(page: Page, payload: PagePayload, result: PageResult,
-                     codes: Sequence[tuple[np.ndarray, layout.Box]] = (), fallback: PageMatrix | None = None
-                     ) -> tuple[PageResult, np.ndarray]:
+                     codes: Sequence[tuple[np.ndarray, layout.Box]] = (), fallback: PageMatrix | None = None,
+                     names: Mapping[str, str] | None = None) -> tuple[PageResult, np.ndarray]:
     """`result` for `page` read as `payload` says (its criteria set resolved), aligned by `codes` and markers."""
     where = f"{page.file}, trang {page.number}"
     form = find_form(payload.form)
@@ -227,6 +230,8 @@ def _read_identified(page: Page, payload: PagePayload, result: PageResult,
         else:
             zones = snapped(zones, image, page.dpi)
         result.reads = read_scanned(zones, seen, page.dpi, luma)
+        if names:
+            result.reads = with_printed_name(result.reads, seen, payload, names)
     return result, image
 
 
@@ -238,6 +243,7 @@ def _placed(res: PageResult, before: Neighbour | None, after: Neighbour | None, 
     payload = place(orphan, before, after, *known_ids())
     if payload is None:
         return res
+    # No roster names: the page's identity is its neighbours' guess, so its name line must be read, not recognised.
     again, image = _read_identified(orphan.page, payload, PageResult(res.file, res.number), (), orphan.matrix)
     if again.error is not None or again.payload is None:
         return res
@@ -299,25 +305,32 @@ def _pages(paths: Sequence[Path], errors: list[PageError]) -> Iterator[Page]:
 IN_FLIGHT = 4
 
 
-def _init_worker() -> None:
+# The roster names of the read a worker process serves (read_files' `names`), handed over once when it starts: a
+# unit's rosters may name thousands, too many to send with every page.
+_worker_names: Mapping[str, str] = {}
+
+
+def _init_worker(names: Mapping[str, str]) -> None:
+    global _worker_names
     os.environ["OMP_THREAD_LIMIT"] = "1"
+    _worker_names = names
 
 
 @contextlib.contextmanager
-def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+def _pool(jobs: int, names: Mapping[str, str]) -> Iterator[ProcessPoolExecutor | None]:
     if jobs <= 1:
         yield None
         return
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(names,)) as pool:
         yield pool
 
 
-def _results(pages: Iterator[Page], pool: ProcessPoolExecutor | None, jobs: int, keep_image: bool
-             ) -> Iterator[PageResult]:
+def _results(pages: Iterator[Page], pool: ProcessPoolExecutor | None, jobs: int, keep_image: bool,
+             names: Mapping[str, str]) -> Iterator[PageResult]:
     """Each page's result, in the order of the pages (placement needs each page's neighbours)."""
     if pool is None:
         for page in pages:
-            yield process_page(page, keep_image)
+            yield process_page(page, keep_image, names)
         return
     pending: list[Future[PageResult]] = []
     for page in pages:
@@ -354,9 +367,11 @@ def extract_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = 
 
 def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = None,
                progress: Callable[[int, int], None] | None = None, jobs: int = 1,
-               page_sink: Callable[[bytes], str] | None = None) -> ExtractionResult:
+               page_sink: Callable[[bytes], str] | None = None,
+               names: Mapping[str, str] | None = None) -> ExtractionResult:
     """Read every page of `paths` into documents (not validated: no result, no status) with their findings.
-    `page_sink` stores a page image and returns its reference; without it no images are kept."""
+    `page_sink` stores a page image and returns its reference; without it no images are kept. `names`: the names
+    of the rosters the forms were printed from by roster id, when known (print_match.with_printed_name)."""
     registry = registry or default_registry()
     out = ExtractionResult()
     docs: dict[str, dict[int, PageFields]] = {}
@@ -379,8 +394,9 @@ def read_files(paths: Sequence[Path], *, registry: CriteriaRegistry | None = Non
             images.setdefault(res.payload.doc, {})[res.payload.page] = page_sink(res.image)
 
     placing: list[Future[PageResult]] = []  # pages placed by their neighbours, read again
-    with _pool(jobs) as pool:
-        for res in _results(_pages(paths, out.errors), pool, jobs, page_sink is not None):
+    names = names or {}
+    with _pool(jobs, names) as pool:
+        for res in _results(_pages(paths, out.errors), pool, jobs, page_sink is not None, names):
             done += 1
             if progress:
                 progress(done, max(total, done))

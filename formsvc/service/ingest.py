@@ -20,13 +20,13 @@ from formsvc.validation.batch import validate_batch
 from formsvc.validation.crosscheck import is_minutes
 
 
-def prepare(session: Session, *, unit: str, documents: Sequence[Record], findings: Sequence[Sequence[Reason]]
-            ) -> tuple[list[Record], list[list[Reason]]]:
-    """Read-only half: known values from the unit's rosters, then one validation per document (minutes against
-    the upload's sheets and the unit's stored ones). Run it before the transaction that writes: parsing rosters
-    and loading stored sheets must not happen while a write lock is held."""
+def prepare(session: Session, *, unit: str, documents: Sequence[Record], findings: Sequence[Sequence[Reason]],
+            people: dict[str, Person] | None = None) -> tuple[list[Record], list[list[Reason]]]:
+    """Read-only half: known values from the unit's rosters (`people`, when already read), then one validation
+    per document (minutes against the upload's sheets and the unit's stored ones). Run it before the transaction
+    that writes: parsing rosters and loading stored sheets must not happen while a write lock is held."""
     sheets = stored_sheets(session, unit, {d.year for d in documents if is_minutes(d)})
-    return with_known_values(documents, findings, roster_people(session, unit), sheets)
+    return with_known_values(documents, findings, roster_people(session, unit) if people is None else people, sheets)
 
 
 def with_known_values(documents: Sequence[Record], findings: Sequence[Sequence[Reason]], people: dict[str, Person],

@@ -21,6 +21,7 @@ from formsvc.errors import BusyError, FormsvcError
 from formsvc.logs import bound, stage
 from formsvc.service import ingest
 from formsvc.service.jobs import safe_filename
+from formsvc.service.known_values import roster_people
 from formsvc.settings import get_settings
 from formsvc.storage import get_file_store
 
@@ -147,16 +148,20 @@ def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
     def sink(image: bytes) -> str:
         return store.put_bytes(image)
 
+    # The unit's rosters first: a printed name OCR cannot read is looked for as the roster spells it.
+    with stage(log, "roster"), session_scope() as s:
+        people = roster_people(s, unit)
     with stage(log, "extract", files=len(paths)) as fields:
         result = read_files(paths, progress=_Progress(job_id, attempt), jobs=max(1, get_settings().extract_jobs),
-                            page_sink=sink)
+                            page_sink=sink, names={pid: person.full_name for pid, person in people.items()})
         fields.update(documents=len(result.documents), page_errors=len(result.errors))
     images = {sha: "image/jpeg" for pages in result.pages for sha in pages.values()}
     errors = [(Path(e.file).name, e.page, e.code, e.message) for e in result.errors]
     # Read first, in a transaction of its own: parsing the unit's rosters and loading its stored sheets must not
     # happen while the finishing transaction holds the write lock (SQLite: every writer waits on it).
     with stage(log, "known_values"), session_scope() as s:
-        records, findings = ingest.prepare(s, unit=unit, documents=result.documents, findings=result.findings)
+        records, findings = ingest.prepare(s, unit=unit, documents=result.documents, findings=result.findings,
+                                           people=people)
     with stage(log, "store", documents=len(records)), \
             _finishing(job_id, attempt, files=images, errors=errors) as (s, job):
         ingest.store(s, unit=unit, job_id=job_id, records=records, findings=findings, keys=result.keys,
