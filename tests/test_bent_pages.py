@@ -23,6 +23,8 @@ from formsvc.extract.pipeline import extract_files
 from formsvc.extract.read import FieldRead
 from formsvc.payload import PagePayload, name_check
 from formsvc.render import get_form, render_document
+from formsvc.roster import Person
+from formsvc.service.known_values import apply_roster
 from formsvc.settings import get_settings
 from formsvc.zonedata import load_zones
 from formsvc.zones import Zone
@@ -88,6 +90,31 @@ def test_boxes_a_bent_page_holds_in_their_own_cells_are_trusted() -> None:
         assert (conf["subject.full_name"] < threshold) == held, conf
         assert ([r.code for r in reasons] == ["page_bent"]) == held
         assert min(c for name, c in conf.items() if name.startswith("scores.")) >= threshold
+
+
+def test_a_bent_page_holds_nothing_more_once_the_roster_gave_what_it_held() -> None:
+    """A curled photo: every box found in its cell, the name confirmed by its check, the birth year's line not read
+    (and the year unchecked): the year alone held the page. The roster the form was printed from gives the year, and
+    then nothing is held; a roster without the year leaves it, and the page's finding, for a person."""
+    first = [*(_hand(f"scores.ct{i}", 7.0) for i in range(1, 9)),
+             FieldRead("subject.full_name", "text", "Ngô Đức Hạnh", False, 0.95, (0, 0, 1, 1), "ocr"),
+             FieldRead("subject.birth_year", "text", "", False, 0.0, (0, 0, 1, 1), "ocr")]
+    second = [_hand("scores.ct9", 7.5), _hand("scores.ct10", 7.5), _hand("total_declared", 71.0)]
+    payload = replace(P1, name_check=name_check("Ngô Đức Hạnh"))
+    pages = [PageFields(payload, first, bent=True, framed=frozenset(f"scores.ct{i}" for i in range(1, 9))),
+             PageFields(replace(payload, page=2), second)]
+    record, reasons = build_record(pages, missing_pages=[], registry=default_registry())
+    assert [r.code for r in reasons] == ["page_bent"]
+    person = Person(row=2, full_name="Ngô Đức Hạnh", birth_year=1990, unit=None, group=None, id="nv-001",
+                    criteria_set=None)
+    known, found = apply_roster(record, reasons, {"nv-001": person})
+    assert found == [] and known.subject.birth_year == 1990
+    assert min(f.confidence for f in known.fields) >= get_settings().review_confidence
+    known, found = apply_roster(record, reasons, {"nv-001": replace(person, birth_year=None)})
+    assert [r.code for r in found] == ["page_bent"]
+    # A name the roster does not hold as read: nothing of the roster's is taken, the finding stays.
+    known, found = apply_roster(record, reasons, {"nv-001": replace(person, full_name="Trần Văn Bình")})
+    assert "page_bent" in [r.code for r in found]
 
 
 @pytest.fixture(scope="module")

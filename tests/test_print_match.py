@@ -3,6 +3,9 @@ it; it is taken only when the line shows it clearly better than any other name o
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,12 +73,17 @@ def test_a_printed_name_ocr_loses_in_a_harsh_capture_is_found_on_its_line_and_no
     assert not shown(_line(8009), BOX, name, ["Bùi Xuân Hường", *(n for i, n in ROSTER.items() if i != pid)])
 
 
-def test_a_line_that_does_not_show_the_name_or_too_few_rivals_confirm_nothing() -> None:
+def test_a_line_that_does_not_show_the_name_or_too_few_rivals_confirm_nothing(monkeypatch: pytest.MonkeyPatch
+                                                                               ) -> None:
     (pid, name), (_, neighbour) = _person(8009), _person(8008)
     others = [n for i, n in ROSTER.items() if i != pid]
     assert not shown(_line(8008), BOX, name, others)  # another person's line
     assert not shown(np.full((HEIGHT, 800), 235, np.uint8), BOX, name, others)  # paper: the name stained away
     assert not shown(_line(8009), BOX, name, [neighbour] * 24 + others[:MIN_OTHERS - 2])  # no margin to judge
+    # A roster's name too long to be on the line is never drawn (a hostile roster's 100,000 letters).
+    drawn: list[str] = []
+    monkeypatch.setattr(print_match, "_drawn", lambda text, em: drawn.append(text))
+    assert print_match.match(_line(8009), BOX, "Nguyễn " * 20_000) == (-1.0, 0) and not drawn
 
 
 def _reads(text: str) -> list[FieldRead]:
@@ -125,6 +133,20 @@ def test_the_service_reads_a_name_lost_to_moire_from_the_roster_it_printed_from(
             assert got.confidence < threshold, got
         else:
             assert (doc.subject.full_name, got.confidence) == (truth["subject"]["full_name"], CHECKED_NAME)
+    # The command line, given the roster as a unit keeps it: the name comes back from it, as the service gives it.
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Mã,Họ và tên\n" + "".join(f"{pid},{name}\n" for pid, name in ROSTER.items()), encoding="utf-8")
+    exe = Path(sys.executable).with_name("formsvc")
+    run = subprocess.run([str(exe), "extract", str(path), "--roster", str(roster)], capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    [record] = json.loads(run.stdout)["documents"]
+    [field] = [f for f in record["fields"] if f["name"] == "subject.full_name"]
+    assert record["subject"]["full_name"] == truth["subject"]["full_name"] and field["source"] == "known_value"
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    run = subprocess.run([str(exe), "extract", str(path), "--roster", str(tmp_path / "empty.csv")],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode != 0 and "[roster_empty]" in run.stderr and run.stdout == ""
     # Page 1's codes and id line stained away: placed by page 2 after it, its identity is a guess, and a guess does
     # not say what was printed on it.
     lost = pages[0]

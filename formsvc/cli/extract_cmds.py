@@ -1,4 +1,4 @@
-"""`formsvc extract FILE... [--out FILE.json]`."""
+"""`formsvc extract FILE... [--out FILE.json] [--roster ROSTER.csv]`."""
 
 from __future__ import annotations
 
@@ -16,13 +16,24 @@ def register(app: typer.Typer) -> None:
         files: Annotated[list[Path], typer.Argument(help="PDF, JPEG, PNG, TIFF, HEIC, AVIF or WebP files, in any mix")],
         out: Annotated[Path | None, typer.Option("--out", help="Write JSON here instead of stdout")] = None,
         jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for page work")] = 1,
+        roster: Annotated[Path | None, typer.Option(
+            "--roster", help="The roster (.csv or .xlsx) the forms were printed from: its names, birth years and "
+                             "groups are the known values, as the service applies them")] = None,
     ) -> None:
         """Read filled-in forms into validated records: {"documents": [...], "errors": [...]}."""
-        from formsvc.extract.pipeline import extract_files
+        from formsvc.extract.pipeline import extract_files, read_files
         from formsvc.render.converter import get_converter
+        from formsvc.roster import read_roster
+        from formsvc.service.ingest import with_known_values
 
+        # Read first: a bad roster is refused before any page is.
+        people = {p.id: p for p in read_roster(roster).people if p.id} if roster else None
         try:
-            result = extract_files(files, jobs=jobs)
+            if people is None:
+                result = extract_files(files, jobs=jobs)
+            else:
+                result = read_files(files, jobs=jobs, names={pid: p.full_name for pid, p in people.items()})
+                result.documents, result.findings = with_known_values(result.documents, result.findings, people)
         finally:
             get_converter().close()
         payload = {"documents": [d.model_dump(mode="json") for d in result.documents],

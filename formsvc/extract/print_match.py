@@ -50,6 +50,10 @@ MATCH_MARGIN = 0.1  # above every other roster name drawn on the same line
 MAX_OTHERS = 24
 MIN_OTHERS = 4
 SOFTEN = 1.0  # px: a scan's edges and the drawing's differ by a pixel here and there, the shapes do not
+# No character of a name is narrower than this share of the print font's em (the apostrophe of "Ksor H'Hen"; a
+# space, i, l 0.25-0.28): a text wider than its line even so cannot be on it and is not drawn (a roster's names are
+# not bounded in length).
+NARROWEST = 0.18
 
 
 @lru_cache(maxsize=1)
@@ -90,6 +94,8 @@ def match(image: np.ndarray, box: tuple[float, float, float, float], text: str,
         ems = range(math.floor(EM_RANGE[0] * EM_OF_LINE * h), math.ceil(EM_RANGE[1] * EM_OF_LINE * h) + 1)
     best = (-1.0, 0)
     for em in ems:
+        if len(text) * NARROWEST * em > region.shape[1]:
+            continue
         drawn = _drawn(text, em)
         if drawn is None or drawn.shape[0] > region.shape[0] or drawn.shape[1] > region.shape[1]:
             continue

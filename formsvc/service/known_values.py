@@ -91,6 +91,10 @@ def _corrected(doc: Record, findings: list[Reason], person: Person, people: dict
                                page=next((f.page for f in doc.fields if f.name == name), None),
                                bbox=next((f.bbox for f in doc.fields if f.name == name), None))
                for name, value in known.items()]
+    if all(f.confidence >= get_settings().review_confidence for f in fields):
+        # A bent page's finding is about the fields it could not place (each held below the review threshold): once
+        # the roster gave those values, it holds none (a curled photo's birth year line, unread, was all it held).
+        findings = [r for r in findings if r.code != "page_bent"]
     return doc.model_copy(update={"subject": subject, "fields": fields}), findings
 
 
