@@ -21,7 +21,7 @@ from formsvc.extract.name_check import check_name
 from formsvc.extract.ocr import read_lines
 from formsvc.extract.parse import CHECKED_NAME
 from formsvc.extract.pipeline import read_files
-from formsvc.extract.print_match import MIN_OTHERS, shown, with_printed_name
+from formsvc.extract.print_match import MATCH_FLOOR, MIN_OTHERS, shown, with_printed_name
 from formsvc.extract.read import FieldRead, zone_px
 from formsvc.extract.text_line import line_crop
 from formsvc.payload import PagePayload, name_check
@@ -80,6 +80,9 @@ def test_a_line_that_does_not_show_the_name_or_too_few_rivals_confirm_nothing(mo
     assert not shown(_line(8008), BOX, name, others)  # another person's line
     assert not shown(np.full((HEIGHT, 800), 235, np.uint8), BOX, name, others)  # paper: the name stained away
     assert not shown(_line(8009), BOX, name, [neighbour] * 24 + others[:MIN_OTHERS - 2])  # no margin to judge
+    # A name of a letter or two matches some place on any line: not looked for.
+    assert print_match.match(_line(8009), BOX, "Hà")[0] > MATCH_FLOOR
+    assert not shown(_line(8009), BOX, "Hà", others)
     # A roster's name too long to be on the line is never drawn (a hostile roster's 100,000 letters).
     drawn: list[str] = []
     monkeypatch.setattr(print_match, "_drawn", lambda text, em: drawn.append(text))

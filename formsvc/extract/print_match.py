@@ -49,6 +49,8 @@ MATCH_MARGIN = 0.1  # above every other roster name drawn on the same line
 # MIN_OTHERS and no margin can be judged, so nothing is taken from the print.
 MAX_OTHERS = 24
 MIN_OTHERS = 4
+# A name of fewer letters has too little shape to tell: a glyph or two drawn match some place on any line.
+MIN_LETTERS = 4
 SOFTEN = 1.0  # px: a scan's edges and the drawing's differ by a pixel here and there, the shapes do not
 # No character of a name is narrower than this share of the print font's em (the apostrophe of "Ksor H'Hen"; a
 # space, i, l 0.25-0.28): a text wider than its line even so cannot be on it and is not drawn (a roster's names are
@@ -106,6 +108,8 @@ def match(image: np.ndarray, box: tuple[float, float, float, float], text: str,
 def shown(image: np.ndarray, box: tuple[float, float, float, float], name: str, others: Iterable[str]) -> bool:
     """Whether the line at `box` shows `name` printed: MATCH_FLOOR at least and MATCH_MARGIN above each of `others`
     (the roster's other names), with at least MIN_OTHERS of them to be measured against."""
+    if sum(c.isalpha() for c in name) < MIN_LETTERS:
+        return False
     # The same name printed for two people is no rival; one a tone mark away is (drawn, the two match alike).
     names = sorted({nfc(o) for o in others} - {nfc(name)})
     found = process.extract(name, names, scorer=fuzz.ratio, processor=fold, limit=MAX_OTHERS)
