@@ -138,7 +138,8 @@ def test_the_service_reads_a_name_lost_to_moire_from_the_roster_it_printed_from(
             assert (doc.subject.full_name, got.confidence) == (truth["subject"]["full_name"], CHECKED_NAME)
     # The command line, given the roster as a unit keeps it: the name comes back from it, as the service gives it.
     roster = tmp_path / "roster.csv"
-    roster.write_text("Mã,Họ và tên\n" + "".join(f"{pid},{name}\n" for pid, name in ROSTER.items()), encoding="utf-8")
+    roster.write_text("Mã,Họ và tên\n" + "".join(f"{pid},{name}\n" for pid, name in ROSTER.items()) + "nv-x,\n",
+                      encoding="utf-8")  # and a row without a name
     exe = Path(sys.executable).with_name("formsvc")
     run = subprocess.run([str(exe), "extract", str(path), "--roster", str(roster)], capture_output=True, text=True,
                          timeout=300, check=False)
@@ -146,6 +147,12 @@ def test_the_service_reads_a_name_lost_to_moire_from_the_roster_it_printed_from(
     [record] = json.loads(run.stdout)["documents"]
     [field] = [f for f in record["fields"] if f["name"] == "subject.full_name"]
     assert record["subject"]["full_name"] == truth["subject"]["full_name"] and field["source"] == "known_value"
+    assert "Dòng 26: thiếu họ và tên" in run.stderr  # the row left out, said so
+    (tmp_path / "no_ids.csv").write_text("Họ và tên,Năm sinh\n" + "".join(f"{n},1990\n" for n in ROSTER.values()),
+                                         encoding="utf-8")
+    run = subprocess.run([str(exe), "extract", str(path), "--roster", str(tmp_path / "no_ids.csv")],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0 and "không có cột «Mã»" in run.stderr, run.stderr
     (tmp_path / "empty.csv").write_text("", encoding="utf-8")
     run = subprocess.run([str(exe), "extract", str(path), "--roster", str(tmp_path / "empty.csv")],
                          capture_output=True, text=True, timeout=300, check=False)

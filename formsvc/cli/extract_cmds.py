@@ -27,7 +27,15 @@ def register(app: typer.Typer) -> None:
         from formsvc.service.ingest import with_known_values
 
         # Read first: a bad roster is refused before any page is.
-        people = {p.id: p for p in read_roster(roster).people if p.id} if roster else None
+        people = None
+        if roster:
+            parsed = read_roster(roster)
+            for row in parsed.errors:
+                typer.echo(f"Bỏ qua một dòng của danh sách — {row.message}", err=True)
+            people = {p.id: p for p in parsed.people if p.id}
+            if not people:
+                typer.echo(f"Danh sách {roster.name} không có cột «Mã» (mã trong mã QR của phiếu): không khớp được "
+                           "người nào với phiếu.", err=True)
         try:
             if people is None:
                 result = extract_files(files, jobs=jobs)

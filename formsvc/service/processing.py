@@ -157,8 +157,8 @@ def _extract(job_id: str, attempt: int, unit: str, paths: list[Path]) -> None:
         fields.update(documents=len(result.documents), page_errors=len(result.errors))
     images = {sha: "image/jpeg" for pages in result.pages for sha in pages.values()}
     errors = [(Path(e.file).name, e.page, e.code, e.message) for e in result.errors]
-    # Read first, in a transaction of its own: parsing the unit's rosters and loading its stored sheets must not
-    # happen while the finishing transaction holds the write lock (SQLite: every writer waits on it).
+    # Read first, in a transaction of its own: loading the unit's stored sheets (and, above, parsing its rosters)
+    # must not happen while the finishing transaction holds the write lock (SQLite: every writer waits on it).
     with stage(log, "known_values"), session_scope() as s:
         records, findings = ingest.prepare(s, unit=unit, documents=result.documents, findings=result.findings,
                                            people=people)
