@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 from rapidfuzz import fuzz, process
 
 from formsvc.extract.name_check import check_name
 from formsvc.extract.parse import clean
-from formsvc.extract.read import FONTS, FieldRead
+from formsvc.extract.read import FONTS, FieldRead, drawn_text
 from formsvc.extract.text_line import evened
 from formsvc.payload import PagePayload, name_check
 from formsvc.text import fold, name_letters, nfc
@@ -67,31 +66,40 @@ def _font_path() -> str | None:
 def _drawn(text: str, em: int) -> np.ndarray | None:
     """`text` in the print font at `em` pixels, cut to its ink and softened; None without the font."""
     path = _font_path()
-    if path is None or em <= 0:
+    drawn = drawn_text(text, path, em) if path is not None and em > 0 else None
+    return None if drawn is None else cv2.GaussianBlur(drawn, (0, 0), SOFTEN)
+
+
+@dataclass(frozen=True)
+class _Line:
+    region: np.ndarray  # the line's box and half a line above and below, evened and softened
+    height: int  # the box's, px
+
+
+def _line(image: np.ndarray, box: tuple[float, float, float, float]) -> _Line | None:
+    """The line at `box` (x0, y0, x1, y1 in `image`'s pixels) as every drawing is matched against it, searched half a
+    line above and below (a curled page lifts a line off its place); None for an empty box."""
+    x0, y0, x1, y1 = (round(v) for v in box)
+    h = y1 - y0
+    if h <= 0 or x1 <= x0:
         return None
-    img = Image.new("L", (em * (len(text) + 2), em * 2), 255)
-    ImageDraw.Draw(img).text((em // 2, em // 3), text, font=ImageFont.truetype(path, em), fill=0)
-    arr = np.asarray(img)
-    ys, xs = np.nonzero(arr < 128)
-    if len(xs) == 0:
+    region = image[max(0, y0 - h // 2): y1 + h // 2, max(0, x0): x1]
+    if region.size == 0:
         return None
-    return cv2.GaussianBlur(arr[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1], (0, 0), SOFTEN)
+    return _Line(cv2.GaussianBlur(evened(region), (0, 0), SOFTEN), h)
 
 
 def match(image: np.ndarray, box: tuple[float, float, float, float], text: str,
           ems: Iterable[int] | None = None) -> tuple[float, int]:
-    """How well `text` drawn in the print font matches the line at `box` (x0, y0, x1, y1 in `image`'s pixels),
-    searched half a line above and below (a curled page lifts a line off its place): the best normalised
-    correlation and the em it was found at; (-1, 0) when it cannot be drawn or does not fit. `ems`: the sizes tried
-    (by default, every one in EM_RANGE of the line's)."""
-    x0, y0, x1, y1 = (round(v) for v in box)
-    h = y1 - y0
-    if h <= 0 or x1 <= x0:
-        return -1.0, 0
-    region = image[max(0, y0 - h // 2): y1 + h // 2, max(0, x0): x1]
-    if region.size == 0:
-        return -1.0, 0
-    region = cv2.GaussianBlur(evened(region), (0, 0), SOFTEN)
+    """How well `text` drawn in the print font matches the line at `box` (_line): the best normalised correlation
+    and the em it was found at; (-1, 0) when it cannot be drawn or does not fit. `ems`: the sizes tried (by default,
+    every one in EM_RANGE of the line's)."""
+    line = _line(image, box)
+    return (-1.0, 0) if line is None else _matched(line, text, ems)
+
+
+def _matched(line: _Line, text: str, ems: Iterable[int] | None = None) -> tuple[float, int]:
+    region, h = line.region, line.height
     if ems is None:
         ems = range(math.floor(EM_RANGE[0] * EM_OF_LINE * h), math.ceil(EM_RANGE[1] * EM_OF_LINE * h) + 1)
     best = (-1.0, 0)
@@ -116,10 +124,13 @@ def shown(image: np.ndarray, box: tuple[float, float, float, float], name: str, 
     rivals = [names[i] for _, _, i in found]
     if len(rivals) < MIN_OTHERS:
         return False
-    own, em = match(image, box, name)
+    line = _line(image, box)
+    if line is None:
+        return False
+    own, em = _matched(line, name)
     if own < MATCH_FLOOR:
         return False
-    return all(own - match(image, box, other, (em - 1, em, em + 1))[0] >= MATCH_MARGIN for other in rivals)
+    return all(own - _matched(line, other, (em - 1, em, em + 1))[0] >= MATCH_MARGIN for other in rivals)
 
 
 def with_printed_name(reads: list[FieldRead], image: np.ndarray, payload: PagePayload,

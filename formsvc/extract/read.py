@@ -240,19 +240,23 @@ def strip_long_strokes(cell: np.ndarray, dpi: float) -> np.ndarray:
     return out
 
 
+def drawn_text(text: str, font: str, size: int) -> np.ndarray | None:
+    """`text` drawn black on white in the font file `font` at `size` pixels, cut to its ink; None when it leaves
+    none."""
+    img = Image.new("L", (size * (len(text) + 2), size * 2), 255)
+    ImageDraw.Draw(img).text((size // 2, size // 3), text, font=ImageFont.truetype(font, size), fill=0)
+    arr = np.asarray(img)
+    ys, xs = np.nonzero(arr < 128)
+    if len(xs) == 0:
+        return None
+    return arr[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+
+
 @lru_cache(maxsize=256)
 def _font_glyphs(text: str) -> tuple[np.ndarray, ...]:
     """`text` in the form's print font (regular and bold), cut to its ink: what a typed box looks like."""
-    out = []
-    for path in FONTS:
-        if not Path(path).exists():
-            continue
-        img = Image.new("L", (48 * len(text) + 40, 110), 255)
-        ImageDraw.Draw(img).text((20, 15), text, font=ImageFont.truetype(path, 64), fill=0)
-        arr = np.asarray(img)
-        ys, xs = np.nonzero(arr < 128)
-        out.append(arr[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1])
-    return tuple(out)
+    drawn = (drawn_text(text, path, 64) for path in FONTS if Path(path).exists())
+    return tuple(g for g in drawn if g is not None)
 
 
 def typed_evidence(cell: np.ndarray, text: str, dpi: float) -> bool:
